@@ -1,0 +1,48 @@
+# pantau — `make demo` and `make test` do all the setup on a fresh Debian machine.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEMO_ARGS ?= --sites 3 --cameras 4 --duration 60
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test check lint typecheck fmt bench clean system-packages
+
+setup: system-packages $(VENV)/.installed
+
+# Real mosquitto and influxd binaries (Debian packages); deploy/docker-compose.yml is the
+# alternative on machines without apt.
+system-packages:
+	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null; then \
+		echo "installing mosquitto and influxdb (Debian packages)"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			mosquitto influxdb >/dev/null; \
+	fi
+	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
+	@-$(SUDO) systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(VENV)/bin/pantau demo $(DEMO_ARGS)
+
+check: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+fmt: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: setup check
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

@@ -1,0 +1,1 @@
+"""The cloud side: MQTT ingest, InfluxDB sink and the HTTP API."""

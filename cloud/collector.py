@@ -1,0 +1,266 @@
+"""The collector: MQTT (shared, persistent session) → validate → batch → InfluxDB → ack.
+
+A message is acknowledged to the broker only after its points were written to InfluxDB (or, if
+invalid, after it was stored as a dead letter), and acks go out in the order messages arrived. A
+crash therefore loses nothing: the broker redelivers what was not acked on the resumed session,
+and a redelivered reading overwrites the identical point (same measurement, tags, timestamp).
+
+While InfluxDB is down, the pipeline stops consuming once one batch is being retried and one is
+full; the broker stops sending once ``receive_maximum`` messages are unacked. Memory stays bounded
+and the backlog waits in the broker's queue for our persistent session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud.config import CollectorConfig
+from cloud.deadletter import DeadLetter, DeadLetterStore
+from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
+from cloud.http_api import create_collector_app
+from cloud.influx import InfluxClient, InfluxError, InfluxSettings
+from cloud.lineproto import format_line, join_lines
+from cloud.metrics import CollectorMetrics, counter_value
+from cloud.sink import InfluxSink, RetryPolicy
+from pantau.contract import TopicKind, all_sites_filter
+from pantau.mqtt import BrokerAddress, LinkSettings, Message, MqttLink
+from pantau.webserver import bind_socket, serve_app
+
+log = logging.getLogger(__name__)
+
+BATCH_QUEUE_DEPTH = 2  # batches waiting for the writer: one being built overlaps one in flight
+
+
+@dataclass
+class _Batch:
+    lines: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    readings: int = 0
+    started: float = 0.0
+
+
+class Collector:
+    """One collector instance; ``run()`` until cancelled."""
+
+    def __init__(self, config: CollectorConfig) -> None:
+        self.config = config
+        self.metrics = CollectorMetrics()
+        self.http_port: int | None = None
+        self.ready = asyncio.Event()
+        c = config.mqtt
+        address = BrokerAddress.parse(c.url)
+        self._link = MqttLink(
+            LinkSettings(
+                address=address,
+                client_id=c.client_id,
+                username=c.username,
+                password=c.password,
+                keepalive_s=c.keepalive_s,
+                clean_start=False,
+                session_expiry_s=c.session_expiry_s,
+                receive_maximum=c.receive_maximum,
+                manual_ack=True,
+                ca_file=str(c.ca_file) if c.ca_file else None,
+            ),
+            message_queue_size=c.receive_maximum + 100,
+        )
+        i = config.influx
+        self._influx = InfluxClient(
+            InfluxSettings(
+                url=i.url,
+                database=i.database,
+                username=i.username,
+                password=i.password,
+                token=i.token,
+                timeout_s=i.timeout_s,
+            )
+        )
+        self._sink = InfluxSink(
+            self._influx,
+            self.metrics,
+            RetryPolicy(min_s=config.batch.retry_min_s, max_s=config.batch.retry_max_s),
+        )
+        self._limits = DecodeLimits(
+            max_payload_bytes=config.validation.max_payload_bytes,
+            max_future_ns=int(config.validation.max_future_s * 1e9),
+        )
+        self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=BATCH_QUEUE_DEPTH)
+        self._dead_letters = DeadLetterStore(
+            config.dead_letter_path, max_rows=config.dead_letter_max_rows
+        )
+        self._pending_messages = 0
+        self._pending_points = 0
+
+    def health(self) -> dict[str, Any]:
+        """Health for ``/healthz``: broker connected and InfluxDB writes succeeding."""
+        mqtt_ok = self._link.connected.is_set()
+        return {
+            "ok": mqtt_ok and self._sink.healthy,
+            "mqtt_connected": mqtt_ok,
+            "influx_ok": self._sink.healthy,
+            "influx_error": self._sink.last_error,
+            "pending_messages": self._pending_messages,
+            "pending_points": self._pending_points,
+        }
+
+    async def run(self) -> None:
+        """Connect, consume and write until cancelled; then stop cleanly."""
+        sock = bind_socket(self.config.http_host, self.config.http_port)
+        self.http_port = sock.getsockname()[1]
+        app = create_collector_app(self.metrics, self.health)
+        if self.config.influx.create_database:
+            try:
+                await self._influx.create_database()
+            except InfluxError as exc:
+                log.warning("could not create database yet (will retry on write): %s", exc)
+        share = self.config.mqtt.share_group
+        await self._link.subscribe(
+            [
+                all_sites_filter(TopicKind.READINGS, share_group=share),
+                all_sites_filter(TopicKind.STATUS, share_group=share),
+            ]
+        )
+        await self._link.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(serve_app(app, sock), name="collector-http")
+                tasks.create_task(self._consume(), name="collector-consume")
+                tasks.create_task(self._write(), name="collector-write")
+                tasks.create_task(self._self_metrics(), name="collector-self-metrics")
+                tasks.create_task(self._watch_link(), name="collector-link-watch")
+                self.ready.set()
+        finally:
+            await self._link.close()
+            await self._influx.aclose()
+            self._dead_letters.close()
+
+    async def _watch_link(self) -> None:
+        while True:
+            await self._link.connected.wait()
+            self.metrics.mqtt_connected.set(1)
+            while self._link.connected.is_set():
+                await asyncio.sleep(0.2)
+            self.metrics.mqtt_connected.set(0)
+            if self._link.fatal_error:
+                raise self._link.fatal_error
+
+    async def _consume(self) -> None:
+        batch = _Batch()
+        max_lines = self.config.batch.max_lines
+        max_delay = self.config.batch.max_delay_s
+        while True:
+            timeout = None if not batch.messages else batch.started + max_delay - time.monotonic()
+            try:
+                async with asyncio.timeout(timeout):
+                    message = await self._link.messages.get()
+            except TimeoutError:
+                batch = await self._hand_over(batch)
+                continue
+            if not batch.messages:
+                batch.started = time.monotonic()
+            self._add(batch, message)
+            if len(batch.lines) >= max_lines or time.monotonic() - batch.started >= max_delay:
+                batch = await self._hand_over(batch)
+
+    def _add(self, batch: _Batch, message: Message) -> None:
+        self.metrics.messages_received.inc()
+        now_ns = time.time_ns()
+        result = decode_message(
+            message.topic, message.payload, retain=message.retain, now_ns=now_ns,
+            limits=self._limits,
+        )
+        batch.messages.append(message)
+        self._pending_messages += 1
+        if isinstance(result, Accepted):
+            batch.lines.extend(result.lines)
+            batch.readings += len(result.lines)
+            self._pending_points += len(result.lines)
+        else:
+            self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
+            log.debug("rejected message on %s: %s (%s)", message.topic, result.reason, result.detail)
+            batch.dead.append(
+                DeadLetter(now_ns, message.topic, result.reason.value, result.detail,
+                           message.payload)
+            )
+        self.metrics.pending_messages.set(self._pending_messages)
+        self.metrics.pending_points.set(self._pending_points)
+
+    async def _hand_over(self, batch: _Batch) -> _Batch:
+        if batch.messages:
+            await self._batches.put(batch)
+        return _Batch()
+
+    async def _write(self) -> None:
+        while True:
+            batch = await self._batches.get()
+            if batch.dead:
+                await asyncio.to_thread(self._dead_letters.add_many, batch.dead)
+            if batch.lines:
+                refused = await self._sink.write(batch.lines)
+                if refused:
+                    now_ns = time.time_ns()
+                    self.metrics.messages_rejected.labels(
+                        reason=RejectReason.UNENCODABLE.value
+                    ).inc(len(refused))
+                    letters = [
+                        DeadLetter(now_ns, "influx", "influx_refused", err[:200], line.encode())
+                        for line, err in refused
+                    ]
+                    await asyncio.to_thread(self._dead_letters.add_many, letters)
+                self.metrics.readings_written.inc(len(batch.lines) - len(refused))
+            for message in batch.messages:
+                self._link.ack(message)
+            self._pending_messages -= len(batch.messages)
+            self._pending_points -= len(batch.lines)
+            self.metrics.pending_messages.set(self._pending_messages)
+            self.metrics.pending_points.set(self._pending_points)
+
+    async def _self_metrics(self) -> None:
+        """Write the collector's own counters to InfluxDB for the health dashboard (best effort)."""
+        instance = self.config.instance
+        while True:
+            await asyncio.sleep(self.config.self_metrics_interval_s)
+            now_ns = time.time_ns()
+            lines = [
+                format_line(
+                    "pantau_collector",
+                    {"instance": instance},
+                    {
+                        "received": int(counter_value(self.metrics.messages_received)),
+                        "written": int(counter_value(self.metrics.readings_written)),
+                        "pending_messages": self._pending_messages,
+                        "pending_points": self._pending_points,
+                        "write_latency_ms": self._mean_write_latency_ms(),
+                        "influx_ok": 1 if self._sink.healthy else 0,
+                    },
+                    now_ns,
+                )
+            ]
+            for reason, count in self.metrics.rejected_by_reason().items():
+                lines.append(
+                    format_line(
+                        "pantau_rejected",
+                        {"instance": instance, "reason": reason},
+                        {"count": int(count)},
+                        now_ns,
+                    )
+                )
+            try:
+                await self._influx.write(join_lines(lines))
+            except InfluxError as exc:
+                log.debug("self-metrics write skipped: %s", exc)
+
+    def _mean_write_latency_ms(self) -> float:
+        total = count = 0.0
+        for metric in self.metrics.write_latency.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_sum"):
+                    total = sample.value
+                elif sample.name.endswith("_count"):
+                    count = sample.value
+        return 1000.0 * total / count if count else 0.0

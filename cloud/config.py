@@ -1,0 +1,107 @@
+"""Collector configuration (YAML file and/or command-line flags)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttConfig(_Config):
+    """The broker the collector subscribes to."""
+
+    url: str = Field(default="mqtt://127.0.0.1:1883", description="mqtt:// or mqtts:// URL")
+    username: str | None = Field(default=None, description="broker user (collector role)")
+    password: str | None = Field(default=None, description="broker password", repr=False)
+    ca_file: Path | None = Field(default=None, description="CA bundle for mqtts://")
+    client_id: str = Field(
+        default="pantau-collector-1",
+        min_length=1,
+        max_length=64,
+        description="fixed per instance: the persistent session (and its queued messages) is "
+        "keyed on it",
+    )
+    share_group: str | None = Field(
+        default="pantau",
+        description="shared-subscription group; collectors in one group split the load",
+    )
+    keepalive_s: int = Field(default=15, ge=2, le=600, description="MQTT keepalive")
+    session_expiry_s: int = Field(
+        default=7 * 86400,
+        ge=0,
+        description="how long the broker keeps our session and queues messages while we are away",
+    )
+    receive_maximum: int = Field(
+        default=2000,
+        ge=10,
+        le=65535,
+        description="unacknowledged messages the broker may have in flight to us; acks wait for "
+        "a batch write, so this bounds memory and must exceed a batch's message count",
+    )
+
+
+class InfluxConfig(_Config):
+    """The InfluxDB the collector writes to (v1 HTTP API)."""
+
+    url: str = Field(default="http://127.0.0.1:8086", description="http(s)://host:port")
+    database: str = Field(default="pantau", min_length=1, description="database name")
+    username: str | None = Field(default=None, description="InfluxDB 1.x user")
+    password: str | None = Field(default=None, description="InfluxDB 1.x password", repr=False)
+    token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token", repr=False)
+    timeout_s: float = Field(default=10.0, gt=0, le=120, description="per-request timeout")
+    create_database: bool = Field(default=True, description="CREATE DATABASE at start-up")
+
+
+class BatchConfig(_Config):
+    """How readings are grouped into InfluxDB writes."""
+
+    max_lines: int = Field(
+        default=5000, ge=1, le=100_000, description="flush when a batch holds this many points"
+    )
+    max_delay_s: float = Field(
+        default=0.2,
+        gt=0,
+        le=10,
+        description="flush a non-empty batch after this long; bounds added latency",
+    )
+    retry_min_s: float = Field(default=0.2, gt=0, description="first retry delay")
+    retry_max_s: float = Field(default=10.0, gt=0, description="retry delay cap (with jitter)")
+
+
+class ValidationConfig(_Config):
+    """Limits applied to incoming messages."""
+
+    max_payload_bytes: int = Field(
+        default=1_048_576, ge=1024, description="larger messages are rejected as oversized"
+    )
+    max_future_s: float = Field(
+        default=300.0, ge=0, description="reject readings stamped further in the future"
+    )
+
+
+class CollectorConfig(_Config):
+    """Everything the collector needs."""
+
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    influx: InfluxConfig = Field(default_factory=InfluxConfig)
+    batch: BatchConfig = Field(default_factory=BatchConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    dead_letter_path: Path = Field(
+        default=Path("var/collector/dead-letter.sqlite"),
+        description="SQLite file keeping rejected messages with their reason",
+    )
+    dead_letter_max_rows: int = Field(
+        default=100_000, ge=100, description="oldest dead letters are pruned beyond this"
+    )
+    http_host: str = Field(default="127.0.0.1", description="bind address of /healthz, /metrics")
+    http_port: int = Field(default=9108, ge=0, le=65535, description="0 picks a free port")
+    instance: str = Field(
+        default="collector-1", description="name of this collector in metrics and in InfluxDB"
+    )
+    self_metrics_interval_s: float = Field(
+        default=5.0, gt=0, description="how often the collector writes its own stats to InfluxDB"
+    )

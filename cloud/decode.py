@@ -1,0 +1,119 @@
+"""Turn one MQTT message into line-protocol points, or into a rejection with a reason."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from cloud.lineproto import LineProtocolError, batch_lines, status_line
+from pantau.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
+
+
+class RejectReason(enum.StrEnum):
+    """Why a message was not stored (a Prometheus label and a dead-letter column)."""
+
+    OVERSIZED = "oversized"
+    UNKNOWN_TOPIC = "unknown_topic"
+    BAD_JSON = "bad_json"
+    SCHEMA = "schema"
+    NON_FINITE = "non_finite"
+    SITE_MISMATCH = "site_mismatch"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    UNENCODABLE = "unencodable"
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A valid message and the points it maps to (possibly none, e.g. a stale retained will)."""
+
+    site: str
+    lines: list[str]
+    readings: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An invalid message: the reason and a short human-readable detail."""
+
+    reason: RejectReason
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeLimits:
+    """Validation limits (from the collector config)."""
+
+    max_payload_bytes: int
+    max_future_ns: int
+
+
+def _classify(error: ValidationError) -> Rejection:
+    first = error.errors()[0]
+    kinds = {item["type"] for item in error.errors()}
+    if "json_invalid" in kinds or "json_type" in kinds:
+        return Rejection(RejectReason.BAD_JSON, first["msg"][:200])
+    if "non_finite" in kinds or "finite_number" in kinds:
+        return Rejection(RejectReason.NON_FINITE, "NaN or infinity in a numeric field")
+    where = ".".join(str(p) for p in first["loc"])
+    return Rejection(RejectReason.SCHEMA, f"{where}: {first['msg']}"[:200])
+
+
+def decode_message(
+    topic: str, payload: bytes, *, retain: bool, now_ns: int, limits: DecodeLimits
+) -> Accepted | Rejection:
+    """Validate a message against the contract and map it to points."""
+    if len(payload) > limits.max_payload_bytes:
+        return Rejection(
+            RejectReason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}"
+        )
+    parsed = parse_site_topic(topic)
+    if parsed is None:
+        return Rejection(RejectReason.UNKNOWN_TOPIC, topic[:200])
+    topic_site, kind = parsed
+    try:
+        message = (
+            ReadingBatch.model_validate_json(payload)
+            if kind is TopicKind.READINGS
+            else SiteStatus.model_validate_json(payload)
+        )
+    except ValidationError as exc:
+        return _classify(exc)
+    if message.site != topic_site:
+        return Rejection(
+            RejectReason.SITE_MISMATCH,
+            f"payload site {message.site!r} published on topic of site {topic_site!r}",
+        )
+    horizon = now_ns + limits.max_future_ns
+    try:
+        if isinstance(message, SiteStatus):
+            return _status(message, retain=retain, now_ns=now_ns, horizon=horizon)
+        if any(ts > horizon for ts in _timestamps(message)):
+            return Rejection(RejectReason.FUTURE_TIMESTAMP, "a reading is stamped in the future")
+        return Accepted(message.site, batch_lines(message), message.count())
+    except LineProtocolError as exc:
+        return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
+
+
+def _timestamps(batch: ReadingBatch) -> list[int]:
+    return [
+        *(r.ts for r in batch.cameras),
+        *(r.ts for r in batch.sensors),
+        *(r.ts for r in batch.agent),
+        *(r.ts for r in batch.gaps),
+    ]
+
+
+def _status(status: SiteStatus, *, retain: bool, now_ns: int, horizon: int) -> Accepted | Rejection:
+    if status.ts is None:
+        if status.online:
+            return Rejection(RejectReason.SCHEMA, "ts: an online (birth) status needs a timestamp")
+        if retain:
+            # A retained will replayed on (re)subscribe: it fired earlier and was stored then;
+            # stamping it now would invent a second offline transition.
+            return Accepted(status.site, [], 0)
+        return Accepted(status.site, [status_line(status, now_ns)], 1)
+    if status.ts > horizon:
+        return Rejection(RejectReason.FUTURE_TIMESTAMP, "status is stamped in the future")
+    return Accepted(status.site, [status_line(status, status.ts)], 1)

@@ -1,0 +1,78 @@
+"""The fleet's current state, read back from InfluxDB (what the wall and the API show)."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+from cloud.influx import InfluxClient, series_rows
+
+
+class Status(enum.StrEnum):
+    """A camera's state now: ``unknown`` when no fresh measurement exists (site unreachable)."""
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class CameraState:
+    """Latest known state of one camera."""
+
+    site: str
+    district: str
+    camera: str
+    status: Status
+    cause: str
+    last_seen_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """Latest birth/will of one site."""
+
+    site: str
+    district: str
+    online: bool
+    since_ns: int
+    lat: float | None
+    lon: float | None
+
+
+async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list[CameraState]:
+    """Each camera's last probe; older than ``stale_after_s`` counts as unknown."""
+    # A selector (last) beside a plain field returns that field from the selected point.
+    results = await client.query(
+        'SELECT last("up") AS "up", "cause" FROM "camera" '
+        'WHERE time > now() - 30d GROUP BY "site", "district", "camera"'
+    )
+    horizon = time.time_ns() - int(stale_after_s * 1e9)
+    states = []
+    for row in series_rows(results):
+        last_seen = int(row["time"])
+        if last_seen < horizon:
+            status = Status.UNKNOWN
+        else:
+            status = Status.UP if row["up"] == 1 else Status.DOWN
+        states.append(
+            CameraState(row["site"], row.get("district", ""), row["camera"], status,
+                        str(row["cause"]), last_seen)
+        )
+    return sorted(states, key=lambda s: (s.site, s.camera))
+
+
+async def current_sites(client: InfluxClient) -> list[SiteState]:
+    """Each site's latest online/offline transition."""
+    results = await client.query(
+        'SELECT last("online") AS "online", "lat", "lon" FROM "site" GROUP BY "site", "district"'
+    )
+    return sorted(
+        (
+            SiteState(row["site"], row.get("district", ""), row["online"] == 1, int(row["time"]),
+                      row.get("lat"), row.get("lon"))
+            for row in series_rows(results)
+        ),
+        key=lambda s: s.site,
+    )

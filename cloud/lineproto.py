@@ -1,0 +1,134 @@
+"""InfluxDB line protocol: escaping and the mapping from contract payloads to points.
+
+Hand-written because it is the collector's hot path: a formatted line costs ~2.5 µs where
+influxdb-client's ``Point`` costs ~19 µs. Tag keys are emitted sorted, as InfluxDB prefers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from pantau.contract import ReadingBatch, SiteStatus
+
+FieldValue = bool | int | float | str
+
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_TAG_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\"})
+_FORBIDDEN = ("\n", "\r")
+
+
+class LineProtocolError(ValueError):
+    """A value cannot be represented in line protocol."""
+
+
+def _check(value: str, what: str) -> str:
+    if any(c in value for c in _FORBIDDEN):
+        raise LineProtocolError(f"{what} {value!r} contains a line break")
+    if not value:
+        raise LineProtocolError(f"{what} is empty")
+    return value
+
+
+def escape_measurement(name: str) -> str:
+    """Escape a measurement name."""
+    return _check(name, "measurement").translate(_MEASUREMENT_ESCAPES)
+
+
+def escape_key(key: str) -> str:
+    """Escape a tag key, tag value or field key."""
+    if key.endswith("\\"):
+        # A trailing backslash would escape the separator after it; line protocol has no way out.
+        raise LineProtocolError(f"tag/field {key!r} ends with a backslash")
+    return _check(key, "tag/field").translate(_TAG_ESCAPES)
+
+
+def format_field(value: FieldValue) -> str:
+    """Format a field value: ``1i`` for ints, ``t``/``f`` for bools, quoted strings."""
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return '"' + _check(value, "string field").translate(_STRING_ESCAPES) + '"'
+
+
+def format_line(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue | None],
+    ts_ns: int,
+) -> str:
+    """Format one point; ``None`` fields are left out. Raise if no field remains."""
+    tag_part = "".join(
+        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items())
+    )
+    field_part = ",".join(
+        f"{escape_key(k)}={format_field(v)}" for k, v in fields.items() if v is not None
+    )
+    if not field_part:
+        raise LineProtocolError(f"point in {measurement!r} has no fields")
+    return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ns}"
+
+
+def batch_lines(batch: ReadingBatch) -> list[str]:
+    """Map a reading batch to line-protocol lines (see docs/data-model.md)."""
+    site, district = batch.site, batch.district
+    lines: list[str] = []
+    # Ids are validated by the contract to [A-Za-z0-9_.-], so tags need no escaping here; the
+    # fast path formats them directly.
+    for c in batch.cameras:
+        fields: list[str] = [f"up={1 if c.up else 0}i", f'cause="{c.cause.value}"']
+        if c.stage is not None:
+            fields.append(f'stage="{c.stage.value}"')
+        for name, value in (
+            ("latency_ms", c.latency_ms),
+            ("tcp_ms", c.tcp_ms),
+            ("rtsp_ms", c.rtsp_ms),
+            ("snapshot_ms", c.snapshot_ms),
+        ):
+            if value is not None:
+                fields.append(f"{name}={float(value)!r}")
+        if c.snapshot_bytes is not None:
+            fields.append(f"snapshot_bytes={c.snapshot_bytes}i")
+        if c.rtsp_status is not None:
+            fields.append(f"rtsp_status={c.rtsp_status}i")
+        lines.append(
+            f"camera,camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
+        )
+    for s in batch.sensors:
+        lines.append(
+            f"sensor,kind={s.kind},sensor={s.sensor},site={site} value={float(s.value)!r} {s.ts}"
+        )
+    for a in batch.agent:
+        lines.append(
+            f"agent,district={district},site={site} backlog={a.backlog}i,"
+            f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r} {a.ts}"
+        )
+    for g in batch.gaps:
+        lines.append(
+            f"gap,district={district},site={site} start_ts={g.start_ts}i,end_ts={g.end_ts}i,"
+            f"count={g.count}i {g.ts}"
+        )
+    return lines
+
+
+def status_line(status: SiteStatus, ts_ns: int) -> str:
+    """Map a site birth/will to a ``site`` point at ``ts_ns``."""
+    return format_line(
+        "site",
+        {"site": status.site, "district": status.district},
+        {
+            "online": 1 if status.online else 0,
+            "lat": float(status.lat),
+            "lon": float(status.lon),
+            "session": status.session,
+        },
+        ts_ns,
+    )
+
+
+def join_lines(lines: Iterable[str]) -> bytes:
+    """Join lines into a ``/write`` request body."""
+    return "\n".join(lines).encode()

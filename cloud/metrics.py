@@ -1,0 +1,62 @@
+"""The collector's Prometheus metrics, in a registry owned by one collector instance."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class CollectorMetrics:
+    """Counters and gauges of one collector; exported at ``/metrics``."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.messages_received = Counter(
+            "pantau_messages_received", "MQTT messages received", registry=r
+        )
+        self.messages_rejected = Counter(
+            "pantau_messages_rejected", "messages rejected, by reason", ["reason"], registry=r
+        )
+        self.readings_written = Counter(
+            "pantau_readings_written", "readings (points) written to InfluxDB", registry=r
+        )
+        self.batches_written = Counter("pantau_batches_written", "successful /write calls", registry=r)
+        self.write_failures = Counter(
+            "pantau_write_failures", "failed /write attempts, by kind", ["kind"], registry=r
+        )
+        self.write_latency = Histogram(
+            "pantau_write_latency_seconds",
+            "duration of successful /write calls",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.pending_messages = Gauge(
+            "pantau_pending_messages",
+            "messages received but not yet acknowledged (waiting for a write)",
+            registry=r,
+        )
+        self.pending_points = Gauge(
+            "pantau_pending_points", "points waiting to be written", registry=r
+        )
+        self.influx_up = Gauge("pantau_influx_up", "1 if the last write succeeded", registry=r)
+        self.mqtt_connected = Gauge(
+            "pantau_mqtt_connected", "1 while connected to the broker", registry=r
+        )
+
+    def rejected_by_reason(self) -> dict[str, float]:
+        """Current rejection counts keyed by reason."""
+        counts: dict[str, float] = {}
+        for metric in self.messages_rejected.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    counts[sample.labels["reason"]] = sample.value
+        return counts
+
+
+def counter_value(counter: Counter) -> float:
+    """The current total of an unlabelled counter."""
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                return sample.value
+    return 0.0

@@ -1,0 +1,1 @@
+"""The edge agent: probes cameras, reads cabinet sensors, stores and forwards readings."""

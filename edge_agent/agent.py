@@ -1,0 +1,240 @@
+"""The edge agent service: probe → queue on disk → publish, with birth and Last Will."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from edge_agent.config import AgentConfig, HostSensors, SimulatedCabinet
+from edge_agent.probes.camera import CameraProbe, probe_camera
+from edge_agent.probes.snapshot import make_http_client
+from edge_agent.publisher import Publisher
+from edge_agent.queue import ReadingQueue
+from edge_agent.sensors.base import SensorDriver, SensorValue
+from edge_agent.sensors.host import HostDriver
+from edge_agent.sensors.simulated import SimulatedCabinetDriver
+from pantau.contract import (
+    AgentReading,
+    CameraReading,
+    SensorReading,
+    SiteStatus,
+    TopicKind,
+    site_topic,
+)
+from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
+
+log = logging.getLogger(__name__)
+
+OFFLINE_PUBLISH_TIMEOUT_S = 2.0  # on shutdown, how long to try telling the cloud we leave
+
+
+class DeviceClock:
+    """Edge timestamps that strictly increase per device.
+
+    InfluxDB keys points on (measurement, tags, time): two readings of one device with the same
+    nanosecond would overwrite each other, so a tie is broken by moving one nanosecond on.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, ...], int] = {}
+
+    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
+        """Return ``ts_ns``, or one more than the device's previous stamp if that is later."""
+        last = self._last.get(device)
+        if last is not None and ts_ns <= last:
+            ts_ns = last + 1
+        self._last[device] = ts_ns
+        return ts_ns
+
+
+def build_drivers(config: AgentConfig, broker: BrokerAddress) -> list[SensorDriver]:
+    """Instantiate the configured sensor drivers."""
+    drivers: list[SensorDriver] = []
+    for sensor in config.sensors:
+        if isinstance(sensor, SimulatedCabinet):
+            drivers.append(SimulatedCabinetDriver(sensor))
+        elif isinstance(sensor, HostSensors):
+            drivers.append(HostDriver(sensor, broker_host=broker.host, broker_port=broker.port))
+    return drivers
+
+
+class Agent:
+    """One site's agent; ``run()`` until cancelled."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self._session = time.time_ns()
+        self._clock = DeviceClock()
+        self._address = BrokerAddress.parse(config.broker.url)
+        self._drivers = build_drivers(config, self._address)
+        self._births: set[asyncio.Future[None]] = set()
+        b = config.broker
+        will = self._status(online=False, ts=None)
+        self._link = MqttLink(
+            LinkSettings(
+                address=self._address,
+                client_id=f"pantau-agent-{config.site.id}",
+                username=b.username,
+                password=b.password,
+                keepalive_s=b.keepalive_s,
+                clean_start=True,
+                ca_file=str(b.ca_file) if b.ca_file else None,
+                cert_file=str(b.cert_file) if b.cert_file else None,
+                key_file=str(b.key_file) if b.key_file else None,
+                max_inflight_out=config.publish.max_inflight + 2,
+                will=Will(
+                    topic=site_topic(config.site.id, TopicKind.STATUS),
+                    payload=will.model_dump_json().encode(),
+                ),
+            ),
+            on_connected=self._publish_birth,
+        )
+        self.cycles = 0
+
+    def _status(self, *, online: bool, ts: int | None) -> SiteStatus:
+        s = self.config.site
+        return SiteStatus(
+            site=s.id, district=s.district, online=online, ts=ts, lat=s.lat, lon=s.lon,
+            session=self._session,
+        )
+
+    def _publish_birth(self) -> None:
+        """Called after each CONNACK: mark the site online (retained)."""
+        payload = self._status(online=True, ts=time.time_ns()).model_dump_json().encode()
+        try:
+            future = self._link.publish_nowait(
+                site_topic(self.config.site.id, TopicKind.STATUS), payload, qos=1, retain=True
+            )
+        except NotConnectedError:
+            return
+        self._births.add(future)
+        future.add_done_callback(self._births.discard)
+
+    async def run(self) -> None:
+        """Probe, queue and publish until cancelled; on the way out, publish offline."""
+        c = self.config
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{c.site.id}")
+        queue = ReadingQueue(
+            c.queue.path,
+            max_readings=c.queue.max_readings,
+            max_age_s=c.queue.max_age_s,
+            ledger=c.ledger_path is not None,
+        )
+        publisher = Publisher(
+            link=self._link, queue=queue, executor=executor, site=c.site.id,
+            district=c.site.district, config=c.publish,
+        )
+        http = make_http_client()
+        await self._link.start()
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._probe_loop(queue, executor, publisher, http),
+                                  name=f"probe-{c.site.id}")
+                tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
+                tasks.create_task(self._watch_fatal(), name=f"link-watch-{c.site.id}")
+        finally:
+            await self._say_offline()
+            await self._link.close()
+            await publisher.drain_deletes()
+            await http.aclose()
+            await asyncio.get_running_loop().run_in_executor(executor, queue.close)
+            executor.shutdown(wait=True)
+
+    async def _watch_fatal(self) -> None:
+        while self._link.fatal_error is None:
+            await asyncio.sleep(0.5)
+        raise self._link.fatal_error
+
+    async def _say_offline(self) -> None:
+        if not self._link.connected.is_set():
+            return
+        payload = self._status(online=False, ts=time.time_ns()).model_dump_json().encode()
+        try:
+            async with asyncio.timeout(OFFLINE_PUBLISH_TIMEOUT_S):
+                await self._link.publish(
+                    site_topic(self.config.site.id, TopicKind.STATUS), payload, qos=1, retain=True
+                )
+        except (TimeoutError, NotConnectedError):
+            log.warning("could not publish offline status before leaving")
+
+    async def _probe_loop(
+        self,
+        queue: ReadingQueue,
+        executor: ThreadPoolExecutor,
+        publisher: Publisher,
+        http: Any,
+    ) -> None:
+        interval = self.config.probe.interval_s
+        loop = asyncio.get_running_loop()
+        next_at = time.monotonic()
+        while True:
+            items = await self.collect_once(queue, executor, http)
+            now_ns = time.time_ns()
+            dropped = await loop.run_in_executor(
+                executor, lambda items=items, now_ns=now_ns: queue.append(items, now_ns=now_ns)
+            )
+            if dropped:
+                log.warning("queue full: dropped the %d oldest readings (reported as a gap)",
+                            dropped)
+            publisher.notify()
+            self.cycles += 1
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay < 0:  # fell behind (slow probes or a suspended host): do not burst
+                next_at = time.monotonic()
+                delay = 0
+            await asyncio.sleep(delay)
+
+    async def collect_once(
+        self, queue: ReadingQueue, executor: ThreadPoolExecutor, http: Any
+    ) -> list[tuple[str, int, bytes]]:
+        """Probe every camera and read every sensor once; return queue items."""
+        c = self.config
+        started_ns = time.time_ns()
+        semaphore = asyncio.Semaphore(c.probe.concurrency)
+
+        async def one(camera: Any) -> CameraProbe:
+            async with semaphore:
+                return await probe_camera(camera, http, timeout_s=c.probe.timeout_s)
+
+        probes = await asyncio.gather(*(one(cam) for cam in c.cameras))
+        items: list[tuple[str, int, bytes]] = []
+        for probe in probes:
+            ts = self._clock.stamp(("camera", probe.camera), started_ns)
+            reading = CameraReading(
+                camera=probe.camera, ts=ts, up=probe.up, cause=probe.cause, stage=probe.stage,
+                latency_ms=round(probe.latency_ms, 3),
+                tcp_ms=_round(probe.tcp_ms), rtsp_ms=_round(probe.rtsp_ms),
+                snapshot_ms=_round(probe.snapshot_ms), snapshot_bytes=probe.snapshot_bytes,
+                rtsp_status=probe.rtsp_status,
+            )
+            items.append(("cameras", ts, reading.model_dump_json(exclude_none=True).encode()))
+        for value in await self._read_sensors(started_ns):
+            ts = self._clock.stamp(("sensor", value.sensor, value.kind), started_ns)
+            sensor = SensorReading(sensor=value.sensor, kind=value.kind, ts=ts, value=value.value)
+            items.append(("sensors", ts, sensor.model_dump_json().encode()))
+        stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
+        ts = self._clock.stamp(("agent",), started_ns)
+        oldest_age = max(0.0, (started_ns - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
+        agent = AgentReading(
+            ts=ts, backlog=stats.backlog, dropped_total=stats.dropped_total,
+            oldest_age_s=round(oldest_age, 3),
+        )
+        items.append(("agent", ts, agent.model_dump_json().encode()))
+        return items
+
+    async def _read_sensors(self, now_ns: int) -> list[SensorValue]:
+        values: list[SensorValue] = []
+        for driver in self._drivers:
+            try:
+                values.extend(await driver.read(now_ns / 1e9))
+            except Exception:  # one broken driver must not stop probing the cameras
+                log.exception("sensor driver %s failed", type(driver).__name__)
+        return values
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

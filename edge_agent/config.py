@@ -1,0 +1,170 @@
+"""Edge agent configuration, one YAML file per site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pantau.contract import Ident
+from pantau.units import Seconds
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteConfig(_Config):
+    """Where this agent is."""
+
+    id: Ident = Field(description="site id, unique in the fleet; the MQTT topic prefix")
+    district: Ident = Field(description="district id, for grouping on dashboards and reports")
+    lat: float = Field(ge=-90, le=90, description="latitude in degrees (WGS84)")
+    lon: float = Field(ge=-180, le=180, description="longitude in degrees (WGS84)")
+
+
+class BrokerConfig(_Config):
+    """The MQTT broker this agent reports to."""
+
+    url: str = Field(description="mqtt://host:port or mqtts://host:port")
+    username: str | None = Field(default=None, description="site credential user name")
+    password: str | None = Field(default=None, description="site credential password", repr=False)
+    ca_file: Path | None = Field(default=None, description="CA bundle that signed the broker")
+    cert_file: Path | None = Field(default=None, description="client certificate (mTLS)")
+    key_file: Path | None = Field(default=None, description="client key (mTLS)")
+    keepalive_s: int = Field(
+        default=10,
+        ge=2,
+        le=600,
+        description="MQTT keepalive; the broker declares the site offline after 1.5x this",
+    )
+    connect_timeout_s: Seconds = Field(default=10.0, gt=0, description="per connect attempt")
+
+    @model_validator(mode="after")
+    def _check_url(self) -> BrokerConfig:
+        if urlsplit(self.url).scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"url {self.url!r} must start with mqtt:// or mqtts://")
+        return self
+
+
+class CameraConfig(_Config):
+    """One IP camera and how to probe it."""
+
+    id: Ident = Field(description="camera id, unique within the site")
+    host: str | None = Field(
+        default=None, description="host to TCP-probe; defaults to the RTSP URL's host"
+    )
+    rtsp_url: str | None = Field(default=None, description="rtsp://host[:554]/path")
+    snapshot_url: str | None = Field(default=None, description="http(s) URL of a JPEG snapshot")
+    username: str | None = Field(default=None, description="camera user (Digest or Basic auth)")
+    password: str | None = Field(default=None, description="camera password", repr=False)
+
+    @model_validator(mode="after")
+    def _check_urls(self) -> CameraConfig:
+        if not self.rtsp_url and not self.snapshot_url:
+            raise ValueError("give rtsp_url, snapshot_url or both")
+        if self.rtsp_url and urlsplit(self.rtsp_url).scheme != "rtsp":
+            raise ValueError(f"rtsp_url {self.rtsp_url!r} must start with rtsp://")
+        if self.snapshot_url and urlsplit(self.snapshot_url).scheme not in ("http", "https"):
+            raise ValueError(f"snapshot_url {self.snapshot_url!r} must be http(s)://")
+        return self
+
+
+class ProbeConfig(_Config):
+    """How often and how patiently cameras are probed."""
+
+    interval_s: Seconds = Field(default=10.0, ge=0.2, le=3600, description="probe period")
+    timeout_s: Seconds = Field(
+        default=3.0, gt=0, le=60, description="per stage (connect, RTSP answer, snapshot)"
+    )
+    concurrency: int = Field(default=32, ge=1, le=1024, description="cameras probed at once")
+
+    @model_validator(mode="after")
+    def _timeout_fits(self) -> ProbeConfig:
+        if self.timeout_s * 3 > self.interval_s * 2:
+            raise ValueError(
+                f"timeout_s {self.timeout_s} is too long for interval_s {self.interval_s}: "
+                "three stages must fit in two intervals"
+            )
+        return self
+
+
+class SimulatedCabinet(_Config):
+    """Simulated cabinet sensors: temperature, humidity, mains voltage, UPS battery."""
+
+    type: Literal["simulated"]
+    id: Ident = Field(description="sensor id prefix")
+    seed: int = Field(default=0, description="noise seed; the same seed gives the same values")
+    base_temp_c: float = Field(default=30.0, ge=-40, le=80, description="daily mean temperature")
+
+
+class HostSensors(_Config):
+    """The agent host's own metrics: CPU temperature, load, disk free, uplink round trip."""
+
+    type: Literal["host"]
+    id: Ident = Field(default="host", description="sensor id prefix")
+    disk_path: Path = Field(default=Path("/"), description="filesystem whose free space counts")
+
+
+SensorConfig = Annotated[SimulatedCabinet | HostSensors, Field(discriminator="type")]
+
+
+class QueueConfig(_Config):
+    """The on-disk store-and-forward queue."""
+
+    path: Path = Field(description="SQLite file; survives kill -9 and reboots")
+    max_readings: int = Field(
+        default=2_000_000, ge=100, description="oldest readings are dropped (and counted) beyond"
+    )
+    max_age_s: Seconds = Field(
+        default=7 * 86400, gt=0, description="readings older than this are dropped (and counted)"
+    )
+
+
+class PublishConfig(_Config):
+    """How queued readings are sent."""
+
+    batch_max_readings: int = Field(
+        default=500, ge=1, le=5000, description="readings per MQTT message"
+    )
+    max_inflight: int = Field(
+        default=8, ge=1, le=100, description="messages awaiting PUBACK at once"
+    )
+    replay_rate_per_s: float = Field(
+        default=10_000,
+        gt=0,
+        description="backlog readings per second after a reconnect; live readings go first",
+    )
+    ack_timeout_s: Seconds = Field(
+        default=60.0, gt=0, description="republish a message not acknowledged after this long"
+    )
+
+
+class AgentConfig(_Config):
+    """A site's edge agent."""
+
+    site: SiteConfig
+    broker: BrokerConfig
+    probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    cameras: list[CameraConfig] = Field(default_factory=list, max_length=4096)
+    sensors: list[SensorConfig] = Field(default_factory=list)
+    queue: QueueConfig
+    publish: PublishConfig = Field(default_factory=PublishConfig)
+    ledger_path: Path | None = Field(
+        default=None,
+        description="testing aid: append every reading produced to this JSONL ground-truth file",
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> AgentConfig:
+        seen: set[str] = set()
+        for camera in self.cameras:
+            if camera.id in seen:
+                raise ValueError(f"camera id {camera.id!r} is used twice")
+            seen.add(camera.id)
+        sensor_ids = [s.id for s in self.sensors]
+        if len(sensor_ids) != len(set(sensor_ids)):
+            raise ValueError("sensor ids must be unique")
+        return self

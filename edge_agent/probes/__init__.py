@@ -1,0 +1,1 @@
+"""Camera probes: TCP connect, RTSP OPTIONS/DESCRIBE, HTTP snapshot."""

@@ -1,0 +1,81 @@
+"""Probe one camera through all its configured stages and summarise it as a reading."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from edge_agent.config import CameraConfig
+from edge_agent.probes.results import StageFailedError
+from edge_agent.probes.rtsp import probe_rtsp
+from edge_agent.probes.snapshot import probe_snapshot
+from pantau.contract import Cause, ProbeStage
+
+
+@dataclass(frozen=True, slots=True)
+class CameraProbe:
+    """The outcome of probing one camera (the reading minus its timestamp)."""
+
+    camera: str
+    up: bool
+    cause: Cause
+    stage: ProbeStage | None
+    latency_ms: float
+    tcp_ms: float | None = None
+    rtsp_ms: float | None = None
+    snapshot_ms: float | None = None
+    snapshot_bytes: int | None = None
+    rtsp_status: int | None = None
+    detail: str = ""
+
+
+async def probe_camera(
+    camera: CameraConfig, http: httpx.AsyncClient, *, timeout_s: float
+) -> CameraProbe:
+    """Run TCP + RTSP (if ``rtsp_url``) then the snapshot (if ``snapshot_url``).
+
+    The camera is up only if every configured stage passed; otherwise the first failing stage and
+    its cause are reported.
+    """
+    started = time.perf_counter()
+    found: dict[str, float | int | None] = {}
+    try:
+        if camera.rtsp_url:
+            tcp, rtsp = await probe_rtsp(
+                camera.rtsp_url,
+                username=camera.username,
+                password=camera.password,
+                timeout_s=timeout_s,
+            )
+            found.update(tcp_ms=tcp.ms, rtsp_ms=rtsp.ms, rtsp_status=rtsp.status)
+        if camera.snapshot_url:
+            snap = await probe_snapshot(
+                http,
+                camera.snapshot_url,
+                username=camera.username,
+                password=camera.password,
+                timeout_s=timeout_s,
+            )
+            found.update(snapshot_ms=snap.ms, snapshot_bytes=snap.size)
+    except StageFailedError as exc:
+        if exc.stage is ProbeStage.RTSP and exc.status is not None:
+            found["rtsp_status"] = exc.status
+        return CameraProbe(
+            camera=camera.id,
+            up=False,
+            cause=exc.cause,
+            stage=exc.stage,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=str(exc),
+            **found,  # type: ignore[arg-type]
+        )
+    return CameraProbe(
+        camera=camera.id,
+        up=True,
+        cause=Cause.OK,
+        stage=None,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        **found,  # type: ignore[arg-type]
+    )

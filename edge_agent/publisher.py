@@ -1,0 +1,243 @@
+"""Forward queued readings to the broker: live readings first, the backlog oldest first.
+
+On every (re)connect the queue is split at its current highest id: rows above it are *live* and
+are published as soon as they are queued; rows at or below it are the *backlog*, replayed oldest
+first and at most ``replay_rate_per_s`` readings per second, in the gaps between live batches. So
+live readings are never delayed behind a day of backlog, and the uplink is not flooded.
+
+A row leaves the queue only when the PUBACK of the message carrying it arrived. A message not
+acknowledged within ``ack_timeout_s`` is published again (duplicates are harmless: storage is
+idempotent on the reading's identity).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from edge_agent.config import PublishConfig
+from edge_agent.queue import KINDS, QueuedReading, ReadingQueue
+from pantau.contract import PROTOCOL_VERSION, TopicKind, site_topic
+from pantau.mqtt import MqttLink, NotConnectedError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+IDLE_POLL_S = 0.5  # upper bound on how long new readings wait if a wake-up was missed
+
+
+@dataclass
+class _InFlight:
+    ids: list[int]
+    backlog: bool
+    deadline: float
+
+
+class TokenBucket:
+    """Allow ``rate`` units per second with a burst of ``burst`` units."""
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate, self._burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+
+    def available(self) -> float:
+        """Tokens available now."""
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
+        self._at = now
+        return self._tokens
+
+    def take(self, n: float) -> None:
+        """Spend ``n`` tokens (may go negative: the next wait is longer)."""
+        self.available()
+        self._tokens -= n
+
+    def wait_s(self, n: float) -> float:
+        """Seconds until ``n`` tokens are available."""
+        missing = n - self.available()
+        return max(0.0, missing / self._rate)
+
+
+def encode_batch(site: str, district: str, rows: list[QueuedReading]) -> bytes:
+    """Assemble a ``ReadingBatch`` JSON from queued bodies without re-serialising them."""
+    groups: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
+    for row in rows:
+        groups[row.kind].append(row.body)
+    parts = [f'{{"v":{PROTOCOL_VERSION},"site":"{site}","district":"{district}"'.encode()]
+    for kind, bodies in groups.items():
+        if bodies:
+            parts.append(b',"' + kind.encode() + b'":[' + b",".join(bodies) + b"]")
+    parts.append(b"}")
+    return b"".join(parts)
+
+
+class Publisher:
+    """Drains a ``ReadingQueue`` into an ``MqttLink``."""
+
+    def __init__(
+        self,
+        *,
+        link: MqttLink,
+        queue: ReadingQueue,
+        executor: ThreadPoolExecutor,
+        site: str,
+        district: str,
+        config: PublishConfig,
+    ) -> None:
+        self._link, self._queue, self._executor = link, queue, executor
+        self._site, self._district, self._config = site, district, config
+        self._topic = site_topic(site, TopicKind.READINGS)
+        self._wake = asyncio.Event()
+        self._inflight: dict[asyncio.Future[None], _InFlight] = {}
+        self._inflight_ids: set[int] = set()
+        self._bucket = TokenBucket(config.replay_rate_per_s, config.batch_max_readings)
+        self._generation = -1
+        self._boundary = 0
+        self._live_cursor = 0
+        self._backlog_cursor = 0
+        self._deletes: set[asyncio.Future[None]] = set()
+        self.published_readings = 0
+        self.acked_readings = 0
+
+    def notify(self) -> None:
+        """Tell the publisher new readings were queued."""
+        self._wake.set()
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def run(self) -> None:
+        """Publish until cancelled."""
+        while True:
+            await self._link.connected.wait()
+            if self._link.generation != self._generation:
+                await self._on_new_connection()
+            self._expire_unacked()
+            if len(self._inflight) >= self._config.max_inflight:
+                await self._wait_for_ack()
+                continue
+            rows, backlog = await self._next_rows()
+            if not rows:
+                await self._idle()
+                continue
+            try:
+                future = self._link.publish_nowait(
+                    self._topic, encode_batch(self._site, self._district, rows), qos=1
+                )
+            except NotConnectedError:
+                self._rewind(rows, backlog)
+                continue
+            ids = [row.id for row in rows]
+            self._inflight[future] = _InFlight(
+                ids, backlog, time.monotonic() + self._config.ack_timeout_s
+            )
+            self._inflight_ids.update(ids)
+            self.published_readings += len(ids)
+            future.add_done_callback(self._on_done)
+
+    async def _on_new_connection(self) -> None:
+        self._generation = self._link.generation
+        self._boundary = await self._db(self._queue.max_id)
+        self._live_cursor = self._boundary
+        self._backlog_cursor = 0
+        backlog = len(self._queue)
+        if backlog:
+            log.info("connected with %d queued readings; replaying the backlog", backlog)
+
+    async def _next_rows(self) -> tuple[list[QueuedReading], bool]:
+        limit = self._config.batch_max_readings
+        live = await self._db(self._queue.take, after_id=self._live_cursor, upto_id=None,
+                              limit=limit)
+        live = [r for r in live if r.id not in self._inflight_ids]
+        if live:
+            self._live_cursor = live[-1].id
+            return live, False
+        if self._backlog_cursor >= self._boundary or self._bucket.available() < 1:
+            return [], True
+        budget = max(1, min(limit, int(self._bucket.available())))
+        rows = await self._db(self._queue.take, after_id=self._backlog_cursor,
+                              upto_id=self._boundary, limit=budget)
+        if not rows:
+            self._backlog_cursor = self._boundary
+            return [], True
+        self._backlog_cursor = rows[-1].id
+        rows = [r for r in rows if r.id not in self._inflight_ids]
+        self._bucket.take(len(rows))
+        return rows, True
+
+    def _rewind(self, rows: list[QueuedReading], backlog: bool) -> None:
+        first = rows[0].id - 1
+        if backlog:
+            self._backlog_cursor = min(self._backlog_cursor, first)
+        else:
+            self._live_cursor = min(self._live_cursor, first)
+
+    async def _idle(self) -> None:
+        timeout = IDLE_POLL_S
+        if self._backlog_cursor < self._boundary:
+            timeout = min(timeout, max(0.01, self._bucket.wait_s(1)))
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    async def _wait_for_ack(self) -> None:
+        self._wake.clear()
+        try:
+            async with asyncio.timeout(IDLE_POLL_S):
+                await self._wake.wait()
+        except TimeoutError:
+            pass
+
+    def _on_done(self, future: asyncio.Future[None]) -> None:
+        item = self._inflight.pop(future, None)
+        if item is None:
+            return
+        self._inflight_ids.difference_update(item.ids)
+        if future.cancelled() or future.exception() is not None:
+            self._rewind_ids(item)
+        else:
+            self.acked_readings += len(item.ids)
+            # Runs on the queue's single worker thread, so it lands before any later take().
+            delete = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._queue.delete, item.ids
+            )
+            self._deletes.add(delete)
+            delete.add_done_callback(self._on_deleted)
+        self._wake.set()
+
+    def _on_deleted(self, future: asyncio.Future[None]) -> None:
+        self._deletes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            # The rows stay queued and are sent again: a duplicate, never a loss.
+            log.error("could not delete acknowledged readings: %s", future.exception())
+
+    async def drain_deletes(self) -> None:
+        """Wait for pending deletes of acknowledged readings (call before closing the queue)."""
+        if self._deletes:
+            await asyncio.gather(*self._deletes, return_exceptions=True)
+
+    def _rewind_ids(self, item: _InFlight) -> None:
+        first = min(item.ids) - 1
+        if item.backlog:
+            self._backlog_cursor = min(self._backlog_cursor, first)
+        else:
+            self._live_cursor = min(self._live_cursor, first)
+
+    def _expire_unacked(self) -> None:
+        now = time.monotonic()
+        for future, item in list(self._inflight.items()):
+            if item.deadline < now:
+                log.warning("no PUBACK for %d readings after %.0fs; republishing",
+                            len(item.ids), self._config.ack_timeout_s)
+                del self._inflight[future]
+                self._inflight_ids.difference_update(item.ids)
+                self._rewind_ids(item)

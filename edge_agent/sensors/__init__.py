@@ -1,0 +1,1 @@
+"""Sensor drivers: each reads a set of values on demand."""

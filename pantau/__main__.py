@@ -1,0 +1,5 @@
+"""``python -m pantau`` runs the CLI."""
+
+from pantau.cli import app
+
+app()

@@ -1,0 +1,171 @@
+"""The ``pantau`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from pantau.configfile import ConfigError, load_yaml_model
+from pantau.service import configure_logging, run_with_stop, serve_until
+
+app = typer.Typer(
+    name="pantau",
+    help="Monitor CCTV cameras and roadside cabinets from the edge to the command center.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR")]
+MqttOpt = Annotated[
+    Optional[str],  # noqa: UP045 - typer needs Optional on 3.11
+    typer.Option("--mqtt", help="broker URL, e.g. mqtt://127.0.0.1:1883 (default: start one)"),
+]
+InfluxOpt = Annotated[
+    Optional[str],  # noqa: UP045
+    typer.Option("--influx", help="InfluxDB URL, e.g. http://127.0.0.1:8086 (default: start one)"),
+]
+DatabaseOpt = Annotated[str, typer.Option("--database", help="InfluxDB database (created if missing)")]
+WorkdirOpt = Annotated[
+    Optional[Path],  # noqa: UP045
+    typer.Option("--workdir", help="keep simulation files (queues, logs) here instead of a temp dir"),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def agent(
+    config: Annotated[Path, typer.Option("--config", help="site YAML config (see docs/agent.md)")],
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run a site's edge agent: probe cameras, read sensors, store and forward over MQTT."""
+    from edge_agent.agent import Agent  # noqa: PLC0415 - keep `pantau --help` fast
+    from edge_agent.config import AgentConfig  # noqa: PLC0415
+
+    try:
+        agent_config = load_yaml_model(config, AgentConfig)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    configure_logging(log_level)
+    run_with_stop(lambda stop: serve_until(stop, Agent(agent_config).run(), "agent"))
+
+
+@app.command()
+def collector(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", help="collector YAML config; flags below override it"),
+    ] = None,
+    mqtt: Annotated[Optional[str], typer.Option("--mqtt", help="broker URL")] = None,  # noqa: UP045
+    influx: Annotated[Optional[str], typer.Option("--influx", help="InfluxDB URL")] = None,  # noqa: UP045
+    database: Annotated[Optional[str], typer.Option("--database", help="InfluxDB database")] = None,  # noqa: UP045
+    http_port: Annotated[
+        Optional[int], typer.Option("--http-port", help="port of /healthz and /metrics")  # noqa: UP045
+    ] = None,
+    client_id: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--client-id", help="fixed MQTT client id (one per collector instance)"),
+    ] = None,
+    instance: Annotated[Optional[str], typer.Option("--instance", help="name in metrics")] = None,  # noqa: UP045
+    dead_letter: Annotated[
+        Optional[Path], typer.Option("--dead-letter", help="dead-letter SQLite file")  # noqa: UP045
+    ] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Run the cloud collector: MQTT → validate → InfluxDB, acking only what was stored."""
+    from cloud.collector import Collector  # noqa: PLC0415
+    from cloud.config import CollectorConfig  # noqa: PLC0415
+
+    try:
+        base = load_yaml_model(config, CollectorConfig) if config else CollectorConfig()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    data = base.model_dump()
+    overrides = {
+        ("mqtt", "url"): mqtt, ("influx", "url"): influx, ("influx", "database"): database,
+        ("http_port",): http_port, ("mqtt", "client_id"): client_id, ("instance",): instance,
+        ("dead_letter_path",): dead_letter,
+    }
+    for path, value in overrides.items():
+        if value is not None:
+            target = data
+            for key in path[:-1]:
+                target = target[key]
+            target[path[-1]] = value
+    try:
+        final = CollectorConfig.model_validate(data)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    configure_logging(log_level)
+    run_with_stop(lambda stop: serve_until(stop, Collector(final).run(), "collector"))
+
+
+@app.command()
+def demo(
+    sites: Annotated[int, typer.Option("--sites", min=1, max=200, help="simulated sites")] = 3,
+    cameras: Annotated[int, typer.Option("--cameras", min=1, max=256, help="cameras per site")] = 4,
+    duration: Annotated[float, typer.Option("--duration", min=5, help="seconds to run")] = 60.0,
+    mqtt: MqttOpt = None,
+    influx: InfluxOpt = None,
+    database: DatabaseOpt = "pantau",
+    workdir: WorkdirOpt = None,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Run simulated sites, their agents and the collector, with a live view of the fleet."""
+    from simulators.scenario import demo_scenario  # noqa: PLC0415
+
+    _run_scenario(demo_scenario(sites, cameras, duration), duration, mqtt, influx, database,
+                  workdir, log_level, live=True)
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Option("--scenario", help="scenario YAML (docs/scenarios.md)")],
+    duration: Annotated[float, typer.Option("--duration", min=1, help="seconds to run")],
+    mqtt: MqttOpt = None,
+    influx: InfluxOpt = None,
+    database: DatabaseOpt = "pantau",
+    workdir: WorkdirOpt = None,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Run a scenario file with its agents and the collector (no live view); exit 0 when done."""
+    from simulators.scenario import load_scenario  # noqa: PLC0415
+
+    try:
+        loaded = load_scenario(scenario)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    _run_scenario(loaded, duration, mqtt, influx, database, workdir, log_level, live=False)
+
+
+def _run_scenario(
+    scenario: object, duration: float, mqtt: str | None, influx: str | None, database: str,
+    workdir: Path | None, log_level: str, *, live: bool,
+) -> None:
+    from pantau.localsvc import ServiceError  # noqa: PLC0415
+    from simulators.demo import print_summary, run_scenario  # noqa: PLC0415
+    from simulators.scenario import Scenario  # noqa: PLC0415
+
+    assert isinstance(scenario, Scenario)
+    configure_logging(log_level)
+    console = Console()
+
+    async def main(stop: asyncio.Event) -> None:
+        summary = await run_scenario(
+            scenario, duration_s=duration, mqtt_url=mqtt, influx_url=influx, database=database,
+            workdir=workdir, stop=stop, console=console if live else None,
+        )
+        print_summary(console, summary)
+
+    try:
+        run_with_stop(main)
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None

@@ -1,0 +1,178 @@
+"""The wire contract between edge agents and the cloud: topics, payloads, version.
+
+Both sides import this module and nothing else to speak to each other.
+
+Topic tree (``{site}`` is the per-site prefix that broker ACLs key on)::
+
+    pantau/v1/sites/{site}/readings   QoS 1, a batch of readings (ReadingBatch)
+    pantau/v1/sites/{site}/status     QoS 1, retained; birth (online) and Last Will (offline)
+
+Identifiers (site, district, camera, sensor ids) are restricted to ``[A-Za-z0-9_.-]`` so they are
+safe as MQTT topic levels and as InfluxDB tag values without any escaping ambiguity.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Annotated, Literal, NewType
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = f"pantau/v{PROTOCOL_VERSION}"
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+"""A site, district, camera or sensor id: letters, digits, ``_.-``; at most 64 characters."""
+
+TimestampNs = Annotated[int, Field(ge=0, lt=2**63)]
+"""Edge measurement time as integer nanoseconds since the Unix epoch."""
+
+PublishTopic = NewType("PublishTopic", str)
+"""A concrete topic to publish to (no wildcards)."""
+TopicFilter = NewType("TopicFilter", str)
+"""A subscription filter (may hold ``+``/``#`` wildcards or a ``$share`` prefix)."""
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise PydanticCustomError("non_finite", "must be a finite number, not {value}", {"value": value})
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+
+
+class TopicKind(enum.StrEnum):
+    """The last level of a site topic."""
+
+    READINGS = "readings"
+    STATUS = "status"
+
+
+def site_topic(site: str, kind: TopicKind) -> PublishTopic:
+    """Return the topic a site publishes ``kind`` messages to."""
+    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/{kind.value}")
+
+
+def all_sites_filter(kind: TopicKind, *, share_group: str | None = None) -> TopicFilter:
+    """Return the filter matching ``kind`` messages of every site, optionally shared."""
+    base = f"{TOPIC_ROOT}/sites/+/{kind.value}"
+    return TopicFilter(f"$share/{share_group}/{base}" if share_group else base)
+
+
+def parse_site_topic(topic: str) -> tuple[str, TopicKind] | None:
+    """Split a site topic into ``(site, kind)``; ``None`` if it is not one."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT or parts[2] != "sites":
+        return None
+    try:
+        return parts[3], TopicKind(parts[4])
+    except ValueError:
+        return None
+
+
+class Cause(enum.StrEnum):
+    """Why a camera probe failed (``ok`` when it did not)."""
+
+    OK = "ok"
+    REFUSED = "refused"  # TCP connection refused: nothing listens
+    TIMEOUT = "timeout"  # connected or connecting, but no answer in time
+    AUTH = "auth"  # the camera answered but rejected our credentials
+    BAD_RESPONSE = "bad_response"  # the camera answered something that is not RTSP/JPEG
+    UNREACHABLE = "unreachable"  # no route, DNS failure, reset
+
+
+class ProbeStage(enum.StrEnum):
+    """The probe stage that decided a camera's state."""
+
+    TCP = "tcp"
+    RTSP = "rtsp"
+    SNAPSHOT = "snapshot"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CameraReading(_Strict):
+    """One probe of one camera."""
+
+    camera: Ident
+    ts: TimestampNs
+    up: bool
+    cause: Cause
+    stage: ProbeStage | None = Field(default=None, description="stage that failed, if any")
+    latency_ms: Finite | None = Field(default=None, ge=0, description="whole probe duration")
+    tcp_ms: Finite | None = Field(default=None, ge=0)
+    rtsp_ms: Finite | None = Field(default=None, ge=0)
+    snapshot_ms: Finite | None = Field(default=None, ge=0)
+    snapshot_bytes: int | None = Field(default=None, ge=0)
+    rtsp_status: int | None = Field(default=None, ge=100, le=599)
+
+
+class SensorReading(_Strict):
+    """One value of one sensor (cabinet temperature, humidity, mains, UPS, host metrics...)."""
+
+    sensor: Ident
+    kind: Ident
+    ts: TimestampNs
+    value: Finite
+
+
+class AgentReading(_Strict):
+    """The agent's own health: its store-and-forward backlog and losses."""
+
+    ts: TimestampNs
+    backlog: int = Field(ge=0, description="readings waiting in the on-disk queue")
+    dropped_total: int = Field(ge=0, description="readings dropped since the queue was created")
+    oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
+
+
+class GapReading(_Strict):
+    """Readings the agent had to drop (queue full or too old): the span is unknown, not down."""
+
+    ts: TimestampNs = Field(description="when the drop happened")
+    start_ts: TimestampNs
+    end_ts: TimestampNs
+    count: int = Field(ge=1)
+
+
+class ReadingBatch(_Strict):
+    """A site's batch of readings, published on ``.../sites/{site}/readings``."""
+
+    v: Literal[1] = PROTOCOL_VERSION
+    site: Ident
+    district: Ident
+    cameras: list[CameraReading] = Field(default_factory=list)
+    sensors: list[SensorReading] = Field(default_factory=list)
+    agent: list[AgentReading] = Field(default_factory=list)
+    gaps: list[GapReading] = Field(default_factory=list)
+
+    def count(self) -> int:
+        """Number of readings in the batch."""
+        return len(self.cameras) + len(self.sensors) + len(self.agent) + len(self.gaps)
+
+
+class SiteStatus(_Strict):
+    """Birth (online) or Last Will (offline) of a site's agent, retained on ``.../status``.
+
+    The Last Will is composed at connect time, so it cannot know when it fires: its ``ts`` is
+    ``None`` and the cloud stamps it with the time the broker delivered it.
+    """
+
+    v: Literal[1] = PROTOCOL_VERSION
+    site: Ident
+    district: Ident
+    online: bool
+    ts: TimestampNs | None
+    lat: Finite = Field(ge=-90, le=90)
+    lon: Finite = Field(ge=-180, le=180)
+    session: int = Field(ge=0, description="agent connection start (ns); tells sessions apart")
+
+
+# Readings of each kind have a per-device identity; InfluxDB keys a point on
+# (measurement, tag set, timestamp), so an agent must never give two readings of one device the
+# same timestamp. The agent's clock guarantees strictly increasing timestamps per device.

@@ -1,0 +1,337 @@
+"""A narrow asyncio seam over paho-mqtt: connect, publish, subscribe, receive, ack, close.
+
+paho runs its network loop in its own thread (``loop_start``); everything it reports is handed to
+the asyncio loop with ``call_soon_threadsafe``, so callers only ever see coroutines, futures and an
+``asyncio.Queue`` of messages. Nothing outside this module imports paho.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from pantau.contract import PublishTopic, TopicFilter
+
+log = logging.getLogger(__name__)
+
+# CONNACK reason codes that retrying cannot fix (MQTT 5 §3.2.2.2): bad protocol version, client id
+# rejected, bad credentials, not authorized, bad auth method.
+NON_RETRYABLE_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
+
+
+class MqttError(Exception):
+    """Root of this module's errors."""
+
+
+class NotConnectedError(MqttError):
+    """Raised by ``publish`` while the link has no broker connection."""
+
+
+class FatalConnectError(MqttError):
+    """The broker refused us for a reason that retrying cannot fix (e.g. bad credentials)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerAddress:
+    """Where the broker is, parsed from ``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def parse(cls, url: str) -> BrokerAddress:
+        """Parse a broker URL; raise ``ValueError`` naming the problem."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
+        if not parts.hostname:
+            raise ValueError(f"broker URL {url!r} has no host")
+        tls = parts.scheme in ("mqtts", "ssl")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Will:
+    """A Last Will the broker publishes when the connection drops without DISCONNECT."""
+
+    topic: PublishTopic
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinkSettings:
+    """How a link connects. Credentials given here override those in the URL."""
+
+    address: BrokerAddress
+    client_id: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    keepalive_s: int = 30
+    clean_start: bool = True
+    session_expiry_s: int = 0
+    receive_maximum: int = 1000
+    max_inflight_out: int = 100
+    manual_ack: bool = False
+    will: Will | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A received message. ``generation`` identifies the connection it arrived on."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    mid: int
+    generation: int
+
+
+class MqttLink:
+    """One MQTT connection with automatic reconnect, owned by an asyncio loop.
+
+    Args:
+        settings: connection settings.
+        on_connected: called on the asyncio loop after every successful CONNACK, after the
+            subscriptions were renewed (e.g. to publish a birth message).
+        message_queue_size: bound of the inbound queue; with QoS 1 and manual acks the broker's
+            receive maximum keeps it from filling.
+    """
+
+    def __init__(
+        self,
+        settings: LinkSettings,
+        *,
+        on_connected: Callable[[], None] | None = None,
+        message_queue_size: int = 10_000,
+    ) -> None:
+        self._settings = settings
+        self._on_connected = on_connected
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._subscriptions: list[tuple[TopicFilter, int]] = []
+        self._pending: dict[int, asyncio.Future[None]] = {}
+        self._generation = 0
+        self._fatal: FatalConnectError | None = None
+        self._closing = False
+        self.connected = asyncio.Event()
+        self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=message_queue_size)
+        self.dropped_inbound = 0
+        self._client = self._make_client()
+
+    @property
+    def generation(self) -> int:
+        """Number of successful connects so far."""
+        return self._generation
+
+    @property
+    def fatal_error(self) -> FatalConnectError | None:
+        """Set when the broker refused us for good."""
+        return self._fatal
+
+    def _make_client(self) -> paho.Client:
+        s = self._settings
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=paho.MQTTv5,
+            manual_ack=s.manual_ack,
+        )
+        username = s.username or s.address.username
+        password = s.password or s.address.password
+        if username:
+            client.username_pw_set(username, password)
+        if s.address.tls:
+            context = ssl.create_default_context(cafile=s.ca_file)
+            if s.cert_file:
+                context.load_cert_chain(s.cert_file, s.key_file)
+            client.tls_set_context(context)
+        if s.will:
+            client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
+        # paho's backoff doubles from min to max without jitter; a random start per client spreads
+        # a fleet's reconnects after a broker restart.
+        jittered_min = max(0.05, s.reconnect_min_s * random.uniform(0.5, 1.5))
+        client.reconnect_delay_set(
+            min_delay=max(1, round(jittered_min)), max_delay=int(s.reconnect_max_s)
+        )
+        client.max_inflight_messages_set(s.max_inflight_out)
+        client.max_queued_messages_set(0)
+        client.on_connect = self._paho_on_connect
+        client.on_disconnect = self._paho_on_disconnect
+        client.on_message = self._paho_on_message
+        client.on_publish = self._paho_on_publish
+        return client
+
+    async def start(self) -> None:
+        """Start connecting in the background; returns at once (see ``wait_connected``)."""
+        self._loop = asyncio.get_running_loop()
+        s = self._settings
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = s.session_expiry_s
+        props.ReceiveMaximum = s.receive_maximum
+        self._client.connect_async(
+            s.address.host,
+            s.address.port,
+            keepalive=s.keepalive_s,
+            clean_start=s.clean_start,
+            properties=props,
+        )
+        self._client.loop_start()
+
+    async def wait_connected(self, timeout_s: float) -> None:
+        """Wait for a connection; raise ``FatalConnectError`` or ``TimeoutError``."""
+        async with asyncio.timeout(timeout_s):
+            while not self.connected.is_set():
+                if self._fatal:
+                    raise self._fatal
+                try:
+                    async with asyncio.timeout(0.1):
+                        await self.connected.wait()
+                except TimeoutError:
+                    continue
+
+    async def subscribe(self, filters: Sequence[TopicFilter], qos: int = 1) -> None:
+        """Subscribe now (if connected) and again after every reconnect."""
+        for f in filters:
+            self._subscriptions.append((f, qos))
+            if self.connected.is_set():
+                self._client.subscribe(f, qos=qos)
+
+    def publish_nowait(
+        self, topic: PublishTopic, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> asyncio.Future[None]:
+        """Publish; the future resolves when the broker acknowledged (QoS 1) or sent (QoS 0).
+
+        Raises:
+            NotConnectedError: there is no connection; nothing was handed to paho.
+        """
+        if not self.connected.is_set() or self._loop is None:
+            raise NotConnectedError(f"not connected to {self._settings.address.host}")
+        future: asyncio.Future[None] = self._loop.create_future()
+        # paho may report the PUBACK from its thread before publish() returns; that report is
+        # marshalled to this loop, so it runs only after the mid below is registered.
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            # paho keeps QoS>0 messages for resend even when the socket just went away.
+            if info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
+                raise NotConnectedError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        self._pending[info.mid] = future
+        return future
+
+    async def publish(
+        self, topic: PublishTopic, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish and wait for the broker's acknowledgement."""
+        await self.publish_nowait(topic, payload, qos=qos, retain=retain)
+
+    def ack(self, message: Message) -> None:
+        """Acknowledge a QoS 1 message (manual-ack links only).
+
+        A message from an earlier connection is not acked: the broker redelivers it on the resumed
+        session, with a packet id that may by now name another message.
+        """
+        if message.qos > 0 and message.generation == self._generation:
+            self._client.ack(message.mid, message.qos)
+
+    async def close(self, *, graceful: bool = True) -> None:
+        """Disconnect (sending DISCONNECT if ``graceful``) and stop the network thread."""
+        self._closing = True
+        if graceful:
+            self._client.disconnect()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._client.loop_stop)
+        if not graceful:
+            sock = self._client.socket()
+            if sock is not None:
+                sock.close()
+        self.connected.clear()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(NotConnectedError("link closed"))
+        self._pending.clear()
+
+    # --- paho thread callbacks: marshal everything to the asyncio loop -------------------------
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    def _paho_on_connect(
+        self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any
+    ) -> None:
+        code = int(reason.value)
+        if code != 0:
+            if code in NON_RETRYABLE_CONNACK:
+                log.error("broker refused %s for good: %s", self._settings.client_id, reason)
+                self._call(self._set_fatal, FatalConnectError(f"broker refused: {reason}"))
+                client.disconnect()
+            else:
+                log.warning("broker refused %s: %s (retrying)", self._settings.client_id, reason)
+            return
+        for f, qos in self._subscriptions:
+            client.subscribe(f, qos=qos)
+        self._call(self._on_connect_loop)
+
+    def _set_fatal(self, error: FatalConnectError) -> None:
+        self._fatal = error
+
+    def _on_connect_loop(self) -> None:
+        self._generation += 1
+        log.info("connected to %s:%s as %s", self._settings.address.host,
+                 self._settings.address.port, self._settings.client_id)
+        self.connected.set()
+        if self._on_connected:
+            self._on_connected()
+
+    def _paho_on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self._call(self._on_disconnect_loop, str(reason))
+
+    def _on_disconnect_loop(self, reason: str) -> None:
+        if self.connected.is_set() and not self._closing:
+            log.info("disconnected from broker (%s); reconnecting", reason)
+        self.connected.clear()
+
+    def _paho_on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
+        self._call(self._enqueue, msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid)
+
+    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int) -> None:
+        message = Message(topic, payload, qos, retain, mid, self._generation)
+        try:
+            self.messages.put_nowait(message)
+        except asyncio.QueueFull:
+            # Not acked, so the broker redelivers it after the next reconnect.
+            self.dropped_inbound += 1
+
+    def _paho_on_publish(self, _c: paho.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
+        self._call(self._resolve, mid)
+
+    def _resolve(self, mid: int) -> None:
+        future = self._pending.pop(mid, None)
+        if future is not None and not future.done():
+            future.set_result(None)

@@ -1,0 +1,1 @@
+"""Simulators: fake cameras, uplinks and scenarios that stand in for a real province."""

@@ -1,0 +1,310 @@
+"""Run a scenario: fake cameras, per-site uplinks, one agent process per site, the collector(s).
+
+Agents and collectors are real ``pantau`` processes, so power cuts and crashes are real SIGKILLs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from pantau.contract import TopicKind, site_topic
+from pantau.localsvc import free_port
+from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from simulators.cameras import CameraMode, FakeCamera
+from simulators.scenario import (
+    CameraEvent,
+    Event,
+    MalformedEvent,
+    PowerEvent,
+    Scenario,
+    SimSite,
+    UplinkEvent,
+)
+from simulators.uplink import Uplink
+
+log = logging.getLogger(__name__)
+
+MALFORMED_PAYLOAD = b'{"v": 1, "site": "this is not valid JSON'
+PROCESS_STOP_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimulationOptions:
+    """Where the simulation's services are and where it keeps its files."""
+
+    mqtt_url: str
+    influx_url: str
+    database: str
+    workdir: Path
+    collectors: int = 1
+    ledger: bool = False
+    agent_log_level: str = "INFO"
+
+
+@dataclass
+class SiteRuntime:
+    """Live state of one simulated site."""
+
+    site: SimSite
+    uplink: Uplink
+    cameras: dict[str, FakeCamera]
+    desired: dict[str, CameraMode]
+    config_path: Path
+    queue_path: Path
+    powered: bool = True
+    process: asyncio.subprocess.Process | None = None
+    log_file: Path | None = None
+
+
+@dataclass
+class CollectorRuntime:
+    """One collector process."""
+
+    index: int
+    http_port: int
+    process: asyncio.subprocess.Process | None = None
+
+
+@dataclass
+class SimulationLog:
+    """What happened, for the summary."""
+
+    events: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _pantau_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pantau", *args]
+
+
+class Simulation:
+    """Owns every simulated device and process of a scenario run."""
+
+    def __init__(self, scenario: Scenario, options: SimulationOptions) -> None:
+        self.scenario = scenario
+        self.options = options
+        self.sites: dict[str, SiteRuntime] = {}
+        self.collectors: list[CollectorRuntime] = []
+        self.history = SimulationLog()
+        self._t0 = time.monotonic()
+        broker = BrokerAddress.parse(options.mqtt_url)
+        self._broker = broker
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the simulation started."""
+        return time.monotonic() - self._t0
+
+    def _note(self, text: str) -> None:
+        self.history.events.append((self.elapsed_s, text))
+        log.info("t=%.1fs %s", self.elapsed_s, text)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start cameras, uplinks, collectors and agents."""
+        self.options.workdir.mkdir(parents=True, exist_ok=True)
+        (self.options.workdir / "logs").mkdir(exist_ok=True)
+        for index, site in enumerate(self.scenario.sites):
+            uplink = Uplink(self._broker.host, self._broker.port)
+            await uplink.start()
+            cameras = {cid: FakeCamera(f"{site.id}/{cid}") for cid in site.camera_ids()}
+            for camera in cameras.values():
+                await camera.start()
+            site_dir = self.options.workdir / "agents" / site.id
+            site_dir.mkdir(parents=True, exist_ok=True)
+            runtime = SiteRuntime(
+                site=site, uplink=uplink, cameras=cameras,
+                desired=dict.fromkeys(cameras, CameraMode.UP),
+                config_path=site_dir / "agent.yaml", queue_path=site_dir / "queue.sqlite",
+                log_file=self.options.workdir / "logs" / f"agent-{site.id}.log",
+            )
+            runtime.config_path.write_text(yaml.safe_dump(self.agent_config(runtime, index)))
+            self.sites[site.id] = runtime
+        for index in range(self.options.collectors):
+            collector = CollectorRuntime(index=index + 1, http_port=free_port())
+            self.collectors.append(collector)
+            await self.start_collector(collector)
+        for runtime in self.sites.values():
+            await self.start_agent(runtime)
+        self._t0 = time.monotonic()
+
+    def agent_config(self, runtime: SiteRuntime, index: int) -> dict[str, object]:
+        """The YAML config of a simulated site's agent."""
+        site = runtime.site
+        return {
+            "site": {"id": site.id, "district": site.district, "lat": site.lat, "lon": site.lon},
+            "broker": {
+                "url": f"mqtt://127.0.0.1:{runtime.uplink.port}",
+                "keepalive_s": self.scenario.keepalive,
+            },
+            "probe": {
+                "interval_s": self.scenario.probe_interval,
+                "timeout_s": self.scenario.probe_timeout,
+            },
+            "cameras": [
+                {"id": cid, "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url,
+                 "username": cam.username, "password": cam.password}
+                for cid, cam in runtime.cameras.items()
+            ],
+            "sensors": [
+                {"type": "simulated", "id": "cabinet", "seed": self.scenario.seed * 1000 + index},
+                {"type": "host", "id": "host"},
+            ],
+            "queue": {"path": str(runtime.queue_path)},
+            **({"ledger_path": str(runtime.queue_path)} if self.options.ledger else {}),
+        }
+
+    async def start_agent(self, runtime: SiteRuntime) -> None:
+        """Start the site's agent process."""
+        assert runtime.log_file is not None
+        with runtime.log_file.open("ab") as out:
+            runtime.process = await asyncio.create_subprocess_exec(
+                *_pantau_argv("agent", "--config", str(runtime.config_path),
+                              "--log-level", self.options.agent_log_level),
+                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+
+    async def start_collector(self, collector: CollectorRuntime) -> None:
+        """Start a collector process."""
+        o = self.options
+        log_file = o.workdir / "logs" / f"collector-{collector.index}.log"
+        with log_file.open("ab") as out:
+            collector.process = await asyncio.create_subprocess_exec(
+                *_pantau_argv(
+                    "collector", "--mqtt", o.mqtt_url, "--influx", o.influx_url,
+                    "--database", o.database, "--http-port", str(collector.http_port),
+                    "--client-id", f"pantau-sim-collector-{collector.index}",
+                    "--instance", f"collector-{collector.index}",
+                    "--dead-letter", str(o.workdir / f"dead-letter-{collector.index}.sqlite"),
+                ),
+                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            )
+
+    async def kill_process(self, process: asyncio.subprocess.Process | None) -> None:
+        """SIGKILL a process and reap it."""
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+    async def stop_process(self, process: asyncio.subprocess.Process | None) -> None:
+        """SIGTERM a process, SIGKILL it if it does not leave in time."""
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            async with asyncio.timeout(PROCESS_STOP_TIMEOUT_S):
+                await process.wait()
+        except TimeoutError:
+            await self.kill_process(process)
+
+    async def stop(self) -> None:
+        """Stop agents first (they say goodbye), then collectors, cameras and uplinks."""
+        await asyncio.gather(*(self.stop_process(s.process) for s in self.sites.values()))
+        await self.wait_collectors_idle()
+        await asyncio.gather(*(self.stop_process(c.process) for c in self.collectors))
+        for runtime in self.sites.values():
+            for camera in runtime.cameras.values():
+                await camera.stop()
+            await runtime.uplink.stop()
+
+    async def wait_collectors_idle(self, timeout_s: float = 10.0) -> None:
+        """Give collectors a moment to write what they hold (they ack only after writing)."""
+        import httpx  # noqa: PLC0415 - only needed at shutdown
+
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            for collector in self.collectors:
+                while time.monotonic() < deadline:
+                    try:
+                        health = (await http.get(
+                            f"http://127.0.0.1:{collector.http_port}/healthz")).json()
+                    except (httpx.HTTPError, ValueError):
+                        break
+                    if health.get("pending_messages", 0) == 0:
+                        break
+                    await asyncio.sleep(0.1)
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def timeline(self) -> list[tuple[float, str, Event]]:
+        """Every scheduled action as ``(at, "start"|"end", event)``, in time order."""
+        actions: list[tuple[float, str, Event]] = []
+        for event in self.scenario.events:
+            actions.append((event.at, "start", event))
+            duration = getattr(event, "duration", None)
+            if duration:
+                actions.append((event.at + duration, "end", event))
+        return sorted(actions, key=lambda item: item[0])
+
+    async def run_events(self, duration_s: float) -> None:
+        """Apply scheduled events until ``duration_s`` has passed since ``start()``."""
+        for at, phase, event in self.timeline():
+            if at >= duration_s:
+                break
+            delay = at - self.elapsed_s
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self.apply(event, phase)
+        remaining = duration_s - self.elapsed_s
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def apply(self, event: Event, phase: str) -> None:
+        """Carry out one event's start or end."""
+        if isinstance(event, CameraEvent):
+            site_id, camera_id = event.camera.split("/")
+            runtime = self.sites[site_id]
+            mode = event.state if phase == "start" else CameraMode.UP
+            runtime.desired[camera_id] = mode
+            if runtime.powered:
+                await runtime.cameras[camera_id].set_mode(mode)
+            self._note(f"camera {event.camera} -> {mode.value}")
+        elif isinstance(event, UplinkEvent):
+            runtime = self.sites[event.site]
+            if phase == "start":
+                runtime.uplink.cut()
+            else:
+                runtime.uplink.restore()
+            self._note(f"site {event.site} uplink {'down' if phase == 'start' else 'up'}")
+        elif isinstance(event, PowerEvent):
+            await self._power(self.sites[event.site], on=phase == "end")
+        elif isinstance(event, MalformedEvent):
+            await self.publish_raw(site_topic(event.malformed, TopicKind.READINGS),
+                                   MALFORMED_PAYLOAD)
+            self._note(f"malformed message sent on site {event.malformed}'s topic")
+
+    async def _power(self, runtime: SiteRuntime, *, on: bool) -> None:
+        runtime.powered = on
+        if on:
+            for cid, camera in runtime.cameras.items():
+                await camera.set_mode(runtime.desired[cid])
+            await self.start_agent(runtime)
+        else:
+            await self.kill_process(runtime.process)
+            for camera in runtime.cameras.values():
+                await camera.set_mode(CameraMode.DOWN)
+        self._note(f"site {runtime.site.id} power {'on' if on else 'off'}")
+
+    async def publish_raw(self, topic: str, payload: bytes) -> None:
+        """Publish arbitrary bytes straight to the broker (QoS 1)."""
+        link = MqttLink(LinkSettings(address=self._broker, client_id=f"pantau-sim-raw-{os.getpid()}"))
+        await link.start()
+        try:
+            await link.wait_connected(10.0)
+            async with asyncio.timeout(10.0):
+                await link.publish(topic, payload, qos=1)  # type: ignore[arg-type]
+        finally:
+            await link.close()

@@ -1,0 +1,135 @@
+"""Scenario files: simulated sites and a deterministic schedule of faults (docs/scenarios.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pantau.configfile import load_yaml_model
+from pantau.contract import Ident
+from pantau.units import Seconds
+from simulators.cameras import CameraMode
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class SimSite(_Model):
+    """A simulated site: its cameras are named c1..cN."""
+
+    id: Ident = Field(description="site id")
+    district: Ident = Field(description="district id")
+    lat: float = Field(ge=-90, le=90, description="latitude")
+    lon: float = Field(ge=-180, le=180, description="longitude")
+    cameras: int = Field(default=4, ge=0, le=1024, description="number of fake cameras")
+
+    def camera_ids(self) -> list[str]:
+        """``c1`` .. ``cN``."""
+        return [f"c{i}" for i in range(1, self.cameras + 1)]
+
+
+class CameraEvent(_Model):
+    """Switch a camera's behaviour at ``at`` for ``for`` seconds (then back to up)."""
+
+    at: Seconds = Field(ge=0, description="seconds from the start")
+    camera: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera, e.g. s1/c2")
+    state: CameraMode = Field(description="down, hung, slow, auth_fail or up")
+    duration: Seconds | None = Field(default=None, alias="for", gt=0, description="how long")
+
+
+class UplinkEvent(_Model):
+    """Cut a site's uplink: its agent runs but cannot reach the broker."""
+
+    at: Seconds = Field(ge=0)
+    site: Ident
+    uplink: Literal["down"]
+    duration: Seconds = Field(alias="for", gt=0)
+
+
+class PowerEvent(_Model):
+    """Cut a site's power: the agent (killed, no goodbye) and its cameras are off."""
+
+    at: Seconds = Field(ge=0)
+    site: Ident
+    power: Literal["down"]
+    duration: Seconds = Field(alias="for", gt=0)
+
+
+class MalformedEvent(_Model):
+    """Publish one malformed message on a site's readings topic."""
+
+    at: Seconds = Field(ge=0)
+    malformed: Ident = Field(description="site whose topic receives the bad message")
+
+
+Event = Annotated[CameraEvent | UplinkEvent | PowerEvent | MalformedEvent, Field(union_mode="left_to_right")]
+
+
+class Scenario(_Model):
+    """A seeded, deterministic simulation."""
+
+    seed: int = Field(default=0, description="seeds the simulated sensors")
+    probe_interval: Seconds = Field(default=5.0, ge=0.5, le=600, description="agents' period")
+    probe_timeout: Seconds = Field(default=1.0, gt=0, le=30, description="per probe stage")
+    keepalive: int = Field(default=5, ge=2, le=600, description="agents' MQTT keepalive, s")
+    sites: list[SimSite] = Field(min_length=1)
+    events: list[Event] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        sites = {s.id: s for s in self.sites}
+        if len(sites) != len(self.sites):
+            raise ValueError("site ids must be unique")
+        for index, event in enumerate(self.events):
+            site_id = (
+                event.camera.split("/")[0] if isinstance(event, CameraEvent)
+                else event.malformed if isinstance(event, MalformedEvent) else event.site
+            )
+            if site_id not in sites:
+                raise ValueError(f"events.{index}: unknown site {site_id!r}")
+            if isinstance(event, CameraEvent):
+                camera = event.camera.split("/")[1]
+                if camera not in sites[site_id].camera_ids():
+                    raise ValueError(f"events.{index}: site {site_id} has no camera {camera!r}")
+        if self.probe_timeout * 3 > self.probe_interval * 2:
+            raise ValueError("probe_timeout is too long for probe_interval")
+        return self
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Load and validate a scenario file (``ConfigError`` names the bad key)."""
+    return load_yaml_model(path, Scenario)
+
+
+def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7) -> Scenario:
+    """The built-in demo: not all green, so every dashboard panel has something to show.
+
+    A camera goes down, one hangs, one rejects credentials, one site loses its uplink (store
+    and forward), the last site loses power (offline via Last Will, then back), and one
+    malformed message is sent.
+    """
+    sim_sites = [
+        SimSite(id=f"s{i}", district=f"d{(i - 1) // 2 + 1}", lat=-3.80 - 0.15 * (i - 1),
+                lon=102.26 + 0.2 * (i - 1), cameras=cameras)
+        for i in range(1, sites + 1)
+    ]
+    d = duration_s
+    events: list[Event] = [MalformedEvent(at=0.1 * d, malformed="s1")]
+    if cameras >= 2:
+        events.append(CameraEvent(at=0.15 * d, camera="s1/c2", state=CameraMode.DOWN))
+    if cameras >= 3:
+        events.append(CameraEvent(at=0.2 * d, camera="s1/c3", state=CameraMode.HUNG))
+    if cameras >= 4:
+        events.append(
+            CameraEvent(at=0.2 * d, camera="s1/c4", state=CameraMode.AUTH_FAIL, duration=0.4 * d)
+        )
+    if sites >= 2:
+        events.append(UplinkEvent(at=0.3 * d, site="s2", uplink="down", duration=0.25 * d))
+    if sites >= 3 or sites == 1:
+        last = sim_sites[-1].id
+        events.append(PowerEvent(at=0.45 * d, site=last, power="down", duration=0.25 * d))
+    return Scenario(seed=seed, probe_interval=5.0, probe_timeout=1.0, keepalive=5,
+                    sites=sim_sites, events=events)

@@ -1,0 +1,60 @@
+"""Test helpers: waiting on conditions with deadlines, querying InfluxDB synchronously."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import httpx
+
+from cloud.influx import series_rows
+
+T = TypeVar("T")
+
+
+def wait_for(
+    condition: Callable[[], T], *, timeout_s: float, interval_s: float = 0.1, what: str = ""
+) -> T:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: T = condition()
+    while not last:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+        time.sleep(interval_s)
+        last = condition()
+    return last
+
+
+def influx_rows(url: str, database: str, query: str) -> list[dict[str, Any]]:
+    """Run InfluxQL and return flattened rows (raise on errors)."""
+    response = httpx.post(
+        f"{url}/query", data={"q": query, "db": database, "epoch": "ns"}, timeout=10
+    )
+    response.raise_for_status()
+    results = response.json()["results"]
+    for result in results:
+        assert "error" not in result, result["error"]
+    return series_rows(results)
+
+
+def create_database(url: str, database: str) -> None:
+    """CREATE DATABASE."""
+    httpx.post(f"{url}/query", data={"q": f'CREATE DATABASE "{database}"'}, timeout=10)
+
+
+async def async_wait_for(
+    condition: Callable[[], Awaitable[T]], *, timeout_s: float, interval_s: float = 0.1,
+    what: str = "",
+) -> T:
+    """Await ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = await condition()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+        await asyncio.sleep(interval_s)
