@@ -1,0 +1,52 @@
+"""Line protocol escaping and the payload → point mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from cloud.lineproto import LineProtocolError, batch_lines, format_line, status_line
+from pantau.contract import CameraReading, ReadingBatch, SensorReading, SiteStatus
+
+
+def test_escaping_of_every_special_character() -> None:
+    """Commas, spaces, equals signs, quotes and backslashes are escaped where they must be."""
+    line = format_line(
+        "my meas,x",
+        {"tag key": "v a,l=ue", "a": "b"},
+        {"f=1": 'say "hi" \\ bye', "n": 3, "x": 1.5, "ok": True},
+        42,
+    )
+    assert line == (
+        'my\\ meas\\,x,a=b,tag\\ key=v\\ a\\,l\\=ue '
+        'f\\=1="say \\"hi\\" \\\\ bye",n=3i,x=1.5,ok=t 42'
+    )
+
+
+@pytest.mark.parametrize("bad", ["a\nb", "a\rb", "", "ends\\"])
+def test_unrepresentable_values_are_refused(bad: str) -> None:
+    """Line breaks, empty keys and trailing backslashes cannot be encoded safely."""
+    with pytest.raises(LineProtocolError):
+        format_line("m", {"t": bad}, {"f": 1}, 1)
+
+
+def test_batch_mapping() -> None:
+    """Cameras, sensors map to the documented measurements, tags and fields."""
+    batch = ReadingBatch(
+        site="s1", district="d1",
+        cameras=[CameraReading(camera="c1", ts=10, up=False, cause="refused", stage="tcp",
+                               latency_ms=2.0)],
+        sensors=[SensorReading(sensor="cab", kind="temperature", ts=11, value=31.0)],
+    )
+    assert batch_lines(batch) == [
+        'camera,camera=c1,district=d1,site=s1 up=0i,cause="refused",stage="tcp",latency_ms=2.0 10',
+        "sensor,kind=temperature,sensor=cab,site=s1 value=31.0 11",
+    ]
+
+
+def test_status_mapping() -> None:
+    """A birth maps to a site point with online=1 and the coordinates."""
+    status = SiteStatus(site="s1", district="d1", online=True, ts=5, lat=-3.8, lon=102.0,
+                        session=7)
+    assert status_line(status, 5) == (
+        "site,district=d1,site=s1 online=1i,lat=-3.8,lon=102.0,session=7i 5"
+    )
