@@ -133,6 +133,7 @@ class Collector:
                 tasks.create_task(self._write(), name="collector-write")
                 tasks.create_task(self._self_metrics(), name="collector-self-metrics")
                 tasks.create_task(self._watch_link(), name="collector-link-watch")
+                tasks.create_task(self._link.raise_on_failure(), name="collector-link-fatal")
                 self.ready.set()
         finally:
             await self._link.close()
@@ -143,11 +144,8 @@ class Collector:
         while True:
             await self._link.connected.wait()
             self.metrics.mqtt_connected.set(1)
-            while self._link.connected.is_set():
-                await asyncio.sleep(0.2)
+            await self._link.disconnected.wait()
             self.metrics.mqtt_connected.set(0)
-            if self._link.fatal_error:
-                raise self._link.fatal_error
 
     async def _consume(self) -> None:
         batch = _Batch()
@@ -171,7 +169,10 @@ class Collector:
         self.metrics.messages_received.inc()
         now_ns = time.time_ns()
         result = decode_message(
-            message.topic, message.payload, retain=message.retain, now_ns=now_ns,
+            message.topic,
+            message.payload,
+            retain=message.retain,
+            now_ns=now_ns,
             limits=self._limits,
         )
         batch.messages.append(message)
@@ -182,10 +183,13 @@ class Collector:
             self._pending_points += len(result.lines)
         else:
             self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
-            log.debug("rejected message on %s: %s (%s)", message.topic, result.reason, result.detail)
+            log.debug(
+                "rejected message on %s: %s (%s)", message.topic, result.reason, result.detail
+            )
             batch.dead.append(
-                DeadLetter(now_ns, message.topic, result.reason.value, result.detail,
-                           message.payload)
+                DeadLetter(
+                    now_ns, message.topic, result.reason.value, result.detail, message.payload
+                )
             )
         self.metrics.pending_messages.set(self._pending_messages)
         self.metrics.pending_points.set(self._pending_points)

@@ -42,7 +42,13 @@ class DeadLetterStore:
                 "INSERT INTO dead_letters (received_ns, topic, reason, detail, payload)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [
-                    (d.received_ns, d.topic, d.reason, d.detail, d.payload[:MAX_STORED_PAYLOAD_BYTES])
+                    (
+                        d.received_ns,
+                        d.topic,
+                        d.reason,
+                        d.detail,
+                        d.payload[:MAX_STORED_PAYLOAD_BYTES],
+                    )
                     for d in letters
                 ],
             )

@@ -57,8 +57,14 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
         else:
             status = Status.UP if row["up"] == 1 else Status.DOWN
         states.append(
-            CameraState(row["site"], row.get("district", ""), row["camera"], status,
-                        str(row["cause"]), last_seen)
+            CameraState(
+                row["site"],
+                row.get("district", ""),
+                row["camera"],
+                status,
+                str(row["cause"]),
+                last_seen,
+            )
         )
     return sorted(states, key=lambda s: (s.site, s.camera))
 
@@ -70,8 +76,14 @@ async def current_sites(client: InfluxClient) -> list[SiteState]:
     )
     return sorted(
         (
-            SiteState(row["site"], row.get("district", ""), row["online"] == 1, int(row["time"]),
-                      row.get("lat"), row.get("lon"))
+            SiteState(
+                row["site"],
+                row.get("district", ""),
+                row["online"] == 1,
+                int(row["time"]),
+                row.get("lat"),
+                row.get("lon"),
+            )
             for row in series_rows(results)
         ),
         key=lambda s: s.site,

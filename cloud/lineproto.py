@@ -61,9 +61,7 @@ def format_line(
     ts_ns: int,
 ) -> str:
     """Format one point; ``None`` fields are left out. Raise if no field remains."""
-    tag_part = "".join(
-        f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items())
-    )
+    tag_part = "".join(f",{escape_key(k)}={escape_key(v)}" for k, v in sorted(tags.items()))
     field_part = ",".join(
         f"{escape_key(k)}={format_field(v)}" for k, v in fields.items() if v is not None
     )

@@ -20,7 +20,9 @@ class CollectorMetrics:
         self.readings_written = Counter(
             "pantau_readings_written", "readings (points) written to InfluxDB", registry=r
         )
-        self.batches_written = Counter("pantau_batches_written", "successful /write calls", registry=r)
+        self.batches_written = Counter(
+            "pantau_batches_written", "successful /write calls", registry=r
+        )
         self.write_failures = Counter(
             "pantau_write_failures", "failed /write attempts, by kind", ["kind"], registry=r
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -97,7 +98,12 @@ class Agent:
     def _status(self, *, online: bool, ts: int | None) -> SiteStatus:
         s = self.config.site
         return SiteStatus(
-            site=s.id, district=s.district, online=online, ts=ts, lat=s.lat, lon=s.lon,
+            site=s.id,
+            district=s.district,
+            online=online,
+            ts=ts,
+            lat=s.lat,
+            lon=s.lon,
             session=self._session,
         )
 
@@ -124,17 +130,22 @@ class Agent:
             ledger=c.ledger_path is not None,
         )
         publisher = Publisher(
-            link=self._link, queue=queue, executor=executor, site=c.site.id,
-            district=c.site.district, config=c.publish,
+            link=self._link,
+            queue=queue,
+            executor=executor,
+            site=c.site.id,
+            district=c.site.district,
+            config=c.publish,
         )
         http = make_http_client()
         await self._link.start()
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._probe_loop(queue, executor, publisher, http),
-                                  name=f"probe-{c.site.id}")
+                tasks.create_task(
+                    self._probe_loop(queue, executor, publisher, http), name=f"probe-{c.site.id}"
+                )
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
-                tasks.create_task(self._watch_fatal(), name=f"link-watch-{c.site.id}")
+                tasks.create_task(self._link.raise_on_failure(), name=f"link-fatal-{c.site.id}")
         finally:
             await self._say_offline()
             await self._link.close()
@@ -142,11 +153,6 @@ class Agent:
             await http.aclose()
             await asyncio.get_running_loop().run_in_executor(executor, queue.close)
             executor.shutdown(wait=True)
-
-    async def _watch_fatal(self) -> None:
-        while self._link.fatal_error is None:
-            await asyncio.sleep(0.5)
-        raise self._link.fatal_error
 
     async def _say_offline(self) -> None:
         if not self._link.connected.is_set():
@@ -174,11 +180,12 @@ class Agent:
             items = await self.collect_once(queue, executor, http)
             now_ns = time.time_ns()
             dropped = await loop.run_in_executor(
-                executor, lambda items=items, now_ns=now_ns: queue.append(items, now_ns=now_ns)
+                executor, functools.partial(queue.append, items, now_ns=now_ns)
             )
             if dropped:
-                log.warning("queue full: dropped the %d oldest readings (reported as a gap)",
-                            dropped)
+                log.warning(
+                    "queue full: dropped the %d oldest readings (reported as a gap)", dropped
+                )
             publisher.notify()
             self.cycles += 1
             next_at += interval
@@ -205,10 +212,16 @@ class Agent:
         for probe in probes:
             ts = self._clock.stamp(("camera", probe.camera), started_ns)
             reading = CameraReading(
-                camera=probe.camera, ts=ts, up=probe.up, cause=probe.cause, stage=probe.stage,
+                camera=probe.camera,
+                ts=ts,
+                up=probe.up,
+                cause=probe.cause,
+                stage=probe.stage,
                 latency_ms=round(probe.latency_ms, 3),
-                tcp_ms=_round(probe.tcp_ms), rtsp_ms=_round(probe.rtsp_ms),
-                snapshot_ms=_round(probe.snapshot_ms), snapshot_bytes=probe.snapshot_bytes,
+                tcp_ms=_round(probe.tcp_ms),
+                rtsp_ms=_round(probe.rtsp_ms),
+                snapshot_ms=_round(probe.snapshot_ms),
+                snapshot_bytes=probe.snapshot_bytes,
                 rtsp_status=probe.rtsp_status,
             )
             items.append(("cameras", ts, reading.model_dump_json(exclude_none=True).encode()))
@@ -220,7 +233,9 @@ class Agent:
         ts = self._clock.stamp(("agent",), started_ns)
         oldest_age = max(0.0, (started_ns - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
         agent = AgentReading(
-            ts=ts, backlog=stats.backlog, dropped_total=stats.dropped_total,
+            ts=ts,
+            backlog=stats.backlog,
+            dropped_total=stats.dropped_total,
             oldest_age_s=round(oldest_age, 3),
         )
         items.append(("agent", ts, agent.model_dump_json().encode()))

@@ -152,8 +152,9 @@ class Publisher:
 
     async def _next_rows(self) -> tuple[list[QueuedReading], bool]:
         limit = self._config.batch_max_readings
-        live = await self._db(self._queue.take, after_id=self._live_cursor, upto_id=None,
-                              limit=limit)
+        live = await self._db(
+            self._queue.take, after_id=self._live_cursor, upto_id=None, limit=limit
+        )
         live = [r for r in live if r.id not in self._inflight_ids]
         if live:
             self._live_cursor = live[-1].id
@@ -161,8 +162,9 @@ class Publisher:
         if self._backlog_cursor >= self._boundary or self._bucket.available() < 1:
             return [], True
         budget = max(1, min(limit, int(self._bucket.available())))
-        rows = await self._db(self._queue.take, after_id=self._backlog_cursor,
-                              upto_id=self._boundary, limit=budget)
+        rows = await self._db(
+            self._queue.take, after_id=self._backlog_cursor, upto_id=self._boundary, limit=budget
+        )
         if not rows:
             self._backlog_cursor = self._boundary
             return [], True
@@ -236,8 +238,11 @@ class Publisher:
         now = time.monotonic()
         for future, item in list(self._inflight.items()):
             if item.deadline < now:
-                log.warning("no PUBACK for %d readings after %.0fs; republishing",
-                            len(item.ids), self._config.ack_timeout_s)
+                log.warning(
+                    "no PUBACK for %d readings after %.0fs; republishing",
+                    len(item.ids),
+                    self._config.ack_timeout_s,
+                )
                 del self._inflight[future]
                 self._inflight_ids.difference_update(item.ids)
                 self._rewind_ids(item)

@@ -85,13 +85,9 @@ class ReadingQueue:
                 raise ValueError(f"unknown reading kind {kind!r}")
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT INTO readings (kind, ts, body) VALUES (?, ?, ?)", items
-            )
+            self._db.executemany("INSERT INTO readings (kind, ts, body) VALUES (?, ?, ?)", items)
             if self._ledger:
-                self._db.executemany(
-                    "INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items
-                )
+                self._db.executemany("INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items)
             self._count += len(items)
             dropped = self._enforce_bounds(now_ns)
             self._db.execute("COMMIT")

@@ -29,10 +29,14 @@ InfluxOpt = Annotated[
     Optional[str],  # noqa: UP045
     typer.Option("--influx", help="InfluxDB URL, e.g. http://127.0.0.1:8086 (default: start one)"),
 ]
-DatabaseOpt = Annotated[str, typer.Option("--database", help="InfluxDB database (created if missing)")]
+DatabaseOpt = Annotated[
+    str, typer.Option("--database", help="InfluxDB database (created if missing)")
+]
 WorkdirOpt = Annotated[
     Optional[Path],  # noqa: UP045
-    typer.Option("--workdir", help="keep simulation files (queues, logs) here instead of a temp dir"),
+    typer.Option(
+        "--workdir", help="keep simulation files (queues, logs) here instead of a temp dir"
+    ),
 ]
 
 
@@ -90,8 +94,12 @@ def collector(
         raise _fail(str(exc)) from None
     data = base.model_dump()
     overrides = {
-        ("mqtt", "url"): mqtt, ("influx", "url"): influx, ("influx", "database"): database,
-        ("http_port",): http_port, ("mqtt", "client_id"): client_id, ("instance",): instance,
+        ("mqtt", "url"): mqtt,
+        ("influx", "url"): influx,
+        ("influx", "database"): database,
+        ("http_port",): http_port,
+        ("mqtt", "client_id"): client_id,
+        ("instance",): instance,
         ("dead_letter_path",): dead_letter,
     }
     for path, value in overrides.items():
@@ -122,8 +130,16 @@ def demo(
     """Run simulated sites, their agents and the collector, with a live view of the fleet."""
     from simulators.scenario import demo_scenario  # noqa: PLC0415
 
-    _run_scenario(demo_scenario(sites, cameras, duration), duration, mqtt, influx, database,
-                  workdir, log_level, live=True)
+    _run_scenario(
+        demo_scenario(sites, cameras, duration),
+        duration,
+        mqtt,
+        influx,
+        database,
+        workdir,
+        log_level,
+        live=True,
+    )
 
 
 @app.command()
@@ -147,8 +163,15 @@ def simulate(
 
 
 def _run_scenario(
-    scenario: object, duration: float, mqtt: str | None, influx: str | None, database: str,
-    workdir: Path | None, log_level: str, *, live: bool,
+    scenario: object,
+    duration: float,
+    mqtt: str | None,
+    influx: str | None,
+    database: str,
+    workdir: Path | None,
+    log_level: str,
+    *,
+    live: bool,
 ) -> None:
     from pantau.localsvc import ServiceError  # noqa: PLC0415
     from simulators.demo import print_summary, run_scenario  # noqa: PLC0415
@@ -160,8 +183,14 @@ def _run_scenario(
 
     async def main(stop: asyncio.Event) -> None:
         summary = await run_scenario(
-            scenario, duration_s=duration, mqtt_url=mqtt, influx_url=influx, database=database,
-            workdir=workdir, stop=stop, console=console if live else None,
+            scenario,
+            duration_s=duration,
+            mqtt_url=mqtt,
+            influx_url=influx,
+            database=database,
+            workdir=workdir,
+            stop=stop,
+            console=console if live else None,
         )
         print_summary(console, summary)
 

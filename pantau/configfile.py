@@ -44,7 +44,9 @@ def load_yaml_model(path: Path, model: type[M]) -> M:
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: the top level must be a mapping of keys, not {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
+        )
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -38,7 +38,9 @@ TopicFilter = NewType("TopicFilter", str)
 
 def _finite(value: float) -> float:
     if not math.isfinite(value):
-        raise PydanticCustomError("non_finite", "must be a finite number, not {value}", {"value": value})
+        raise PydanticCustomError(
+            "non_finite", "must be a finite number, not {value}", {"value": value}
+        )
     return value
 
 
@@ -143,7 +145,7 @@ class GapReading(_Strict):
 class ReadingBatch(_Strict):
     """A site's batch of readings, published on ``.../sites/{site}/readings``."""
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     site: Ident
     district: Ident
     cameras: list[CameraReading] = Field(default_factory=list)
@@ -163,7 +165,7 @@ class SiteStatus(_Strict):
     ``None`` and the cloud stamps it with the time the broker delivered it.
     """
 
-    v: Literal[1] = PROTOCOL_VERSION
+    v: Literal[1] = 1
     site: Ident
     district: Ident
     online: bool

@@ -68,7 +68,10 @@ class ManagedProcess:
             return
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            self.argv, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+            self.argv,
+            cwd=self.workdir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         log.close()
@@ -196,9 +199,7 @@ def make_mosquitto(base: Path, *, port: int | None = None, extra: str = "") -> M
     port = port or free_port()
     conf = data / "mosquitto.conf"
     conf.write_text(mosquitto_config(port, data, extra=extra))
-    return MosquittoProcess(
-        "mosquitto", [binary, "-c", str(conf)], port, data, data / "stdout.log"
-    )
+    return MosquittoProcess("mosquitto", [binary, "-c", str(conf)], port, data, data / "stdout.log")
 
 
 def make_influx(base: Path, *, port: int | None = None) -> InfluxProcess:

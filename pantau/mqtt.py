@@ -141,6 +141,9 @@ class MqttLink:
         self._fatal: FatalConnectError | None = None
         self._closing = False
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
+        self.failed = asyncio.Event()
         self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=message_queue_size)
         self.dropped_inbound = 0
         self._client = self._make_client()
@@ -192,7 +195,7 @@ class MqttLink:
         """Start connecting in the background; returns at once (see ``wait_connected``)."""
         self._loop = asyncio.get_running_loop()
         s = self._settings
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = s.session_expiry_s
         props.ReceiveMaximum = s.receive_maximum
         self._client.connect_async(
@@ -207,14 +210,25 @@ class MqttLink:
     async def wait_connected(self, timeout_s: float) -> None:
         """Wait for a connection; raise ``FatalConnectError`` or ``TimeoutError``."""
         async with asyncio.timeout(timeout_s):
-            while not self.connected.is_set():
-                if self._fatal:
-                    raise self._fatal
-                try:
-                    async with asyncio.timeout(0.1):
-                        await self.connected.wait()
-                except TimeoutError:
-                    continue
+            connected = asyncio.create_task(self.connected.wait())
+            failed = asyncio.create_task(self.failed.wait())
+            try:
+                await asyncio.wait({connected, failed}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                connected.cancel()
+                failed.cancel()
+        if self._fatal:
+            raise self._fatal
+
+    async def raise_on_failure(self) -> None:
+        """Wait until the broker refuses us for good, then raise ``FatalConnectError``.
+
+        Services run this as a task so that bad credentials stop them loudly instead of
+        retrying forever.
+        """
+        await self.failed.wait()
+        assert self._fatal is not None
+        raise self._fatal
 
     async def subscribe(self, filters: Sequence[TopicFilter], qos: int = 1) -> None:
         """Subscribe now (if connected) and again after every reconnect."""
@@ -237,10 +251,13 @@ class MqttLink:
         # paho may report the PUBACK from its thread before publish() returns; that report is
         # marshalled to this loop, so it runs only after the mid below is registered.
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
-            # paho keeps QoS>0 messages for resend even when the socket just went away.
-            if info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN:
-                raise NotConnectedError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        # paho keeps QoS>0 messages for resend even when the socket just went away (NO_CONN).
+        if info.rc not in (
+            MQTTErrorCode.MQTT_ERR_SUCCESS,
+            MQTTErrorCode.MQTT_ERR_QUEUE_SIZE,
+            MQTTErrorCode.MQTT_ERR_NO_CONN,
+        ):
+            raise NotConnectedError(f"publish to {topic} failed: {paho.error_string(info.rc)}")
         self._pending[info.mid] = future
         return future
 
@@ -271,6 +288,7 @@ class MqttLink:
             if sock is not None:
                 sock.close()
         self.connected.clear()
+        self.disconnected.set()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(NotConnectedError("link closed"))
@@ -282,9 +300,7 @@ class MqttLink:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
 
-    def _paho_on_connect(
-        self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any
-    ) -> None:
+    def _paho_on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         code = int(reason.value)
         if code != 0:
             if code in NON_RETRYABLE_CONNACK:
@@ -300,12 +316,18 @@ class MqttLink:
 
     def _set_fatal(self, error: FatalConnectError) -> None:
         self._fatal = error
+        self.failed.set()
 
     def _on_connect_loop(self) -> None:
         self._generation += 1
-        log.info("connected to %s:%s as %s", self._settings.address.host,
-                 self._settings.address.port, self._settings.client_id)
+        log.info(
+            "connected to %s:%s as %s",
+            self._settings.address.host,
+            self._settings.address.port,
+            self._settings.client_id,
+        )
         self.connected.set()
+        self.disconnected.clear()
         if self._on_connected:
             self._on_connected()
 
@@ -316,6 +338,7 @@ class MqttLink:
         if self.connected.is_set() and not self._closing:
             log.info("disconnected from broker (%s); reconnecting", reason)
         self.connected.clear()
+        self.disconnected.set()
 
     def _paho_on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         self._call(self._enqueue, msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid)

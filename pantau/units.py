@@ -14,7 +14,7 @@ _FACTORS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1
 def parse_duration(value: object) -> float:
     """Return seconds for ``90``, ``90s``, ``1.5m``, ``2h``, ``1d`` or ``250ms``."""
     if isinstance(value, bool):
-        raise ValueError("a duration must be a number of seconds or a string like '30s'")
+        raise TypeError("a duration must be a number of seconds or a string like '30s'")
     if isinstance(value, int | float):
         return float(value)
     if isinstance(value, str):

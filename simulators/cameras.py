@@ -60,7 +60,7 @@ class FakeCamera:
         *,
         host: str = "127.0.0.1",
         username: str | None = "admin",
-        password: str | None = "pantau",
+        password: str | None = "pantau",  # noqa: S107 - a simulated camera's well-known login
         slow_delay_s: float = 1.0,
     ) -> None:
         self.camera_id = camera_id
@@ -150,8 +150,12 @@ class FakeCamera:
             expected = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             return secrets.compare_digest(header[6:].strip(), expected)
         return verify_digest(
-            header, method=method, username=self.username, password=self.password or "",
-            realm=REALM, nonce=self._nonce,
+            header,
+            method=method,
+            username=self.username,
+            password=self.password or "",
+            realm=REALM,
+            nonce=self._nonce,
         )
 
     async def _pause(self) -> bool:
@@ -185,15 +189,20 @@ class FakeCamera:
     def _rtsp_response(self, method: str, cseq: str, headers: dict[str, str]) -> bytes:
         head = f"CSeq: {cseq}\r\nServer: pantau-sim\r\n"
         if method == "OPTIONS":
-            return (f"RTSP/1.0 200 OK\r\n{head}Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN"
-                    "\r\n\r\n").encode()
+            return (
+                f"RTSP/1.0 200 OK\r\n{head}Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"
+            ).encode()
         if method != "DESCRIBE":
             return f"RTSP/1.0 405 Method Not Allowed\r\n{head}\r\n".encode()
         if not self._authorized("DESCRIBE", headers):
-            return (f"RTSP/1.0 401 Unauthorized\r\n{head}WWW-Authenticate: Digest "
-                    f'realm="{REALM}", nonce="{self._nonce}"\r\n\r\n').encode()
-        return (f"RTSP/1.0 200 OK\r\n{head}Content-Type: application/sdp\r\n"
-                f"Content-Length: {len(SDP_BODY)}\r\n\r\n").encode() + SDP_BODY
+            return (
+                f"RTSP/1.0 401 Unauthorized\r\n{head}WWW-Authenticate: Digest "
+                f'realm="{REALM}", nonce="{self._nonce}"\r\n\r\n'
+            ).encode()
+        return (
+            f"RTSP/1.0 200 OK\r\n{head}Content-Type: application/sdp\r\n"
+            f"Content-Length: {len(SDP_BODY)}\r\n\r\n"
+        ).encode() + SDP_BODY
 
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
@@ -206,18 +215,24 @@ class FakeCamera:
             if not await self._pause():
                 return
             if method != "GET" or not path.startswith("/snapshot"):
-                writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
-                             b"Connection: close\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
             elif not self._authorized("GET", headers):
                 writer.write(
-                    (f'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="{REALM}", '
-                     f'nonce="{self._nonce}", qop="auth"\r\nContent-Length: 0\r\n'
-                     "Connection: close\r\n\r\n").encode()
+                    (
+                        f'HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Digest realm="{REALM}", '
+                        f'nonce="{self._nonce}", qop="auth"\r\nContent-Length: 0\r\n'
+                        "Connection: close\r\n\r\n"
+                    ).encode()
                 )
             else:
                 writer.write(
-                    (f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
-                     f"{len(SNAPSHOT_JPEG)}\r\nConnection: close\r\n\r\n").encode() + SNAPSHOT_JPEG
+                    (
+                        f"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                        f"{len(SNAPSHOT_JPEG)}\r\nConnection: close\r\n\r\n"
+                    ).encode()
+                    + SNAPSHOT_JPEG
                 )
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

@@ -1,4 +1,4 @@
-"""``pantau demo`` / ``pantau simulate``: run a scenario on real services, optionally with a live view."""
+"""``pantau demo`` and ``pantau simulate``: run a scenario on real services, with a live view."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rich.table import Table
 
 from cloud.fleet import CameraState, SiteState, Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
-from pantau.localsvc import make_influx, make_mosquitto
+from pantau.localsvc import ManagedProcess, make_influx, make_mosquitto
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
 
@@ -78,7 +78,7 @@ async def services(
     mqtt_url: str | None, influx_url: str | None, base: Path
 ) -> AsyncIterator[tuple[str, str]]:
     """Use the given URLs; start a local mosquitto/influxd for any that is missing."""
-    started = []
+    started: list[ManagedProcess] = []
     try:
         if mqtt_url is None:
             broker = make_mosquitto(base)
@@ -98,6 +98,7 @@ async def services(
 
 def render(
     sim: Simulation,
+    *,
     duration_s: float,
     cameras: list[CameraState],
     sites: list[SiteState],
@@ -123,7 +124,9 @@ def render(
         state = site_state.get(site_id)
         agent = "[green]online" if state and state.online else "[red]offline"
         table.add_row(
-            site_id, runtime.site.district, agent,
+            site_id,
+            runtime.site.district,
+            agent,
             str(sum(c.status is Status.UP for c in mine)),
             f"[red]{sum(c.status is Status.DOWN for c in mine)}",
             f"[yellow]{sum(c.status is Status.UNKNOWN for c in mine)}",
@@ -154,17 +157,31 @@ async def _live_loop(
                 samples.popleft()
             if now > samples[0][0]:
                 rate = max(0.0, (figures.written - samples[0][1]) / (now - samples[0][0]))
-            live.update(render(sim, duration_s, cameras, sites, figures, rate))
+            live.update(
+                render(
+                    sim,
+                    duration_s=duration_s,
+                    cameras=cameras,
+                    sites=sites,
+                    figures=figures,
+                    rate=rate,
+                )
+            )
             await asyncio.sleep(VIEW_REFRESH_S)
 
 
 async def count_points(influx: InfluxClient) -> dict[str, dict[str, int]]:
     """Points per measurement and site."""
     counts: dict[str, dict[str, int]] = {}
-    for measurement, fieldname in (("camera", "up"), ("sensor", "value"), ("site", "online"),
-                                   ("agent", "backlog")):
-        rows = series_rows(await influx.query(
-            f'SELECT count("{fieldname}") FROM "{measurement}" GROUP BY "site"'))
+    for measurement, fieldname in (
+        ("camera", "up"),
+        ("sensor", "value"),
+        ("site", "online"),
+        ("agent", "backlog"),
+    ):
+        rows = series_rows(
+            await influx.query(f'SELECT count("{fieldname}") FROM "{measurement}" GROUP BY "site"')
+        )
         counts[measurement] = {row["site"]: int(row["count"]) for row in rows}
     return counts
 
@@ -190,8 +207,13 @@ async def run_scenario(
                 await influx.create_database()
                 sim = Simulation(
                     scenario,
-                    SimulationOptions(mqtt_url=mqtt, influx_url=influx_base, database=database,
-                                      workdir=base / "sim", collectors=collectors),
+                    SimulationOptions(
+                        mqtt_url=mqtt,
+                        influx_url=influx_base,
+                        database=database,
+                        workdir=base / "sim",
+                        collectors=collectors,
+                    ),
                 )
                 interrupted = False
                 try:
@@ -201,14 +223,20 @@ async def run_scenario(
                     await sim.stop()
                 points = await count_points(influx)
                 return RunSummary(
-                    duration_s=sim.elapsed_s, points=points, rejected=sim_rejected(base / "sim"),
+                    duration_s=sim.elapsed_s,
+                    points=points,
+                    rejected=sim_rejected(base / "sim"),
                     written=float(sum(sum(v.values()) for v in points.values())),
-                    events=sim.history.events, interrupted=interrupted,
+                    events=sim.history.events,
+                    interrupted=interrupted,
                 )
 
 
 async def _run_until(
-    sim: Simulation, influx: InfluxClient, duration_s: float, stop: asyncio.Event,
+    sim: Simulation,
+    influx: InfluxClient,
+    duration_s: float,
+    stop: asyncio.Event,
     console: Console | None,
 ) -> bool:
     """Run events (and the live view) until the end or ``stop``; True if interrupted."""
@@ -216,7 +244,8 @@ async def _run_until(
         events = tasks.create_task(sim.run_events(duration_s), name="sim-events")
         view = (
             tasks.create_task(_live_loop(sim, influx, duration_s, console), name="live-view")
-            if console else None
+            if console
+            else None
         )
         stopper = tasks.create_task(stop.wait(), name="sim-stop")
         await asyncio.wait({events, stopper}, return_when=asyncio.FIRST_COMPLETED)

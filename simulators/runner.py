@@ -123,9 +123,12 @@ class Simulation:
             site_dir = self.options.workdir / "agents" / site.id
             site_dir.mkdir(parents=True, exist_ok=True)
             runtime = SiteRuntime(
-                site=site, uplink=uplink, cameras=cameras,
+                site=site,
+                uplink=uplink,
+                cameras=cameras,
                 desired=dict.fromkeys(cameras, CameraMode.UP),
-                config_path=site_dir / "agent.yaml", queue_path=site_dir / "queue.sqlite",
+                config_path=site_dir / "agent.yaml",
+                queue_path=site_dir / "queue.sqlite",
                 log_file=self.options.workdir / "logs" / f"agent-{site.id}.log",
             )
             runtime.config_path.write_text(yaml.safe_dump(self.agent_config(runtime, index)))
@@ -152,8 +155,13 @@ class Simulation:
                 "timeout_s": self.scenario.probe_timeout,
             },
             "cameras": [
-                {"id": cid, "rtsp_url": cam.rtsp_url, "snapshot_url": cam.snapshot_url,
-                 "username": cam.username, "password": cam.password}
+                {
+                    "id": cid,
+                    "rtsp_url": cam.rtsp_url,
+                    "snapshot_url": cam.snapshot_url,
+                    "username": cam.username,
+                    "password": cam.password,
+                }
                 for cid, cam in runtime.cameras.items()
             ],
             "sensors": [
@@ -169,9 +177,16 @@ class Simulation:
         assert runtime.log_file is not None
         with runtime.log_file.open("ab") as out:
             runtime.process = await asyncio.create_subprocess_exec(
-                *_pantau_argv("agent", "--config", str(runtime.config_path),
-                              "--log-level", self.options.agent_log_level),
-                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                *_pantau_argv(
+                    "agent",
+                    "--config",
+                    str(runtime.config_path),
+                    "--log-level",
+                    self.options.agent_log_level,
+                ),
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
 
     async def start_collector(self, collector: CollectorRuntime) -> None:
@@ -181,13 +196,25 @@ class Simulation:
         with log_file.open("ab") as out:
             collector.process = await asyncio.create_subprocess_exec(
                 *_pantau_argv(
-                    "collector", "--mqtt", o.mqtt_url, "--influx", o.influx_url,
-                    "--database", o.database, "--http-port", str(collector.http_port),
-                    "--client-id", f"pantau-sim-collector-{collector.index}",
-                    "--instance", f"collector-{collector.index}",
-                    "--dead-letter", str(o.workdir / f"dead-letter-{collector.index}.sqlite"),
+                    "collector",
+                    "--mqtt",
+                    o.mqtt_url,
+                    "--influx",
+                    o.influx_url,
+                    "--database",
+                    o.database,
+                    "--http-port",
+                    str(collector.http_port),
+                    "--client-id",
+                    f"pantau-sim-collector-{collector.index}",
+                    "--instance",
+                    f"collector-{collector.index}",
+                    "--dead-letter",
+                    str(o.workdir / f"dead-letter-{collector.index}.sqlite"),
                 ),
-                stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                stdout=out,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
             )
 
     async def kill_process(self, process: asyncio.subprocess.Process | None) -> None:
@@ -229,8 +256,9 @@ class Simulation:
             for collector in self.collectors:
                 while time.monotonic() < deadline:
                     try:
-                        health = (await http.get(
-                            f"http://127.0.0.1:{collector.http_port}/healthz")).json()
+                        health = (
+                            await http.get(f"http://127.0.0.1:{collector.http_port}/healthz")
+                        ).json()
                     except (httpx.HTTPError, ValueError):
                         break
                     if health.get("pending_messages", 0) == 0:
@@ -282,8 +310,9 @@ class Simulation:
         elif isinstance(event, PowerEvent):
             await self._power(self.sites[event.site], on=phase == "end")
         elif isinstance(event, MalformedEvent):
-            await self.publish_raw(site_topic(event.malformed, TopicKind.READINGS),
-                                   MALFORMED_PAYLOAD)
+            await self.publish_raw(
+                site_topic(event.malformed, TopicKind.READINGS), MALFORMED_PAYLOAD
+            )
             self._note(f"malformed message sent on site {event.malformed}'s topic")
 
     async def _power(self, runtime: SiteRuntime, *, on: bool) -> None:
@@ -300,7 +329,9 @@ class Simulation:
 
     async def publish_raw(self, topic: str, payload: bytes) -> None:
         """Publish arbitrary bytes straight to the broker (QoS 1)."""
-        link = MqttLink(LinkSettings(address=self._broker, client_id=f"pantau-sim-raw-{os.getpid()}"))
+        link = MqttLink(
+            LinkSettings(address=self._broker, client_id=f"pantau-sim-raw-{os.getpid()}")
+        )
         await link.start()
         try:
             await link.wait_connected(10.0)

@@ -65,7 +65,9 @@ class MalformedEvent(_Model):
     malformed: Ident = Field(description="site whose topic receives the bad message")
 
 
-Event = Annotated[CameraEvent | UplinkEvent | PowerEvent | MalformedEvent, Field(union_mode="left_to_right")]
+Event = Annotated[
+    CameraEvent | UplinkEvent | PowerEvent | MalformedEvent, Field(union_mode="left_to_right")
+]
 
 
 class Scenario(_Model):
@@ -85,8 +87,11 @@ class Scenario(_Model):
             raise ValueError("site ids must be unique")
         for index, event in enumerate(self.events):
             site_id = (
-                event.camera.split("/")[0] if isinstance(event, CameraEvent)
-                else event.malformed if isinstance(event, MalformedEvent) else event.site
+                event.camera.split("/")[0]
+                if isinstance(event, CameraEvent)
+                else event.malformed
+                if isinstance(event, MalformedEvent)
+                else event.site
             )
             if site_id not in sites:
                 raise ValueError(f"events.{index}: unknown site {site_id!r}")
@@ -112,8 +117,13 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     malformed message is sent.
     """
     sim_sites = [
-        SimSite(id=f"s{i}", district=f"d{(i - 1) // 2 + 1}", lat=-3.80 - 0.15 * (i - 1),
-                lon=102.26 + 0.2 * (i - 1), cameras=cameras)
+        SimSite(
+            id=f"s{i}",
+            district=f"d{(i - 1) // 2 + 1}",
+            lat=-3.80 - 0.15 * (i - 1),
+            lon=102.26 + 0.2 * (i - 1),
+            cameras=cameras,
+        )
         for i in range(1, sites + 1)
     ]
     d = duration_s
@@ -124,12 +134,28 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
         events.append(CameraEvent(at=0.2 * d, camera="s1/c3", state=CameraMode.HUNG))
     if cameras >= 4:
         events.append(
-            CameraEvent(at=0.2 * d, camera="s1/c4", state=CameraMode.AUTH_FAIL, duration=0.4 * d)
+            CameraEvent.model_validate(
+                {"at": 0.2 * d, "camera": "s1/c4", "state": "auth_fail", "for": 0.4 * d}
+            )
         )
     if sites >= 2:
-        events.append(UplinkEvent(at=0.3 * d, site="s2", uplink="down", duration=0.25 * d))
+        events.append(
+            UplinkEvent.model_validate(
+                {"at": 0.3 * d, "site": "s2", "uplink": "down", "for": 0.25 * d}
+            )
+        )
     if sites >= 3 or sites == 1:
         last = sim_sites[-1].id
-        events.append(PowerEvent(at=0.45 * d, site=last, power="down", duration=0.25 * d))
-    return Scenario(seed=seed, probe_interval=5.0, probe_timeout=1.0, keepalive=5,
-                    sites=sim_sites, events=events)
+        events.append(
+            PowerEvent.model_validate(
+                {"at": 0.45 * d, "site": last, "power": "down", "for": 0.25 * d}
+            )
+        )
+    return Scenario(
+        seed=seed,
+        probe_interval=5.0,
+        probe_timeout=1.0,
+        keepalive=5,
+        sites=sim_sites,
+        events=events,
+    )

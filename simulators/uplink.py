@@ -64,7 +64,7 @@ class Uplink:
         self._writers.update((writer, up_writer))
         current = asyncio.current_task()
         if current is not None:
-            self._tasks.add(current)  # type: ignore[arg-type]
+            self._tasks.add(current)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pipe(reader, up_writer))
@@ -73,7 +73,7 @@ class Uplink:
             pass
         finally:
             if current is not None:
-                self._tasks.discard(current)  # type: ignore[arg-type]
+                self._tasks.discard(current)
             for w in (writer, up_writer):
                 self._writers.discard(w)
                 w.close()

@@ -46,7 +46,8 @@ def _no_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail any test whose code logged an unexpected exception."""
     yield
     errors = [
-        r for r in caplog.get_records("call")
+        r
+        for r in caplog.get_records("call")
         if r.levelno >= logging.ERROR and r.exc_info and not getattr(r, "expected", False)
     ]
     assert not errors, f"exceptions were logged: {[r.getMessage() for r in errors]}"

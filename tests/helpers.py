@@ -46,7 +46,10 @@ def create_database(url: str, database: str) -> None:
 
 
 async def async_wait_for(
-    condition: Callable[[], Awaitable[T]], *, timeout_s: float, interval_s: float = 0.1,
+    condition: Callable[[], Awaitable[T]],
+    *,
+    timeout_s: float,
+    interval_s: float = 0.1,
     what: str = "",
 ) -> T:
     """Await ``condition`` until it returns something truthy; fail with ``what`` at the deadline."""

@@ -41,13 +41,17 @@ def test_good_config_loads(tmp_path: Path) -> None:
     [
         (("lat: -3.8", "lat: -300"), "site.lat: Input should be greater than or equal to -90"),
         (("id: c1", "id: 'c 1'"), "cameras.0.id: String should match pattern"),
-        (("rtsp_url: \"rtsp://10.0.0.2/stream1\"", "rtsp_url: \"http://x\""),
-         "cameras.0: Value error, rtsp_url 'http://x' must start with rtsp://"),
+        (
+            ('rtsp_url: "rtsp://10.0.0.2/stream1"', 'rtsp_url: "http://x"'),
+            "cameras.0: Value error, rtsp_url 'http://x' must start with rtsp://",
+        ),
         (("type: host", "type: thermometer"), "sensors.1: Input tag 'thermometer' found"),
         (("queue: {path", "queu: {path"), "queu: unknown key"),
         (("max_age_s: 2d", "max_age_s: two days"), "queue.max_age_s: Value error, 'two days' is"),
-        (("broker: {url: \"mqtt://127.0.0.1:1883\"}", "broker: {url: \"ftp://x\"}"),
-         "broker: Value error, url 'ftp://x' must start with mqtt://"),
+        (
+            ('broker: {url: "mqtt://127.0.0.1:1883"}', 'broker: {url: "ftp://x"}'),
+            "broker: Value error, url 'ftp://x' must start with mqtt://",
+        ),
     ],
 )
 def test_bad_values_name_the_key(tmp_path: Path, change: tuple[str, str], expected: str) -> None:
@@ -70,7 +74,10 @@ def test_cli_prints_error_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, GOOD.replace("lon: 102.26", "lon: east"))
     result = subprocess.run(
         [sys.executable, "-m", "pantau", "agent", "--config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 2
     assert "site.lon: Input should be a valid number" in result.stderr

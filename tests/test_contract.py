@@ -29,8 +29,10 @@ def test_topics_round_trip() -> None:
 def test_filters_are_shared_on_request() -> None:
     """Collectors in one group split the load with $share."""
     assert all_sites_filter(TopicKind.STATUS) == "pantau/v1/sites/+/status"
-    assert (all_sites_filter(TopicKind.READINGS, share_group="g")
-            == "$share/g/pantau/v1/sites/+/readings")
+    assert (
+        all_sites_filter(TopicKind.READINGS, share_group="g")
+        == "$share/g/pantau/v1/sites/+/readings"
+    )
 
 
 @pytest.mark.parametrize("bad", ["", "a b", "a,b", "a=b", "a/b", "+", "#", "é", "x" * 65, "-a"])

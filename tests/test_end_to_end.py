@@ -1,4 +1,4 @@
-"""Walking skeleton end to end: fake cameras → agent processes → mosquitto → collector → InfluxDB."""
+"""End to end: fake cameras → agent processes → mosquitto → collector → InfluxDB."""
 
 from __future__ import annotations
 
@@ -31,14 +31,20 @@ async def sim(
     broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
 ) -> AsyncIterator[Simulation]:
     scenario = Scenario(
-        seed=1, probe_interval=PROBE_INTERVAL_S, probe_timeout=0.5, keepalive=KEEPALIVE_S,
-        sites=[SimSite(id=f"s{i}", district=f"d{i}", lat=-3.8, lon=102.2 + i, cameras=4)
-               for i in (1, 2, 3)],
+        seed=1,
+        probe_interval=PROBE_INTERVAL_S,
+        probe_timeout=0.5,
+        keepalive=KEEPALIVE_S,
+        sites=[
+            SimSite(id=f"s{i}", district=f"d{i}", lat=-3.8, lon=102.2 + i, cameras=4)
+            for i in (1, 2, 3)
+        ],
     )
     simulation = Simulation(
         scenario,
-        SimulationOptions(mqtt_url=broker.url, influx_url=influxd.url, database=database,
-                          workdir=tmp_path / "sim"),
+        SimulationOptions(
+            mqtt_url=broker.url, influx_url=influxd.url, database=database, workdir=tmp_path / "sim"
+        ),
     )
     await simulation.start()
     yield simulation
@@ -90,7 +96,8 @@ async def test_three_sites_end_to_end(sim: Simulation, influx: InfluxClient) -> 
 
     async def offline() -> dict[str, Any] | None:
         found = await rows(
-            influx, f"SELECT online FROM site WHERE site='s2' AND time >= {killed_ns} AND online = 0"
+            influx,
+            f"SELECT online FROM site WHERE site='s2' AND time >= {killed_ns} AND online = 0",
         )
         return found[0] if found else None
 

@@ -24,8 +24,9 @@ MAX_PAYLOAD = 16_384
 
 def valid_batch(site: str, index: int, base_ns: int) -> bytes:
     readings = [
-        CameraReading(camera=f"c{k}", ts=base_ns + index * 1000 + k, up=True, cause=Cause.OK,
-                      latency_ms=1.5)
+        CameraReading(
+            camera=f"c{k}", ts=base_ns + index * 1000 + k, up=True, cause=Cause.OK, latency_ms=1.5
+        )
         for k in range(1, 4)
     ]
     return ReadingBatch(site=site, district="d1", cameras=readings).model_dump_json().encode()
@@ -44,17 +45,32 @@ def invalid_messages(now_ns: int) -> list[tuple[str, str, bytes]]:
         ("schema", "s1", b'{"v":1,"site":"s 1,x=y","district":"d1"}'),
         ("schema", "s1", b"[1, 2, 3]"),
         ("site_mismatch", "s1", b'{"v":1,"site":"s2","district":"d1"}'),
-        ("non_finite", "s1",
-         b'{"v":1,"site":"s1","district":"d1","cameras":[' + (camera % (now_ns, "NaN")).encode()
-         + b"]}"),
-        ("non_finite", "s1",
-         b'{"v":1,"site":"s1","district":"d1","cameras":[' + (camera % (now_ns, "1e999")).encode()
-         + b"]}"),
-        ("future_timestamp", "s1",
-         b'{"v":1,"site":"s1","district":"d1","cameras":[' + (camera % (future, "1.0")).encode()
-         + b"]}"),
-        ("oversized", "s1", b'{"v":1,"site":"s1","district":"d1","pad":"' + b"x" * MAX_PAYLOAD
-         + b'"}'),
+        (
+            "non_finite",
+            "s1",
+            b'{"v":1,"site":"s1","district":"d1","cameras":['
+            + (camera % (now_ns, "NaN")).encode()
+            + b"]}",
+        ),
+        (
+            "non_finite",
+            "s1",
+            b'{"v":1,"site":"s1","district":"d1","cameras":['
+            + (camera % (now_ns, "1e999")).encode()
+            + b"]}",
+        ),
+        (
+            "future_timestamp",
+            "s1",
+            b'{"v":1,"site":"s1","district":"d1","cameras":['
+            + (camera % (future, "1.0")).encode()
+            + b"]}",
+        ),
+        (
+            "oversized",
+            "s1",
+            b'{"v":1,"site":"s1","district":"d1","pad":"' + b"x" * MAX_PAYLOAD + b'"}',
+        ),
     ]
 
 
@@ -62,13 +78,15 @@ async def test_invalid_messages_rejected_valid_ones_written(
     broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
 ) -> None:
     """12 invalid messages interleaved with 30 valid ones: 12 rejections by reason, 90 points."""
-    config = CollectorConfig.model_validate({
-        "mqtt": {"url": broker.url, "client_id": "test-collector"},
-        "influx": {"url": influxd.url, "database": database},
-        "validation": {"max_payload_bytes": MAX_PAYLOAD},
-        "dead_letter_path": str(tmp_path / "dl.sqlite"),
-        "http_port": 0,
-    })
+    config = CollectorConfig.model_validate(
+        {
+            "mqtt": {"url": broker.url, "client_id": "test-collector"},
+            "influx": {"url": influxd.url, "database": database},
+            "validation": {"max_payload_bytes": MAX_PAYLOAD},
+            "dead_letter_path": str(tmp_path / "dl.sqlite"),
+            "http_port": 0,
+        }
+    )
     collector = Collector(config)
     task = asyncio.create_task(collector.run())
     publisher = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="pub"))
@@ -82,14 +100,16 @@ async def test_invalid_messages_rejected_valid_ones_written(
         bad = invalid_messages(now_ns)
         expected: dict[str, int] = {}
         for index in range(30):
-            await publisher.publish(site_topic("s1", TopicKind.READINGS),
-                                    valid_batch("s1", index, now_ns - 10**9))
+            await publisher.publish(
+                site_topic("s1", TopicKind.READINGS), valid_batch("s1", index, now_ns - 10**9)
+            )
             if index < len(bad):
                 reason, site, payload = bad[index]
                 expected[reason] = expected.get(reason, 0) + 1
                 await publisher.publish(site_topic(site, TopicKind.READINGS), payload)
 
         async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+
             async def written() -> int:
                 rows = series_rows(await influx.query('SELECT count("up") FROM camera'))
                 return int(rows[0]["count"]) if rows else 0
@@ -115,7 +135,9 @@ async def test_invalid_messages_rejected_valid_ones_written(
         await asyncio.gather(task, return_exceptions=True)
 
     db = sqlite3.connect(tmp_path / "dl.sqlite")
-    stored = dict(db.execute("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason").fetchall())
+    stored = dict(
+        db.execute("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason").fetchall()
+    )
     db.close()
     assert stored == expected
 

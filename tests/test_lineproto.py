@@ -17,7 +17,7 @@ def test_escaping_of_every_special_character() -> None:
         42,
     )
     assert line == (
-        'my\\ meas\\,x,a=b,tag\\ key=v\\ a\\,l\\=ue '
+        "my\\ meas\\,x,a=b,tag\\ key=v\\ a\\,l\\=ue "
         'f\\=1="say \\"hi\\" \\\\ bye",n=3i,x=1.5,ok=t 42'
     )
 
@@ -32,9 +32,13 @@ def test_unrepresentable_values_are_refused(bad: str) -> None:
 def test_batch_mapping() -> None:
     """Cameras, sensors map to the documented measurements, tags and fields."""
     batch = ReadingBatch(
-        site="s1", district="d1",
-        cameras=[CameraReading(camera="c1", ts=10, up=False, cause="refused", stage="tcp",
-                               latency_ms=2.0)],
+        site="s1",
+        district="d1",
+        cameras=[
+            CameraReading(
+                camera="c1", ts=10, up=False, cause="refused", stage="tcp", latency_ms=2.0
+            )
+        ],
         sensors=[SensorReading(sensor="cab", kind="temperature", ts=11, value=31.0)],
     )
     assert batch_lines(batch) == [
@@ -45,8 +49,7 @@ def test_batch_mapping() -> None:
 
 def test_status_mapping() -> None:
     """A birth maps to a site point with online=1 and the coordinates."""
-    status = SiteStatus(site="s1", district="d1", online=True, ts=5, lat=-3.8, lon=102.0,
-                        session=7)
+    status = SiteStatus(site="s1", district="d1", online=True, ts=5, lat=-3.8, lon=102.0, session=7)
     assert status_line(status, 5) == (
         "site,district=d1,site=s1 online=1i,lat=-3.8,lon=102.0,session=7i 5"
     )

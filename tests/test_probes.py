@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edge_agent.config import CameraConfig
+from edge_agent.probes.auth import authorization, choose_challenge
 from edge_agent.probes.camera import probe_camera
 from edge_agent.probes.snapshot import make_http_client
 from pantau.contract import Cause, ProbeStage
@@ -23,8 +24,14 @@ async def camera() -> AsyncIterator[FakeCamera]:
     await cam.stop()
 
 
-def config_for(cam: FakeCamera, *, password: str | None = "secret", rtsp: bool = True,
-               snapshot: bool = True, username: str | None = "admin") -> CameraConfig:
+def config_for(
+    cam: FakeCamera,
+    *,
+    password: str | None = "secret",
+    rtsp: bool = True,
+    snapshot: bool = True,
+    username: str | None = "admin",
+) -> CameraConfig:
     return CameraConfig(
         id="c1",
         rtsp_url=cam.rtsp_url if rtsp else None,
@@ -95,8 +102,6 @@ async def test_slow_camera_is_up_with_its_latency(camera: FakeCamera) -> None:
 
 async def test_basic_auth_camera() -> None:
     """Cameras that only speak Basic auth are handled (Authorization: Basic)."""
-    from edge_agent.probes.auth import authorization, choose_challenge
-
     challenge = choose_challenge(['Basic realm="cam"'])
     assert challenge == ("basic", {"realm": "cam"})
     header = authorization(challenge, method="GET", uri="/", username="u", password="p")

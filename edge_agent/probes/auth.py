@@ -13,8 +13,10 @@ _PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^,\s]*))')
 def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
     """Split ``Digest realm="x", nonce="y"`` into ``("digest", {...})``."""
     scheme, _, rest = header.strip().partition(" ")
-    params = {m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
-              for m in _PARAM.finditer(rest)}
+    params = {
+        m.group(1).lower(): m.group(2) if m.group(2) is not None else m.group(3)
+        for m in _PARAM.finditer(rest)
+    }
     return scheme.lower(), params
 
 
@@ -70,8 +72,9 @@ def verify_digest(
     if scheme != "digest" or params.get("username") != username or params.get("nonce") != nonce:
         return False
     ha1 = hashlib.md5(f"{username}:{realm}:{password}".encode(), usedforsecurity=False).hexdigest()
-    ha2 = hashlib.md5(f"{method}:{params.get('uri', '')}".encode(),
-                      usedforsecurity=False).hexdigest()
+    ha2 = hashlib.md5(
+        f"{method}:{params.get('uri', '')}".encode(), usedforsecurity=False
+    ).hexdigest()
     if params.get("qop") == "auth":
         material = f"{ha1}:{nonce}:{params.get('nc')}:{params.get('cnonce')}:auth:{ha2}"
     else:

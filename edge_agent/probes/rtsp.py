@@ -98,7 +98,9 @@ async def probe_rtsp(
     rtsp_started = time.perf_counter()
     try:
         async with asyncio.timeout(timeout_s):
-            status = await _options_describe(_Session(reader, writer), clean_url, username, password)
+            status = await _options_describe(
+                _Session(reader, writer), clean_url, username, password
+            )
     except TimeoutError as exc:
         raise StageFailedError(Cause.TIMEOUT, "no RTSP answer in time") from exc
     except (ConnectionError, asyncio.IncompleteReadError) as exc:
@@ -129,7 +131,9 @@ async def _options_describe(
         if describe.status in (401, 403):
             raise StageFailedError(Cause.AUTH, "camera rejected the credentials", describe.status)
     if describe.status != 200:
-        raise StageFailedError(Cause.BAD_RESPONSE, f"DESCRIBE -> {describe.status}", describe.status)
+        raise StageFailedError(
+            Cause.BAD_RESPONSE, f"DESCRIBE -> {describe.status}", describe.status
+        )
     if b"v=0" not in describe.body:
         raise StageFailedError(Cause.BAD_RESPONSE, "DESCRIBE answered without an SDP body", 200)
     return describe.status

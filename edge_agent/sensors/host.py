@@ -36,7 +36,9 @@ class HostDriver:
         """Current host values; ones the host cannot provide are left out."""
         values = [SensorValue(self._id, "load1", round(os.getloadavg()[0], 3))]
         usage = shutil.disk_usage(self._disk)
-        values.append(SensorValue(self._id, "disk_free_pct", round(100 * usage.free / usage.total, 2)))
+        values.append(
+            SensorValue(self._id, "disk_free_pct", round(100 * usage.free / usage.total, 2))
+        )
         temperature = _cpu_temperature_c()
         if temperature is not None:
             values.append(SensorValue(self._id, "cpu_temp_c", temperature))
