@@ -36,7 +36,7 @@ class MqttConfig(_Config):
         description="how long the broker keeps our session and queues messages while we are away",
     )
     receive_maximum: int = Field(
-        default=2000,
+        default=1000,
         ge=10,
         le=65535,
         description="unacknowledged messages the broker may have in flight to us; acks wait for "
@@ -76,7 +76,10 @@ class ValidationConfig(_Config):
     """Limits applied to incoming messages."""
 
     max_payload_bytes: int = Field(
-        default=1_048_576, ge=1024, description="larger messages are rejected as oversized"
+        default=262_144,
+        ge=1024,
+        description="larger messages are rejected as oversized; with receive_maximum this bounds "
+        "the collector's memory (an agent batch of 500 readings is about 100 KB)",
     )
     max_future_s: float = Field(
         default=300.0, ge=0, description="reject readings stamped further in the future"

@@ -86,6 +86,7 @@ class Agent:
                 cert_file=str(b.cert_file) if b.cert_file else None,
                 key_file=str(b.key_file) if b.key_file else None,
                 max_inflight_out=config.publish.max_inflight + 2,
+                reconnect_max_s=b.reconnect_max_s,
                 will=Will(
                     topic=site_topic(config.site.id, TopicKind.STATUS),
                     payload=will.model_dump_json().encode(),
@@ -147,12 +148,27 @@ class Agent:
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
                 tasks.create_task(self._link.raise_on_failure(), name=f"link-fatal-{c.site.id}")
         finally:
+            await self._flush(publisher)
             await self._say_offline()
             await self._link.close()
             await publisher.drain_deletes()
             await http.aclose()
             await asyncio.get_running_loop().run_in_executor(executor, queue.close)
             executor.shutdown(wait=True)
+
+    async def _flush(self, publisher: Publisher) -> None:
+        """On the way out, send what is queued (bounded: the uplink may be down)."""
+        flush_s = self.config.publish.shutdown_flush_s
+        if not self._link.connected.is_set() or flush_s <= 0 or len(publisher.queue) == 0:
+            return
+        try:
+            async with asyncio.timeout(flush_s):
+                await publisher.flush()
+        except TimeoutError:
+            log.warning(
+                "left %d readings queued on disk; they go out on the next start",
+                len(publisher.queue),
+            )
 
     async def _say_offline(self) -> None:
         if not self._link.connected.is_set():

@@ -40,7 +40,13 @@ class BrokerConfig(_Config):
         le=600,
         description="MQTT keepalive; the broker declares the site offline after 1.5x this",
     )
-    connect_timeout_s: Seconds = Field(default=10.0, gt=0, description="per connect attempt")
+    reconnect_max_s: Seconds = Field(
+        default=10.0,
+        ge=1,
+        le=300,
+        description="longest wait between reconnect attempts (backoff doubles up to it); short, "
+        "so a restored uplink is used quickly",
+    )
 
     @model_validator(mode="after")
     def _check_url(self) -> BrokerConfig:
@@ -139,6 +145,11 @@ class PublishConfig(_Config):
     )
     ack_timeout_s: Seconds = Field(
         default=60.0, gt=0, description="republish a message not acknowledged after this long"
+    )
+    shutdown_flush_s: Seconds = Field(
+        default=10.0,
+        ge=0,
+        description="on a clean stop, keep sending queued readings for up to this long",
     )
 
 

@@ -104,6 +104,11 @@ class Publisher:
         self.published_readings = 0
         self.acked_readings = 0
 
+    @property
+    def queue(self) -> ReadingQueue:
+        """The queue this publisher drains."""
+        return self._queue
+
     def notify(self) -> None:
         """Tell the publisher new readings were queued."""
         self._wake.set()
@@ -221,6 +226,21 @@ class Publisher:
         if not future.cancelled() and future.exception() is not None:
             # The rows stay queued and are sent again: a duplicate, never a loss.
             log.error("could not delete acknowledged readings: %s", future.exception())
+
+    async def flush(self) -> None:
+        """Publish until the queue is empty and every message was acknowledged.
+
+        The caller bounds the time (the uplink may be down); what is not sent stays queued.
+        """
+        runner = asyncio.create_task(self.run(), name=f"flush-{self._site}")
+        try:
+            while len(self._queue) > 0 or self._inflight or self._deletes:
+                if runner.done():
+                    runner.result()
+                await asyncio.sleep(0.05)
+        finally:
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
 
     async def drain_deletes(self) -> None:
         """Wait for pending deletes of acknowledged readings (call before closing the queue)."""

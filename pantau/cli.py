@@ -198,3 +198,59 @@ def _run_scenario(
         run_with_stop(main)
     except ServiceError as exc:
         raise _fail(str(exc)) from None
+
+
+@app.command()
+def chaos(
+    duration: Annotated[
+        float,
+        typer.Option("--duration", min=20, help="seconds of faults (150 = the full schedule)"),
+    ] = 150.0,
+    mqtt: MqttOpt = None,
+    influx: InfluxOpt = None,
+    database: Annotated[
+        str, typer.Option("--database", help="dropped and recreated")
+    ] = "pantau_chaos",
+    workdir: WorkdirOpt = None,
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Restart the broker, stop InfluxDB, cut an uplink, SIGKILL a collector and an agent, with
+    two collectors sharing the load; then check InfluxDB against the agents' ledgers.
+
+    Prints `lost=N dup=N readings=N` last. Services given by URL are not restarted.
+    """
+    from pantau.localsvc import ServiceError  # noqa: PLC0415
+    from simulators.chaos import run_chaos  # noqa: PLC0415
+
+    configure_logging(log_level)
+    console = Console()
+
+    async def main(stop: asyncio.Event) -> int:
+        del stop  # the schedule is short and self-terminating; Ctrl-C ends the process
+        result = await run_chaos(
+            duration,
+            mqtt_url=mqtt,
+            influx_url=influx,
+            database=database,
+            workdir=workdir,
+            console=console,
+        )
+        for skipped in result.skipped:
+            console.print(f"skipped: {skipped}")
+        c = result.comparison
+        console.print(
+            f"collectors wrote {', '.join(f'{w:.0f}' for w in result.written_per_collector)} "
+            f"readings (since their last start); {c.stored} points stored; {c.queued} still queued"
+        )
+        if c.lost_examples:
+            console.print(f"lost, e.g.: {c.lost_examples}")
+        if c.dup_examples:
+            console.print(f"dup, e.g.: {c.dup_examples}")
+        print(c.line())
+        return 0 if c.lost == 0 and c.dup == 0 and c.queued == 0 else 1
+
+    try:
+        code = run_with_stop(main)
+    except ServiceError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(code)

@@ -140,6 +140,7 @@ class MqttLink:
         self._generation = 0
         self._fatal: FatalConnectError | None = None
         self._closing = False
+        self._awaiting_subacks: set[int] = set()
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.disconnected.set()
@@ -189,6 +190,7 @@ class MqttLink:
         client.on_disconnect = self._paho_on_disconnect
         client.on_message = self._paho_on_message
         client.on_publish = self._paho_on_publish
+        client.on_subscribe = self._paho_on_subscribe
         return client
 
     async def start(self) -> None:
@@ -231,7 +233,10 @@ class MqttLink:
         raise self._fatal
 
     async def subscribe(self, filters: Sequence[TopicFilter], qos: int = 1) -> None:
-        """Subscribe now (if connected) and again after every reconnect."""
+        """Subscribe now (if connected) and again after every reconnect.
+
+        Subscribe before ``start()`` to have ``connected`` wait for the SUBACKs.
+        """
         for f in filters:
             self._subscriptions.append((f, qos))
             if self.connected.is_set():
@@ -310,9 +315,29 @@ class MqttLink:
             else:
                 log.warning("broker refused %s: %s (retrying)", self._settings.client_id, reason)
             return
-        for f, qos in self._subscriptions:
-            client.subscribe(f, qos=qos)
-        self._call(self._on_connect_loop)
+        # "Connected" means subscribed too: a publisher that waits for us (a simulation, a test)
+        # must not publish into a topic nobody is subscribed to yet; brokers drop those.
+        self._awaiting_subacks = {
+            int(client.subscribe(f, qos=qos)[1] or 0) for f, qos in list(self._subscriptions)
+        }
+        if not self._awaiting_subacks:
+            self._call(self._on_connect_loop)
+
+    def _paho_on_subscribe(
+        self, client: paho.Client, _u: Any, mid: int, reasons: list[Any], _p: Any
+    ) -> None:
+        # Runs on paho's network thread, like on_connect, so the set is not shared concurrently.
+        if mid not in self._awaiting_subacks:
+            return
+        self._awaiting_subacks.discard(mid)
+        refused = [str(r) for r in reasons if int(r.value) >= 0x80]
+        if refused:
+            log.error("broker refused subscription of %s: %s", self._settings.client_id, refused)
+            self._call(self._set_fatal, FatalConnectError(f"subscription refused: {refused}"))
+            client.disconnect()
+            return
+        if not self._awaiting_subacks:
+            self._call(self._on_connect_loop)
 
     def _set_fatal(self, error: FatalConnectError) -> None:
         self._fatal = error

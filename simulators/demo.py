@@ -52,13 +52,13 @@ class RunSummary:
     interrupted: bool
 
 
-async def scrape_collectors(sim: Simulation) -> CollectorFigures:
-    """Sum the collectors' counters."""
+async def scrape_collectors(http_ports: list[int]) -> CollectorFigures:
+    """Sum the counters of the collectors serving /metrics on these loopback ports."""
     figures = CollectorFigures()
     async with httpx.AsyncClient(timeout=1.0) as http:
-        for collector in sim.collectors:
+        for port in http_ports:
             try:
-                text = (await http.get(f"http://127.0.0.1:{collector.http_port}/metrics")).text
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
             except httpx.HTTPError:
                 continue
             for family in text_string_to_metric_families(text):
@@ -150,7 +150,7 @@ async def _live_loop(
                 sites = await current_sites(influx)
             except InfluxError:
                 cameras, sites = [], []
-            figures = await scrape_collectors(sim)
+            figures = await scrape_collectors([c.http_port for c in sim.collectors])
             now = time.monotonic()
             samples.append((now, figures.written))
             while samples[0][0] < now - RATE_WINDOW_S:

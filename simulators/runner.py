@@ -10,11 +10,14 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import yaml
 
 from pantau.contract import TopicKind, site_topic
@@ -137,6 +140,9 @@ class Simulation:
             collector = CollectorRuntime(index=index + 1, http_port=free_port())
             self.collectors.append(collector)
             await self.start_collector(collector)
+        # Brokers drop messages nobody subscribes to: agents start once the collectors' (shared,
+        # persistent) subscriptions exist. In production that session outlives restarts.
+        await self.wait_collectors_connected()
         for runtime in self.sites.values():
             await self.start_agent(runtime)
         self._t0 = time.monotonic()
@@ -247,20 +253,53 @@ class Simulation:
                 await camera.stop()
             await runtime.uplink.stop()
 
+    async def _collector_health(self, http: httpx.AsyncClient, port: int) -> dict[str, Any]:
+        try:
+            response = await http.get(f"http://127.0.0.1:{port}/healthz")
+            return dict(response.json())
+        except (httpx.HTTPError, ValueError):
+            return {}
+
+    async def wait_collectors_connected(self, timeout_s: float = 30.0) -> None:
+        """Wait until every collector is connected and subscribed."""
+        async with httpx.AsyncClient(timeout=1.0) as http, asyncio.timeout(timeout_s):
+            for collector in self.collectors:
+                while not (await self._collector_health(http, collector.http_port)).get(
+                    "mqtt_connected"
+                ):
+                    await asyncio.sleep(0.1)
+
+    def queued(self) -> dict[str, int]:
+        """Readings waiting in each site's on-disk queue."""
+        counts = {}
+        for site, runtime in self.sites.items():
+            if not runtime.queue_path.exists():
+                counts[site] = 0
+                continue
+            db = sqlite3.connect(f"file:{runtime.queue_path}?mode=ro", uri=True, timeout=5)
+            try:
+                counts[site] = int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+            finally:
+                db.close()
+        return counts
+
+    async def wait_queues_below(self, limit: int, timeout_s: float) -> bool:
+        """Wait until every site's queue holds at most ``limit`` readings; False on timeout."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while any(n > limit for n in (await asyncio.to_thread(self.queued)).values()):
+                    await asyncio.sleep(0.2)
+        except TimeoutError:
+            return False
+        return True
+
     async def wait_collectors_idle(self, timeout_s: float = 10.0) -> None:
         """Give collectors a moment to write what they hold (they ack only after writing)."""
-        import httpx  # noqa: PLC0415 - only needed at shutdown
-
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=1.0) as http:
             for collector in self.collectors:
                 while time.monotonic() < deadline:
-                    try:
-                        health = (
-                            await http.get(f"http://127.0.0.1:{collector.http_port}/healthz")
-                        ).json()
-                    except (httpx.HTTPError, ValueError):
-                        break
+                    health = await self._collector_health(http, collector.http_port)
                     if health.get("pending_messages", 0) == 0:
                         break
                     await asyncio.sleep(0.1)
