@@ -240,7 +240,7 @@ def chaos(
         c = result.comparison
         console.print(
             f"collectors wrote {', '.join(f'{w:.0f}' for w in result.written_per_collector)} "
-            f"readings (since their last start); {c.stored} points stored; {c.queued} still queued"
+            f"readings (since their last start); {c.summary()}"
         )
         if c.lost_examples:
             console.print(f"lost, e.g.: {c.lost_examples}")

@@ -25,11 +25,19 @@ class LedgerComparison:
 
     readings: int = 0
     stored: int = 0
+    counted: int = 0
     lost: int = 0
     dup: int = 0
     queued: int = 0
     lost_examples: list[Identity] = field(default_factory=list)
     dup_examples: list[Identity] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """Counts behind the verdict."""
+        return (
+            f"ledger={self.readings} stored={self.stored} influxql_count={self.counted} "
+            f"still_queued={self.queued}"
+        )
 
     def line(self) -> str:
         """The one-line verdict."""
@@ -73,6 +81,19 @@ async def read_stored(influx: InfluxClient, site: str) -> dict[Identity, Any]:
     return stored
 
 
+async def count_stored(influx: InfluxClient, site: str) -> int:
+    """InfluxQL ``count()`` of a site's camera, sensor and agent points."""
+    total = 0
+    for measurement, fieldname in (("camera", "up"), ("sensor", "value"), ("agent", "backlog")):
+        rows = series_rows(
+            await influx.query(
+                f'SELECT count("{fieldname}") FROM "{measurement}" WHERE "site" = \'{site}\''
+            )
+        )
+        total += int(rows[0]["count"]) if rows else 0
+    return total
+
+
 async def compare(influx: InfluxClient, queues: dict[str, Path]) -> LedgerComparison:
     """Compare every site's ledger with InfluxDB."""
     result = LedgerComparison()
@@ -81,6 +102,7 @@ async def compare(influx: InfluxClient, queues: dict[str, Path]) -> LedgerCompar
         stored = await read_stored(influx, site)
         result.readings += len(truth)
         result.stored += len(stored)
+        result.counted += await count_stored(influx, site)
         result.queued += queued
         for key, value in truth.items():
             if key not in stored or stored[key] != value:

@@ -264,9 +264,10 @@ class Simulation:
         """Wait until every collector is connected and subscribed."""
         async with httpx.AsyncClient(timeout=1.0) as http, asyncio.timeout(timeout_s):
             for collector in self.collectors:
-                while not (await self._collector_health(http, collector.http_port)).get(
-                    "mqtt_connected"
-                ):
+                while True:  # another process: poll its health endpoint
+                    health = await self._collector_health(http, collector.http_port)
+                    if health.get("mqtt_connected"):
+                        break
                     await asyncio.sleep(0.1)
 
     def queued(self) -> dict[str, int]:
@@ -287,7 +288,10 @@ class Simulation:
         """Wait until every site's queue holds at most ``limit`` readings; False on timeout."""
         try:
             async with asyncio.timeout(timeout_s):
-                while any(n > limit for n in (await asyncio.to_thread(self.queued)).values()):
+                while True:  # other processes' files: poll them
+                    counts = await asyncio.to_thread(self.queued)
+                    if all(n <= limit for n in counts.values()):
+                        break
                     await asyncio.sleep(0.2)
         except TimeoutError:
             return False
