@@ -6,8 +6,9 @@ crash therefore loses nothing: the broker redelivers what was not acked on the r
 and a redelivered reading overwrites the identical point (same measurement, tags, timestamp).
 
 While InfluxDB is down, the pipeline stops consuming once one batch is being retried and one is
-full; the broker stops sending once ``receive_maximum`` messages are unacked. Memory stays bounded
-and the backlog waits in the broker's queue for our persistent session.
+full; then the inbound queue (``receive_maximum`` messages) fills and the MQTT link stops reading
+the socket. Memory stays bounded and the backlog waits in the broker's queue for our persistent
+session.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class Collector:
                 manual_ack=True,
                 ca_file=str(c.ca_file) if c.ca_file else None,
             ),
-            message_queue_size=c.receive_maximum + 100,
+            message_queue_size=c.receive_maximum,
         )
         i = config.influx
         self._influx = InfluxClient(
@@ -106,6 +107,7 @@ class Collector:
             "influx_error": self._sink.last_error,
             "pending_messages": self._pending_messages,
             "pending_points": self._pending_points,
+            "inbound_queued": self._link.messages.qsize(),
         }
 
     async def run(self) -> None:

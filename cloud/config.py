@@ -29,7 +29,14 @@ class MqttConfig(_Config):
         default="pantau",
         description="shared-subscription group; collectors in one group split the load",
     )
-    keepalive_s: int = Field(default=15, ge=2, le=600, description="MQTT keepalive")
+    keepalive_s: int = Field(
+        default=60,
+        ge=2,
+        le=600,
+        description="MQTT keepalive; while InfluxDB is down and our inbound queue is full we stop "
+        "reading, and after 1.5x this the broker drops us (nothing is lost: unacked messages "
+        "are redelivered on reconnect)",
+    )
     session_expiry_s: int = Field(
         default=7 * 86400,
         ge=0,
@@ -39,8 +46,9 @@ class MqttConfig(_Config):
         default=1000,
         ge=10,
         le=65535,
-        description="unacknowledged messages the broker may have in flight to us; acks wait for "
-        "a batch write, so this bounds memory and must exceed a batch's message count",
+        description="messages held in memory unacknowledged (also sent to the broker as our "
+        "Receive Maximum); acks wait for a batch write, so keep it above a batch's message "
+        "count. Memory bound: receive_maximum x validation.max_payload_bytes",
     )
 
 

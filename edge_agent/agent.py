@@ -128,7 +128,7 @@ class Agent:
             c.queue.path,
             max_readings=c.queue.max_readings,
             max_age_s=c.queue.max_age_s,
-            ledger=c.ledger_path is not None,
+            ledger=c.ledger,
         )
         publisher = Publisher(
             link=self._link,

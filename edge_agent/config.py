@@ -163,9 +163,10 @@ class AgentConfig(_Config):
     sensors: list[SensorConfig] = Field(default_factory=list)
     queue: QueueConfig
     publish: PublishConfig = Field(default_factory=PublishConfig)
-    ledger_path: Path | None = Field(
-        default=None,
-        description="testing aid: append every reading produced to this JSONL ground-truth file",
+    ledger: bool = Field(
+        default=False,
+        description="testing aid: also keep every reading produced in the queue file's ledger "
+        "table, the ground truth that chaos tests compare InfluxDB against (grows unbounded)",
     )
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ the asyncio loop with ``call_soon_threadsafe``, so callers only ever see corouti
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import random
 import ssl
@@ -24,6 +25,8 @@ from paho.mqtt.properties import Properties
 from pantau.contract import PublishTopic, TopicFilter
 
 log = logging.getLogger(__name__)
+
+INBOUND_BLOCK_POLL_S = 0.5  # how often a blocked paho thread checks whether we are closing
 
 # CONNACK reason codes that retrying cannot fix (MQTT 5 §3.2.2.2): bad protocol version, client id
 # rejected, bad credentials, not authorized, bad auth method.
@@ -121,8 +124,8 @@ class MqttLink:
         settings: connection settings.
         on_connected: called on the asyncio loop after every successful CONNACK, after the
             subscriptions were renewed (e.g. to publish a birth message).
-        message_queue_size: bound of the inbound queue; with QoS 1 and manual acks the broker's
-            receive maximum keeps it from filling.
+        message_queue_size: bound of the inbound queue; when it is full, reading from the
+            broker pauses (TCP backpressure) until the consumer catches up.
     """
 
     def __init__(
@@ -146,7 +149,6 @@ class MqttLink:
         self.disconnected.set()
         self.failed = asyncio.Event()
         self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=message_queue_size)
-        self.dropped_inbound = 0
         self._client = self._make_client()
 
     @property
@@ -315,6 +317,8 @@ class MqttLink:
             else:
                 log.warning("broker refused %s: %s (retrying)", self._settings.client_id, reason)
             return
+        # Messages can arrive before the SUBACKs; they already belong to this connection.
+        self._generation += 1
         # "Connected" means subscribed too: a publisher that waits for us (a simulation, a test)
         # must not publish into a topic nobody is subscribed to yet; brokers drop those.
         self._awaiting_subacks = {
@@ -344,7 +348,6 @@ class MqttLink:
         self.failed.set()
 
     def _on_connect_loop(self) -> None:
-        self._generation += 1
         log.info(
             "connected to %s:%s as %s",
             self._settings.address.host,
@@ -366,15 +369,31 @@ class MqttLink:
         self.disconnected.set()
 
     def _paho_on_message(self, _c: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
-        self._call(self._enqueue, msg.topic, msg.payload, msg.qos, bool(msg.retain), msg.mid)
+        """Hand a message to the asyncio side, blocking paho's thread while the queue is full.
 
-    def _enqueue(self, topic: str, payload: bytes, qos: int, retain: bool, mid: int) -> None:
-        message = Message(topic, payload, qos, retain, mid, self._generation)
-        try:
-            self.messages.put_nowait(message)
-        except asyncio.QueueFull:
-            # Not acked, so the broker redelivers it after the next reconnect.
-            self.dropped_inbound += 1
+        Blocking here stops paho reading the socket, so TCP pushes back on the broker. We cannot
+        rely on our Receive Maximum alone: mosquitto 2.0.11 (Debian 12) floods past it once acks
+        flow (eclipse-mosquitto/mosquitto#2301). If we block longer than the keepalive the
+        broker drops us; the persistent session then redelivers whatever we had not acked.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        message = Message(
+            msg.topic, bytes(msg.payload), msg.qos, bool(msg.retain), msg.mid, self._generation
+        )
+        put = asyncio.run_coroutine_threadsafe(self.messages.put(message), loop)
+        while True:
+            try:
+                put.result(timeout=INBOUND_BLOCK_POLL_S)
+            except concurrent.futures.TimeoutError:
+                if self._closing or loop.is_closed():
+                    put.cancel()
+                    return
+                continue
+            except (concurrent.futures.CancelledError, RuntimeError):
+                return
+            return
 
     def _paho_on_publish(self, _c: paho.Client, _u: Any, mid: int, _r: Any, _p: Any) -> None:
         self._call(self._resolve, mid)

@@ -175,7 +175,7 @@ class Simulation:
                 {"type": "host", "id": "host"},
             ],
             "queue": {"path": str(runtime.queue_path)},
-            **({"ledger_path": str(runtime.queue_path)} if self.options.ledger else {}),
+            "ledger": self.options.ledger,
         }
 
     async def start_agent(self, runtime: SiteRuntime) -> None:

@@ -59,5 +59,7 @@ async def async_wait_for(
         if last:
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what or condition}")
+            raise AssertionError(
+                f"timed out after {timeout_s}s waiting for {what or condition} (last: {last!r})"
+            )
         await asyncio.sleep(interval_s)

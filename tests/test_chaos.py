@@ -16,12 +16,19 @@ async def test_full_chaos_schedule_loses_and_duplicates_nothing(tmp_path: Path) 
     """The 150 s schedule ends with lost=0 dup=0 and the InfluxQL count equal to the ledger."""
     result = await run_chaos(150, workdir=tmp_path)
     c = result.comparison
-    print(c.line(), c.summary())  # noqa: T201 - the verdict, shown with -s
+    print(c.line(), c.summary())
     actions = [text for _, text in result.actions]
     assert actions == [
-        "broker restart", "broker back", "s2 uplink cut", "collector 1 SIGKILL",
-        "collector 1 restarted", "InfluxDB stopped", "s3 agent SIGKILL", "s3 agent restarted",
-        "InfluxDB started", "s2 uplink restored",
+        "broker restart",
+        "broker back",
+        "s2 uplink cut",
+        "collector 1 SIGKILL",
+        "collector 1 restarted",
+        "InfluxDB stopped",
+        "s3 agent SIGKILL",
+        "s3 agent restarted",
+        "InfluxDB started",
+        "s2 uplink restored",
     ]
     assert result.skipped == []
     assert (c.lost, c.dup, c.queued) == (0, 0, 0), (c.lost_examples, c.dup_examples)
