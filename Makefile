@@ -44,5 +44,8 @@ fmt: setup
 test: setup check
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
+bench: setup
+	$(VENV)/bin/pantau bench
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

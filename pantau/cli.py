@@ -79,6 +79,10 @@ def collector(
         typer.Option("--client-id", help="fixed MQTT client id (one per collector instance)"),
     ] = None,
     instance: Annotated[Optional[str], typer.Option("--instance", help="name in metrics")] = None,  # noqa: UP045
+    share_group: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--share-group", help="shared-subscription group (collectors split its load)"),
+    ] = None,
     dead_letter: Annotated[
         Optional[Path], typer.Option("--dead-letter", help="dead-letter SQLite file")  # noqa: UP045
     ] = None,
@@ -101,6 +105,7 @@ def collector(
         ("mqtt", "client_id"): client_id,
         ("instance",): instance,
         ("dead_letter_path",): dead_letter,
+        ("mqtt", "share_group"): share_group,
     }
     for path, value in overrides.items():
         if value is not None:
@@ -254,3 +259,21 @@ def chaos(
     except ServiceError as exc:
         raise _fail(str(exc)) from None
     raise typer.Exit(code)
+
+
+@app.command()
+def bench(
+    tiny: Annotated[
+        bool, typer.Option("--tiny", help="a few seconds per part (what `make test` runs)")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="directory for the JSON results")] = Path(
+        "bench/results"
+    ),
+    log_level: LogLevel = "WARNING",
+) -> None:
+    """Measure ingest, latency, detection and edge cost beside the ceilings (bench/README.md)."""
+    from simulators.bench import BenchConfig, run_bench  # noqa: PLC0415
+
+    configure_logging(log_level)
+    config = BenchConfig.tiny() if tiny else BenchConfig()
+    asyncio.run(run_bench(config, out, Console()))

@@ -28,8 +28,7 @@ CAMERA_TEMPLATE = (
 def build_payload(site: str, base_ts: int, batch: int, cameras: int) -> bytes:
     """A batch of ``batch`` camera readings; readings of one camera are 1 ns apart."""
     readings = [
-        CAMERA_TEMPLATE.format(cam=i % cameras + 1, ts=base_ts + i // cameras)
-        for i in range(batch)
+        CAMERA_TEMPLATE.format(cam=i % cameras + 1, ts=base_ts + i // cameras) for i in range(batch)
     ]
     return f'{{"v":1,"site":"{site}","district":"bench","cameras":[{",".join(readings)}]}}'.encode()
 
@@ -42,7 +41,7 @@ class _Allowance:
 
     def get(self) -> int:
         try:
-            with open(self._path, "rb") as handle:  # noqa: PTH123 - a hot loop: keep it plain
+            with open(self._path, "rb") as handle:
                 return int(handle.read().strip() or 0)
         except (OSError, ValueError):
             return 0
@@ -53,8 +52,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     address = BrokerAddress.parse(args.mqtt)
     acked = threading.Semaphore(MAX_INFLIGHT)
     done = threading.Event()
-    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{args.site}",
-                         protocol=paho.MQTTv5)
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"bench-pub-{args.site}", protocol=paho.MQTTv5
+    )
     client.max_inflight_messages_set(MAX_INFLIGHT)
     client.on_publish = lambda *_a: acked.release()
     client.on_connect = lambda *_a: done.set()

@@ -1,0 +1,38 @@
+"""`pantau bench --tiny` runs every part end to end, so the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:
+    """Every section is present with plausible values and ingest loses nothing."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pantau", "bench", "--tiny", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (path,) = tmp_path.glob("*.json")
+    data = json.loads(path.read_text())
+    ceilings = data["ceilings"]
+    assert ceilings["influx_write_1_writer_pts_s"] > 0
+    assert ceilings["influx_write_2_writer_pts_s"] > 0
+    assert ceilings["broker_qos1_msgs_s"] > 0
+    for key in ("1_collector", "2_collector"):
+        ingest = data["ingest"][key]
+        assert ingest["stored"] == ingest["published"] > 0
+        assert (ingest["lost"], ingest["dup"]) == (0, 0)
+        assert ingest["readings_s"] > 0
+    assert data["latency"]["markers"] > 0
+    assert data["latency"]["unseen_markers"] == 0
+    assert 0 < data["detection"]["median_s"] <= data["detection"]["target_s"]
+    assert data["edge"]["peak_rss_mb"] > 0
+    assert data["backlog"]["readings"] == 4992
+    assert data["backlog"]["drain_s"] > 0
+    assert "pantau bench" in result.stdout
