@@ -92,6 +92,8 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             fields.append(f"snapshot_bytes={c.snapshot_bytes}i")
         if c.rtsp_status is not None:
             fields.append(f"rtsp_status={c.rtsp_status}i")
+        if c.since is not None:
+            fields.append(f"since={c.since}i")
         lines.append(
             f"camera,camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
         )

@@ -69,6 +69,9 @@ class Agent:
         self.config = config
         self._session = time.time_ns()
         self._clock = DeviceClock()
+        # Per camera: (up, since). Kept in memory, so after an agent restart "since" restarts at
+        # the first probe; the data before it still shows the earlier state.
+        self._states: dict[str, tuple[bool, int]] = {}
         self._address = BrokerAddress.parse(config.broker.url)
         self._drivers = build_drivers(config, self._address)
         self._births: set[asyncio.Future[None]] = set()
@@ -227,6 +230,9 @@ class Agent:
         items: list[tuple[str, int, bytes]] = []
         for probe in probes:
             ts = self._clock.stamp(("camera", probe.camera), started_ns)
+            previous = self._states.get(probe.camera)
+            since = previous[1] if previous and previous[0] == probe.up else ts
+            self._states[probe.camera] = (probe.up, since)
             reading = CameraReading(
                 camera=probe.camera,
                 ts=ts,
@@ -239,6 +245,7 @@ class Agent:
                 snapshot_ms=_round(probe.snapshot_ms),
                 snapshot_bytes=probe.snapshot_bytes,
                 rtsp_status=probe.rtsp_status,
+                since=since,
             )
             items.append(("cameras", ts, reading.model_dump_json(exclude_none=True).encode()))
         for value in await self._read_sensors(started_ns):

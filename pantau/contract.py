@@ -113,6 +113,9 @@ class CameraReading(_Strict):
     snapshot_ms: Finite | None = Field(default=None, ge=0)
     snapshot_bytes: int | None = Field(default=None, ge=0)
     rtsp_status: int | None = Field(default=None, ge=100, le=599)
+    since: TimestampNs | None = Field(
+        default=None, description="when the camera entered its current up/down state"
+    )
 
 
 class SensorReading(_Strict):

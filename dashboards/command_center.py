@@ -1,0 +1,135 @@
+"""The Command Center: the wall. What is down now, which sites we lost, availability."""
+
+from __future__ import annotations
+
+from grafanalib import core as g
+
+from dashboards.panels import (
+    AMBER,
+    GREEN,
+    RED,
+    bar_gauge,
+    big_stat,
+    dashboard,
+    fresh_variable,
+    geomap,
+    pos,
+    q,
+    table,
+    timeseries,
+)
+
+UID = "pantau-command-center"
+
+LATEST_CAMERA = (
+    'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
+    'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
+)
+LATEST_SITE = 'SELECT last("online") AS "online", "lat", "lon" FROM "site" GROUP BY "site"'
+
+CAMERAS_ONLINE = f'SELECT sum("up") AS "online" FROM ({LATEST_CAMERA})'
+CAMERAS_ONLINE_PCT = f'SELECT 100 * sum("up") / count("up") AS "online_pct" FROM ({LATEST_CAMERA})'
+SITES_OFFLINE = f'SELECT count("online") - sum("online") AS "offline" FROM ({LATEST_SITE})'
+CAMERAS_DOWN = (
+    'SELECT "cause", "since" / 1000000 AS "down_since" '
+    f'FROM ({LATEST_CAMERA}) WHERE "up" = 0 GROUP BY "site", "district", "camera"'
+)
+
+
+def availability(window: str) -> str:
+    """Fleet availability (% of up probes) over the last ``window``."""
+    return f'SELECT mean("up") * 100 AS "availability" FROM "camera" WHERE time > now() - {window}'
+
+
+AVAILABILITY_PER_DISTRICT = (
+    'SELECT mean("up") * 100 AS "availability" FROM "camera" WHERE $timeFilter GROUP BY "district"'
+)
+SITES_MAP = LATEST_SITE
+INGEST_RATE = (
+    'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "pantau_collector" '
+    'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+)
+
+
+def build() -> g.Dashboard:
+    """The Command Center dashboard."""
+    availability_steps = ((None, RED), (95.0, AMBER), (99.0, GREEN))
+    panels: list[g.Panel] = [
+        big_stat(
+            "Cameras online",
+            CAMERAS_ONLINE,
+            pos(0, 0, 4, 5),
+            description="cameras whose latest probe (within $fresh) is up",
+        ),
+        big_stat(
+            "Cameras online %",
+            CAMERAS_ONLINE_PCT,
+            pos(4, 0, 4, 5),
+            unit="percent",
+            decimals=1,
+            steps=availability_steps,
+            description="of the cameras probed within $fresh",
+        ),
+        big_stat(
+            "Sites offline",
+            SITES_OFFLINE,
+            pos(8, 0, 4, 5),
+            steps=((None, GREEN), (1.0, RED)),
+            description="sites whose agent is unreachable (Last Will): their cameras are "
+            "unknown, not down",
+        ),
+        big_stat(
+            "Availability 24 h",
+            availability("24h"),
+            pos(12, 0, 4, 5),
+            unit="percent",
+            decimals=2,
+            steps=availability_steps,
+        ),
+        big_stat(
+            "Availability 7 d",
+            availability("7d"),
+            pos(16, 0, 4, 5),
+            unit="percent",
+            decimals=2,
+            steps=availability_steps,
+        ),
+        big_stat(
+            "Availability 30 d",
+            availability("30d"),
+            pos(20, 0, 4, 5),
+            unit="percent",
+            decimals=2,
+            steps=availability_steps,
+        ),
+        table(
+            "Cameras down now",
+            CAMERAS_DOWN,
+            pos(0, 5, 12, 12),
+            description="latest probe failed; cause from the failing stage",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "down_since"},
+                    "properties": [{"id": "unit", "value": "dateTimeAsIso"}],
+                },
+                {
+                    "matcher": {"id": "byName", "options": "Time"},
+                    "properties": [{"id": "custom.hidden", "value": True}],
+                },
+            ],
+        ),
+        geomap("Sites", SITES_MAP, pos(12, 5, 12, 12)),
+        bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(0, 17, 12, 8)),
+        timeseries(
+            "Readings ingested per second", [q(INGEST_RATE)], pos(12, 17, 12, 8), unit="short"
+        ),
+    ]
+    return dashboard(
+        "Pantau — Command Center",
+        UID,
+        panels,
+        refresh="10s",
+        time_from="now-24h",
+        tags=["wall"],
+        variables=[fresh_variable()],
+    )

@@ -1,0 +1,59 @@
+"""Pantau's own health: collector throughput, write latency, rejections, edge backlogs."""
+
+from __future__ import annotations
+
+from grafanalib import core as g
+
+from dashboards.panels import bar_gauge, dashboard, pos, q, timeseries
+
+UID = "pantau-health"
+
+THROUGHPUT = (
+    'SELECT non_negative_derivative(last("written"), 1s) AS "written/s" FROM "pantau_collector" '
+    'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+)
+WRITE_LATENCY = (
+    'SELECT mean("write_latency_ms") AS "write latency" FROM "pantau_collector" '
+    'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+)
+PENDING = (
+    'SELECT max("pending_messages") AS "unacked messages" FROM "pantau_collector" '
+    'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
+)
+REJECTED = (
+    'SELECT last("count") AS "rejected" FROM "pantau_rejected" WHERE $timeFilter GROUP BY "reason"'
+)
+BACKLOG = (
+    'SELECT max("backlog") AS "queued" FROM "agent" WHERE $timeFilter '
+    'GROUP BY time($__interval), "site" fill(none)'
+)
+
+
+def build() -> g.Dashboard:
+    """The Pantau health dashboard."""
+    panels: list[g.Panel] = [
+        timeseries(
+            "Collector throughput",
+            [q(THROUGHPUT)],
+            pos(0, 0, 12, 8),
+            unit="short",
+            description="readings written to InfluxDB per second",
+        ),
+        timeseries("InfluxDB write latency", [q(WRITE_LATENCY)], pos(12, 0, 12, 8), unit="ms"),
+        bar_gauge(
+            "Rejected messages by reason",
+            REJECTED,
+            pos(0, 8, 8, 8),
+            unit="short",
+            low=0.0,
+            description="since each collector started; see the dead-letter store",
+        ),
+        timeseries("Unacknowledged messages held", [q(PENDING)], pos(8, 8, 16, 8)),
+        timeseries(
+            "Edge backlog per site",
+            [q(BACKLOG)],
+            pos(0, 16, 24, 8),
+            description="readings in each agent's disk queue",
+        ),
+    ]
+    return dashboard("Pantau — Health", UID, panels, tags=["ops"])

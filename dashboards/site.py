@@ -1,0 +1,62 @@
+"""One site: its cameras over time, probe latency, cabinet sensors, uplink, agent online."""
+
+from __future__ import annotations
+
+from grafanalib import core as g
+
+from dashboards.panels import dashboard, pos, q, query_variable, state_timeline, timeseries
+
+UID = "pantau-site"
+SITE = '"site" =~ /^$site$/'
+
+CAMERA_STATES = (
+    f'SELECT last("up") FROM "camera" WHERE {SITE} AND $timeFilter '
+    'GROUP BY time($__interval), "camera" fill(none)'
+)
+PROBE_LATENCY = (
+    f'SELECT mean("latency_ms") FROM "camera" WHERE {SITE} AND $timeFilter '
+    'GROUP BY time($__interval), "camera" fill(none)'
+)
+CABINET = (
+    f'SELECT mean("value") FROM "sensor" WHERE {SITE} AND '
+    '"kind" =~ /^(temperature|humidity|mains_voltage|ups_battery_pct)$/ AND $timeFilter '
+    'GROUP BY time($__interval), "sensor", "kind" fill(none)'
+)
+UPLINK_RTT = (
+    f'SELECT mean("value") AS "uplink_rtt_ms" FROM "sensor" WHERE {SITE} AND '
+    "\"kind\" = 'uplink_rtt_ms' AND $timeFilter GROUP BY time($__interval) fill(none)"
+)
+BACKLOG = (
+    f'SELECT max("backlog") AS "queued readings" FROM "agent" WHERE {SITE} AND $timeFilter '
+    "GROUP BY time($__interval) fill(none)"
+)
+AGENT_ONLINE = (
+    f'SELECT last("online") AS "agent online" FROM "site" WHERE {SITE} AND $timeFilter '
+    "GROUP BY time($__interval) fill(previous)"
+)
+SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
+
+
+def build() -> g.Dashboard:
+    """The Site dashboard (variable ``site``)."""
+    panels: list[g.Panel] = [
+        state_timeline("Cameras up/down", CAMERA_STATES, pos(0, 0, 24, 9)),
+        state_timeline(
+            "Agent online",
+            AGENT_ONLINE,
+            pos(0, 9, 24, 4),
+            description="birth/Last Will of the site's agent",
+        ),
+        timeseries("Probe latency", [q(PROBE_LATENCY)], pos(0, 13, 12, 8), unit="ms"),
+        timeseries("Cabinet sensors", [q(CABINET)], pos(12, 13, 12, 8)),
+        timeseries("Uplink round trip", [q(UPLINK_RTT)], pos(0, 21, 12, 8), unit="ms"),
+        timeseries(
+            "Store-and-forward backlog",
+            [q(BACKLOG)],
+            pos(12, 21, 12, 8),
+            description="readings waiting in the agent's disk queue (uplink trouble)",
+        ),
+    ]
+    return dashboard(
+        "Pantau — Site", UID, panels, variables=[query_variable("site", SITE_VALUES)], tags=["site"]
+    )

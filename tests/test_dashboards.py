@@ -1,0 +1,243 @@
+"""Dashboards: structure of the built JSON, and every panel query run against real data with
+Grafana's macros expanded, the Command Center's numbers checked against ground truth."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+
+from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from dashboards import command_center
+from dashboards.build import all_dashboards, build_all
+from dashboards.macros import expand
+from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
+from pantau.localsvc import InfluxProcess, MosquittoProcess
+from simulators.cameras import CameraMode
+from simulators.runner import MALFORMED_PAYLOAD, Simulation, SimulationOptions
+from simulators.scenario import PowerEvent, Scenario, SimSite
+from tests.helpers import async_wait_for
+
+FRESH = "5s"
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(board["panels"])
+
+
+def test_build_writes_four_dashboards_and_provisioning(tmp_path: Path) -> None:
+    """`build_all` writes the JSON and provisioning files Grafana reads."""
+    files = build_all(
+        tmp_path,
+        influx_url="http://influx:8086",
+        database="pantau",
+        user="grafana",
+        password="secret",
+    )
+    names = sorted(p.name for p in files if p.suffix == ".json")
+    assert names == ["camera.json", "command-center.json", "health.json", "site.json"]
+    ds = yaml.safe_load((tmp_path / "provisioning/datasources/pantau.yaml").read_text())
+    source = ds["datasources"][0]
+    assert (source["uid"], source["type"], source["jsonData"]["dbName"]) == (
+        DATASOURCE_UID,
+        "influxdb",
+        "pantau",
+    )
+    assert source["secureJsonData"] == {"password": "secret"}
+    provider = yaml.safe_load((tmp_path / "provisioning/dashboards/pantau.yaml").read_text())
+    assert provider["providers"][0]["folder"] == "Pantau"
+
+
+@pytest.mark.parametrize("name", ["command-center", "site", "camera", "health"])
+def test_structure(name: str) -> None:
+    """Unique ids, no overlapping panels, every panel on the provisioned datasource, raw InfluxQL,
+    Grafana 11 schema, base thresholds null."""
+    board = all_dashboards()[name]
+    assert board["schemaVersion"] == SCHEMA_VERSION
+    assert board["style"] == "dark"
+    ids = [p["id"] for p in panels(board)]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in panels(board):
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+        mine = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not cells & mine, f"{panel['title']} overlaps another panel"
+        cells |= mine
+        assert panel["datasource"] == {"type": "influxdb", "uid": DATASOURCE_UID}
+        assert panel["targets"]
+        for target in panel["targets"]:
+            assert target["rawQuery"] is True
+            assert target["datasource"]["uid"] == DATASOURCE_UID
+            assert target["query"].startswith("SELECT")
+        steps = (
+            panel.get("fieldConfig", {}).get("defaults", {}).get("thresholds", {}).get("steps", [])
+        )
+        assert all(s["value"] is not None for s in steps[1:])
+        assert not steps or steps[0]["value"] is None
+    for variable in board["templating"]["list"]:
+        if variable["type"] == "query":
+            assert variable["datasource"]["uid"] == DATASOURCE_UID
+            assert variable["query"].startswith("SHOW TAG VALUES")
+
+
+# --- against real data -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def sim(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> AsyncIterator[Simulation]:
+    scenario = Scenario(
+        seed=3,
+        probe_interval=1.0,
+        probe_timeout=0.5,
+        keepalive=2,
+        sites=[
+            SimSite(
+                id=f"s{i}",
+                district=f"d{1 if i < 3 else 2}",
+                lat=-3.8 - i / 10,
+                lon=102.3,
+                cameras=4,
+            )
+            for i in (1, 2, 3)
+        ],
+    )
+    simulation = Simulation(
+        scenario,
+        SimulationOptions(
+            mqtt_url=broker.url,
+            influx_url=influxd.url,
+            database=database,
+            workdir=tmp_path / "sim",
+            ledger=True,
+        ),
+    )
+    await simulation.start()
+    yield simulation
+    await simulation.stop()
+
+
+async def rows(influx: InfluxClient, query: str) -> list[dict[str, Any]]:
+    return series_rows(await influx.query(query))
+
+
+def expanded(query: str) -> str:
+    now_ms = int(time.time() * 1000)
+    return expand(
+        query,
+        from_ms=now_ms - 15 * 60_000,
+        to_ms=now_ms,
+        interval_ms=1000,
+        variables={"site": "s1", "camera": "c2", "fresh": FRESH},
+    )
+
+
+def ledger_availability(sim: Simulation) -> float:
+    up = total = 0
+    for runtime in sim.sites.values():
+        db = sqlite3.connect(runtime.queue_path)
+        for (body,) in db.execute("SELECT body FROM ledger WHERE kind = 'cameras'"):
+            total += 1
+            up += 1 if orjson.loads(body)["up"] else 0
+        db.close()
+    return 100.0 * up / total
+
+
+async def test_every_panel_against_ground_truth(
+    sim: Simulation, influxd: InfluxProcess, database: str
+) -> None:
+    """A camera down, one hung, one site powered off, one malformed message: every query of
+    every dashboard returns data, and the Command Center shows exactly that state."""
+    async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+        await async_wait_for(
+            lambda: _count(influx, 'SELECT count("up") FROM camera GROUP BY site, camera', 12),
+            timeout_s=30,
+            what="12 cameras",
+        )
+        await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.DOWN)
+        await sim.sites["s2"].cameras["c3"].set_mode(CameraMode.HUNG)
+        await sim.publish_raw("pantau/v1/sites/s1/readings", MALFORMED_PAYLOAD)
+        await sim.apply(
+            PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
+        )
+        powered_off = time.monotonic()
+
+        async def settled() -> bool:
+            down = await rows(influx, expanded(command_center.CAMERAS_DOWN))
+            collector_points = await rows(influx, 'SELECT count("written") FROM pantau_collector')
+            return (
+                {(r["site"], r["camera"], r["cause"]) for r in down}
+                == {("s1", "c2", "refused"), ("s2", "c3", "timeout")}
+                and time.monotonic() - powered_off > 6
+                and bool(collector_points)
+                and collector_points[0]["count"] >= 2
+            )
+
+        await async_wait_for(settled, timeout_s=40, what="down cameras and self-metrics")
+
+        # Every panel and variable query runs and returns data.
+        for name, board in all_dashboards().items():
+            for panel in panels(board):
+                for target in panel["targets"]:
+                    result = await rows(influx, expanded(target["query"]))
+                    assert result, f"{name}/{panel['title']}: no data for {target['query']}"
+            for variable in board["templating"]["list"]:
+                if variable["type"] == "query":
+                    values = await rows(influx, expanded(variable["query"]))
+                    assert values, f"{name}: variable {variable['name']} has no values"
+
+        # The Command Center's numbers are the ground truth.
+        online = await rows(influx, expanded(command_center.CAMERAS_ONLINE))
+        assert online[0]["online"] == 6  # 8 measured (s3 unknown), s1/c2 down, s2/c3 hung
+        pct = await rows(influx, expanded(command_center.CAMERAS_ONLINE_PCT))
+        assert pct[0]["online_pct"] == pytest.approx(75.0)
+        offline = await rows(influx, expanded(command_center.SITES_OFFLINE))
+        assert offline[0]["offline"] == 1
+        down = await rows(influx, expanded(command_center.CAMERAS_DOWN))
+        for row in down:
+            assert row["down_since"] <= time.time() * 1000
+        sites = await rows(influx, expanded(command_center.SITES_MAP))
+        assert {(r["site"], r["online"]) for r in sites} == {("s1", 1), ("s2", 1), ("s3", 0)}
+        assert all(r["lat"] < -3.8 and r["lon"] == 102.3 for r in sites)
+
+        # Availability: stop the agents (they flush), then compare with the agents' ledgers.
+        for runtime in sim.sites.values():
+            await sim.stop_process(runtime.process)
+        await sim.wait_collectors_idle()
+        expected = ledger_availability(sim)
+        measured = await rows(influx, expanded(command_center.availability("24h")))
+        assert measured[0]["availability"] == pytest.approx(expected, abs=0.1)
+        per_district = await rows(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT))
+        assert {r["district"] for r in per_district} == {"d1", "d2"}
+
+
+async def _count(influx: InfluxClient, query: str, expected: int) -> bool:
+    return len(await rows(influx, query)) == expected
+
+
+def test_macro_expansion() -> None:
+    """Macros expand as Grafana expands them."""
+    text = expand(
+        'SELECT x FROM m WHERE "site" =~ /^$site$/ AND $timeFilter GROUP BY time($__interval) '
+        "LIMIT $__interval_ms",
+        from_ms=1000,
+        to_ms=2000,
+        interval_ms=60_000,
+        variables={"site": "s.1"},
+    )
+    assert text == (
+        'SELECT x FROM m WHERE "site" =~ /^s\\.1$/ AND time >= 1000ms and '
+        "time <= 2000ms GROUP BY time(1m) LIMIT 60000"
+    )
