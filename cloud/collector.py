@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,8 @@ class Collector:
         )
         self._pending_messages = 0
         self._pending_points = 0
+        # SQLite connections must not be used by two threads at once: one thread owns it.
+        self._dead_letter_thread = ThreadPoolExecutor(1, thread_name_prefix="dead-letters")
 
     def health(self) -> dict[str, Any]:
         """Health for ``/healthz``: broker connected and InfluxDB writes succeeding."""
@@ -140,6 +143,7 @@ class Collector:
         finally:
             await self._link.close()
             await self._influx.aclose()
+            self._dead_letter_thread.shutdown(wait=True)
             self._dead_letters.close()
 
     async def _watch_link(self) -> None:
@@ -202,10 +206,28 @@ class Collector:
         return _Batch()
 
     async def _write(self) -> None:
-        while True:
-            batch = await self._batches.get()
+        """Write up to ``write_concurrency`` batches at once; ack them strictly in order."""
+        slots = asyncio.Semaphore(self.config.batch.write_concurrency)
+        previous: asyncio.Future[None] | None = None
+        async with asyncio.TaskGroup() as tasks:
+            while True:
+                batch = await self._batches.get()
+                await slots.acquire()
+                acked = asyncio.get_running_loop().create_future()
+                tasks.create_task(self._store(batch, previous, acked, slots), name="store")
+                previous = acked
+
+    async def _store(
+        self,
+        batch: _Batch,
+        previous: asyncio.Future[None] | None,
+        acked: asyncio.Future[None],
+        slots: asyncio.Semaphore,
+    ) -> None:
+        """Persist one batch, wait for the batch before it to be acked, then ack this one."""
+        try:
             if batch.dead:
-                await asyncio.to_thread(self._dead_letters.add_many, batch.dead)
+                await self._dead_letter(batch.dead)
             if batch.lines:
                 refused = await self._sink.write(batch.lines)
                 if refused:
@@ -213,18 +235,28 @@ class Collector:
                     self.metrics.messages_rejected.labels(
                         reason=RejectReason.UNENCODABLE.value
                     ).inc(len(refused))
-                    letters = [
-                        DeadLetter(now_ns, "influx", "influx_refused", err[:200], line.encode())
-                        for line, err in refused
-                    ]
-                    await asyncio.to_thread(self._dead_letters.add_many, letters)
+                    await self._dead_letter(
+                        [
+                            DeadLetter(now_ns, "influx", "influx_refused", err[:200], line.encode())
+                            for line, err in refused
+                        ]
+                    )
                 self.metrics.readings_written.inc(len(batch.lines) - len(refused))
+            if previous is not None:
+                await previous  # MQTT wants acks in arrival order
             for message in batch.messages:
                 self._link.ack(message)
             self._pending_messages -= len(batch.messages)
             self._pending_points -= len(batch.lines)
             self.metrics.pending_messages.set(self._pending_messages)
             self.metrics.pending_points.set(self._pending_points)
+            acked.set_result(None)
+        finally:
+            slots.release()
+
+    async def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._dead_letter_thread, self._dead_letters.add_many, letters)
 
     async def _self_metrics(self) -> None:
         """Write the collector's own counters to InfluxDB for the health dashboard (best effort)."""

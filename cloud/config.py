@@ -76,6 +76,12 @@ class BatchConfig(_Config):
         le=10,
         description="flush a non-empty batch after this long; bounds added latency",
     )
+    write_concurrency: int = Field(
+        default=2,
+        ge=1,
+        le=8,
+        description="batches written to InfluxDB at once (acks still go out in arrival order)",
+    )
     retry_min_s: float = Field(default=0.2, gt=0, description="first retry delay")
     retry_max_s: float = Field(default=10.0, gt=0, description="retry delay cap (with jitter)")
 

@@ -13,7 +13,7 @@ import httpx
 import orjson
 import pytest
 
-from cloud.collector import Collector
+from cloud.collector import BATCH_QUEUE_DEPTH, Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from cloud.metrics import counter_value
@@ -185,11 +185,13 @@ async def test_influx_outage_is_bounded_visible_and_lossless(
             health = await http.get(f"http://127.0.0.1:{collector.http_port}/healthz")
         assert health.status_code == 503
         assert health.json()["influx_ok"] is False
-        # Bounded: at most receive_maximum (20) messages queued inbound plus three batches of
-        # 10 messages (one retrying, two waiting); the broker holds the rest. Watch a while.
+        # Bounded: receive_maximum (20) messages queued inbound, plus batches of 10 messages:
+        # write_concurrency being retried, BATCH_QUEUE_DEPTH waiting, one being built. The
+        # broker holds the rest. Watch a while.
+        batches = config.batch.write_concurrency + BATCH_QUEUE_DEPTH + 1
         for _ in range(10):
             held = collector.health()["pending_messages"] + collector.health()["inbound_queued"]
-            assert 0 < held <= 20 + 3 * 10
+            assert 0 < held <= 20 + batches * 10
             assert counter_value(collector.metrics.messages_received) < 200
             await asyncio.sleep(0.05)
         await asyncio.to_thread(own_influxd.start)

@@ -1,0 +1,149 @@
+"""`pantau demo` and `pantau simulate` against services started by someone else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dashboards.build import all_dashboards
+from dashboards.macros import expand
+from pantau.localsvc import InfluxProcess, MosquittoProcess
+from tests.helpers import influx_rows
+
+SCENARIO = """
+seed: 5
+probe_interval: 1s
+probe_timeout: 500ms
+keepalive: 2
+sites:
+  - {id: a1, district: north, lat: -3.8, lon: 102.2, cameras: 2}
+  - {id: a2, district: south, lat: -3.9, lon: 102.4, cameras: 2}
+events:
+  - {at: 2s, camera: a1/c2, state: down}
+  - {at: 3s, malformed: a2}
+  - {at: 3s, site: a2, power: down, for: 2s}
+"""
+
+
+def test_demo_with_external_services_feeds_every_dashboard_panel(
+    broker: MosquittoProcess, influxd: InfluxProcess, tmp_path: Path
+) -> None:
+    """`pantau demo --sites 3 --cameras 4 --duration 45` with URLs leaves points for all 12
+    cameras and 3 sites, and every panel query of every dashboard returns data from it."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pantau",
+            "demo",
+            "--sites",
+            "3",
+            "--cameras",
+            "4",
+            "--duration",
+            "45",
+            "--mqtt",
+            broker.url,
+            "--influx",
+            influxd.url,
+            "--database",
+            "pantau_demo",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "points stored" in result.stdout
+    assert "bad_json=1" in result.stdout
+
+    def rows(query: str) -> list[dict[str, object]]:
+        return influx_rows(influxd.url, "pantau_demo", query)
+
+    assert len(rows('SELECT count("up") FROM camera GROUP BY site, camera')) == 12
+    assert len(rows('SELECT count("value") FROM sensor GROUP BY site')) == 3
+    assert len(rows('SELECT count("online") FROM site GROUP BY site')) == 3
+
+    now_ms = int(time.time() * 1000)
+    variables = {"site": "s1", "camera": "c2", "fresh": "2m"}
+    for name, board in all_dashboards().items():
+        for panel in board["panels"]:
+            for target in panel["targets"]:
+                query = expand(
+                    target["query"],
+                    from_ms=now_ms - 10 * 60_000,
+                    to_ms=now_ms,
+                    interval_ms=5000,
+                    variables=variables,
+                )
+                assert rows(query), f"{name}/{panel['title']} has no data: {query}"
+
+
+def test_simulate_runs_a_scenario_file(
+    broker: MosquittoProcess, influxd: InfluxProcess, tmp_path: Path
+) -> None:
+    """`pantau simulate` runs the file's events and exits 0."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pantau",
+            "simulate",
+            "--scenario",
+            str(scenario),
+            "--duration",
+            "8",
+            "--mqtt",
+            broker.url,
+            "--influx",
+            influxd.url,
+            "--database",
+            "pantau_sim",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    down = influx_rows(
+        influxd.url,
+        "pantau_sim",
+        "SELECT count(\"up\") FROM camera WHERE site='a1' AND camera='c2' AND cause='refused'",
+    )
+    assert down and down[0]["count"] >= 3
+    offline = influx_rows(
+        influxd.url, "pantau_sim", "SELECT count(\"online\") FROM site WHERE site='a2' AND online=0"
+    )
+    assert offline and offline[0]["count"] >= 1
+
+
+def test_simulate_rejects_a_bad_scenario(tmp_path: Path) -> None:
+    """A scenario referring to an unknown camera is an error naming it."""
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(SCENARIO.replace("a1/c2", "a1/c9"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pantau",
+            "simulate",
+            "--scenario",
+            str(scenario),
+            "--duration",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "site a1 has no camera 'c9'" in result.stderr
