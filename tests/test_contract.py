@@ -51,7 +51,7 @@ def test_batch_rejects_unknown_fields_and_non_finite() -> None:
             b'{"v":1,"site":"s","district":"d","sensors":'
             b'[{"sensor":"a","kind":"t","ts":1,"value":NaN}]}'
         )
-    assert info.value.errors()[0]["type"] == "non_finite"
+    assert info.value.errors()[0]["type"] == "finite_number"
 
 
 def test_will_has_no_timestamp_but_birth_does() -> None:
