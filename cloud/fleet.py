@@ -27,6 +27,7 @@ class CameraState:
     status: Status
     cause: str
     last_seen_ns: int
+    since_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,7 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
     """Each camera's last probe; older than ``stale_after_s`` counts as unknown."""
     # A selector (last) beside a plain field returns that field from the selected point.
     results = await client.query(
-        'SELECT last("up") AS "up", "cause" FROM "camera" '
+        'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
         'WHERE time > now() - 30d GROUP BY "site", "district", "camera"'
     )
     horizon = time.time_ns() - int(stale_after_s * 1e9)
@@ -64,6 +65,7 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
                 status,
                 str(row["cause"]),
                 last_seen,
+                int(row["since"]) if row.get("since") is not None else None,
             )
         )
     return sorted(states, key=lambda s: (s.site, s.camera))

@@ -124,6 +124,9 @@ def status_line(status: SiteStatus, ts_ns: int) -> str:
             "lat": float(status.lat),
             "lon": float(status.lon),
             "session": status.session,
+            "probe_interval_s": (
+                None if status.probe_interval_s is None else float(status.probe_interval_s)
+            ),
         },
         ts_ns,
     )

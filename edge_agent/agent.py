@@ -109,6 +109,7 @@ class Agent:
             lat=s.lat,
             lon=s.lon,
             session=self._session,
+            probe_interval_s=self.config.probe.interval_s,
         )
 
     def _publish_birth(self) -> None:

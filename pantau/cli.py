@@ -337,3 +337,39 @@ def dashboards_push(
     except (PushError, httpx.HTTPError) as exc:
         raise _fail(f"push to {grafana} failed: {exc}") from None
     Console().print(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
+
+
+@app.command()
+def api(
+    port: Annotated[int, typer.Option("--port", help="HTTP port")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
+    influx: Annotated[str, typer.Option("--influx", help="InfluxDB URL")] = "http://127.0.0.1:8086",
+    database: Annotated[str, typer.Option("--database", help="InfluxDB database")] = "pantau",
+    state: Annotated[
+        str,
+        typer.Option("--state", help="state database URL (sqlite:///FILE or postgresql://...)"),
+    ] = "sqlite:///var/pantau-state.sqlite",
+    token: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--token", envvar="PANTAU_API_TOKEN", help="bearer token for writes"),
+    ] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs): sites, cameras, availability, maintenance."""
+    import uvicorn  # noqa: PLC0415
+
+    from cloud.api.app import create_app  # noqa: PLC0415
+    from cloud.influx import InfluxSettings  # noqa: PLC0415
+
+    configure_logging(log_level)
+    try:
+        settings = InfluxSettings(url=influx, database=database)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    uvicorn.run(
+        create_app(influx=settings, state_url=state, token=token),
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        access_log=False,
+    )

@@ -168,6 +168,9 @@ class SiteStatus(_Strict):
     lat: Finite = Field(ge=-90, le=90)
     lon: Finite = Field(ge=-180, le=180)
     session: int = Field(ge=0, description="agent connection start (ns); tells sessions apart")
+    probe_interval_s: Finite | None = Field(
+        default=None, gt=0, description="the agent's probe period: how long a probe result holds"
+    )
 
 
 # Readings of each kind have a per-device identity; InfluxDB keys a point on

@@ -49,7 +49,16 @@ def test_batch_mapping() -> None:
 
 def test_status_mapping() -> None:
     """A birth maps to a site point with online=1 and the coordinates."""
-    status = SiteStatus(site="s1", district="d1", online=True, ts=5, lat=-3.8, lon=102.0, session=7)
+    status = SiteStatus(
+        site="s1",
+        district="d1",
+        online=True,
+        ts=5,
+        lat=-3.8,
+        lon=102.0,
+        session=7,
+        probe_interval_s=10,
+    )
     assert status_line(status, 5) == (
-        "site,district=d1,site=s1 online=1i,lat=-3.8,lon=102.0,session=7i 5"
+        "site,district=d1,site=s1 online=1i,lat=-3.8,lon=102.0,session=7i,probe_interval_s=10.0 5"
     )

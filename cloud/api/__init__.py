@@ -1,0 +1,1 @@
+"""The pantau HTTP API: fleet state, availability and maintenance windows."""

@@ -1,0 +1,93 @@
+"""Request and response models of the API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from pantau.contract import Ident
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+
+
+class SiteOut(BaseModel):
+    """A site's latest online state."""
+
+    site: str
+    district: str
+    online: bool
+    since: dt.datetime
+    lat: float | None
+    lon: float | None
+
+
+class CameraOut(BaseModel):
+    """A camera's current state."""
+
+    site: str
+    district: str
+    camera: str
+    status: str = Field(description="up, down or unknown (no fresh measurement)")
+    since: dt.datetime | None = Field(description="when it entered its current up/down state")
+    cause: str
+    last_seen: dt.datetime
+
+
+class AvailabilityOut(BaseModel):
+    """Seconds of each kind and the two availability figures."""
+
+    site: str
+    district: str
+    camera: str
+    up_seconds: float
+    down_seconds: float
+    unknown_seconds: float
+    maintenance_seconds: float
+    availability: float | None = Field(description="up / (up + down)")
+    availability_strict: float | None = Field(description="up / (up + down + unknown)")
+
+
+class MaintenanceIn(BaseModel):
+    """A maintenance window to create; give at least a site or a district."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: Ident | None = Field(default=None, description="site the window applies to")
+    camera: Ident | None = Field(default=None, description="one camera of the site (optional)")
+    district: Ident | None = Field(default=None, description="a whole district (optional)")
+    start: AwareDatetime = Field(description="ISO 8601 with a time zone")
+    end: AwareDatetime = Field(description="ISO 8601 with a time zone, after start")
+    reason: str = Field(min_length=1, max_length=500)
+    created_by: str = Field(min_length=1, max_length=100, description="who plans it")
+
+    @model_validator(mode="after")
+    def _check(self) -> MaintenanceIn:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if self.site is None and self.district is None:
+            raise ValueError("give a site (optionally with a camera) or a district")
+        if self.camera is not None and self.site is None:
+            raise ValueError("a camera needs its site")
+        return self
+
+
+class MaintenanceOut(BaseModel):
+    """A stored maintenance window."""
+
+    id: int
+    site: str | None
+    district: str | None
+    camera: str | None
+    start: dt.datetime
+    end: dt.datetime
+    reason: str
+    created_by: str
+    created_at: dt.datetime

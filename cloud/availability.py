@@ -1,0 +1,245 @@
+"""Availability per camera, site and district: up, down, unknown and maintenance seconds.
+
+Every probe result holds for one probe interval (agents probe on a fixed period), so over a
+window a camera's up seconds are ``up probes x interval``, its down seconds ``failed probes x
+interval``, and what no probe covers is unknown. This is exact to within one probe interval per
+transition and needs one InfluxQL ``count``/``sum`` per camera, whatever the window's length.
+Maintenance windows are cut out first: their seconds count as maintenance whatever was measured
+(see docs/availability.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloud.influx import InfluxClient, series_rows
+
+NS = 1_000_000_000
+DEFAULT_PROBE_INTERVAL_S = 10.0
+
+
+class GroupBy(enum.StrEnum):
+    """How rows are aggregated."""
+
+    CAMERA = "camera"
+    SITE = "site"
+    DISTRICT = "district"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceSpan:
+    """A maintenance window in nanoseconds; ``camera``/``site``/``district`` narrow its scope."""
+
+    start_ns: int
+    end_ns: int
+    site: str | None = None
+    camera: str | None = None
+    district: str | None = None
+
+    def covers(self, site: str, district: str, camera: str) -> bool:
+        """True if the window applies to this camera."""
+        if self.district is not None and self.district != district:
+            return False
+        if self.site is not None and self.site != site:
+            return False
+        return self.camera is None or self.camera == camera
+
+
+@dataclass
+class AvailabilityRow:
+    """Seconds of each kind for a camera, site or district."""
+
+    site: str
+    district: str
+    camera: str
+    up_seconds: float = 0.0
+    down_seconds: float = 0.0
+    unknown_seconds: float = 0.0
+    maintenance_seconds: float = 0.0
+
+    @property
+    def availability(self) -> float | None:
+        """up / (up + down); None when nothing was measured."""
+        measured = self.up_seconds + self.down_seconds
+        return self.up_seconds / measured if measured else None
+
+    @property
+    def availability_strict(self) -> float | None:
+        """up / (up + down + unknown)."""
+        total = self.up_seconds + self.down_seconds + self.unknown_seconds
+        return self.up_seconds / total if total else None
+
+    def add(self, other: AvailabilityRow) -> None:
+        """Accumulate another row's seconds."""
+        self.up_seconds += other.up_seconds
+        self.down_seconds += other.down_seconds
+        self.unknown_seconds += other.unknown_seconds
+        self.maintenance_seconds += other.maintenance_seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        """The API/CSV representation."""
+        return {
+            "site": self.site,
+            "district": self.district,
+            "camera": self.camera,
+            "up_seconds": round(self.up_seconds, 3),
+            "down_seconds": round(self.down_seconds, 3),
+            "unknown_seconds": round(self.unknown_seconds, 3),
+            "maintenance_seconds": round(self.maintenance_seconds, 3),
+            "availability": None if self.availability is None else round(self.availability, 6),
+            "availability_strict": (
+                None if self.availability_strict is None else round(self.availability_strict, 6)
+            ),
+        }
+
+
+@dataclass
+class _Counts:
+    probes: int = 0
+    up: int = 0
+
+
+@dataclass
+class _Camera:
+    site: str
+    district: str
+    camera: str
+    counts: _Counts = field(default_factory=_Counts)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of intervals, sorted, overlapping ones merged."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def camera_seconds(
+    *, window_s: float, maintenance_s: float, probes: int, up_probes: int, interval_s: float
+) -> AvailabilityRow:
+    """Seconds of each kind for one camera from its probe counts outside maintenance."""
+    open_s = max(0.0, window_s - maintenance_s)
+    up = up_probes * interval_s
+    down = (probes - up_probes) * interval_s
+    covered = up + down
+    if covered > open_s and covered > 0:  # edge effects: never report more than the window
+        up, down = up * open_s / covered, down * open_s / covered
+        covered = open_s
+    return AvailabilityRow(
+        site="",
+        district="",
+        camera="",
+        up_seconds=up,
+        down_seconds=down,
+        unknown_seconds=open_s - covered,
+        maintenance_seconds=maintenance_s,
+    )
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def compute(
+    influx: InfluxClient,
+    *,
+    start_ns: int,
+    end_ns: int,
+    maintenance: list[MaintenanceSpan],
+    group_by: GroupBy = GroupBy.CAMERA,
+    site: str | None = None,
+    default_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+) -> list[AvailabilityRow]:
+    """Availability over ``[start_ns, end_ns)`` for every known camera (optionally one site)."""
+    site_filter = f" AND \"site\" = '{_quote(site)}'" if site else ""
+    cameras: dict[tuple[str, str], _Camera] = {}
+    for row in series_rows(
+        await influx.query(
+            f'SELECT last("up") FROM "camera" WHERE time < {end_ns}{site_filter} '
+            'GROUP BY "site", "district", "camera"'
+        )
+    ):
+        cameras[(row["site"], row["camera"])] = _Camera(row["site"], row["district"], row["camera"])
+    intervals = {
+        row["site"]: float(row["last"])
+        for row in series_rows(
+            await influx.query('SELECT last("probe_interval_s") FROM "site" GROUP BY "site"')
+        )
+        if row.get("last")
+    }
+    await _add_counts(influx, cameras, start_ns, end_ns, site_filter, sign=1)
+    # Cut maintenance out: merged spans per camera, each span's probes subtracted.
+    for cam in cameras.values():
+        cam.spans = merge_spans(
+            (max(m.start_ns, start_ns), min(m.end_ns, end_ns))
+            for m in maintenance
+            if m.covers(cam.site, cam.district, cam.camera)
+            and m.start_ns < end_ns
+            and m.end_ns > start_ns
+        )
+    for span in sorted({s for cam in cameras.values() for s in cam.spans}):
+        affected = {k: c for k, c in cameras.items() if span in c.spans}
+        await _add_counts(influx, affected, span[0], span[1], site_filter, sign=-1)
+    window_s = (end_ns - start_ns) / NS
+    rows: list[AvailabilityRow] = []
+    for cam in cameras.values():
+        maintenance_s = sum(e - s for s, e in cam.spans) / NS
+        result = camera_seconds(
+            window_s=window_s,
+            maintenance_s=maintenance_s,
+            probes=cam.counts.probes,
+            up_probes=cam.counts.up,
+            interval_s=intervals.get(cam.site, default_interval_s),
+        )
+        result.site, result.district, result.camera = cam.site, cam.district, cam.camera
+        rows.append(result)
+    return aggregate(rows, group_by)
+
+
+async def _add_counts(
+    influx: InfluxClient,
+    cameras: dict[tuple[str, str], _Camera],
+    start_ns: int,
+    end_ns: int,
+    site_filter: str,
+    *,
+    sign: int,
+) -> None:
+    if not cameras:
+        return
+    for row in series_rows(
+        await influx.query(
+            f'SELECT count("up") AS "probes", sum("up") AS "up" FROM "camera" '
+            f"WHERE time >= {start_ns} AND time < {end_ns}{site_filter} "
+            'GROUP BY "site", "district", "camera"'
+        )
+    ):
+        cam = cameras.get((row["site"], row["camera"]))
+        if cam is not None:
+            cam.counts.probes += sign * int(row["probes"] or 0)
+            cam.counts.up += sign * int(row["up"] or 0)
+
+
+def aggregate(rows: list[AvailabilityRow], group_by: GroupBy) -> list[AvailabilityRow]:
+    """Sum camera rows into site or district rows (camera rows are returned sorted)."""
+    if group_by is GroupBy.CAMERA:
+        return sorted(rows, key=lambda r: (r.site, r.camera))
+    groups: dict[str, AvailabilityRow] = {}
+    for row in rows:
+        key = row.site if group_by is GroupBy.SITE else row.district
+        target = groups.setdefault(
+            key,
+            AvailabilityRow(
+                site=row.site if group_by is GroupBy.SITE else "", district=row.district, camera=""
+            ),
+        )
+        target.add(row)
+    return [groups[k] for k in sorted(groups)]

@@ -1,0 +1,313 @@
+"""Availability through the API on real data: down, uplink cut (still measured), power cut
+(unknown) and a maintenance window posted through the API over another camera's downtime."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import itertools
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from cloud.api.app import create_app
+from cloud.availability import camera_seconds, merge_spans
+from cloud.influx import InfluxSettings
+from pantau.localsvc import InfluxProcess, MosquittoProcess
+from pantau.webserver import bind_socket, serve_app
+from simulators.cameras import CameraMode
+from simulators.runner import Simulation, SimulationOptions
+from simulators.scenario import PowerEvent, Scenario, SimSite
+from tests.helpers import async_wait_for
+
+TOKEN = "s3cret-token"
+TOLERANCE_S = 2.5  # one probe interval (1 s) per transition, plus the window's edges
+
+
+def iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat()
+
+
+def test_seconds_from_counts() -> None:
+    """Each probe holds one interval; what no probe covers is unknown."""
+    row = camera_seconds(window_s=100, maintenance_s=10, probes=80, up_probes=70, interval_s=1)
+    assert (row.up_seconds, row.down_seconds, row.unknown_seconds, row.maintenance_seconds) == (
+        70,
+        10,
+        10,
+        10,
+    )
+    capped = camera_seconds(window_s=10, maintenance_s=0, probes=12, up_probes=12, interval_s=1)
+    assert (capped.up_seconds, capped.unknown_seconds) == (10, 0)
+    assert merge_spans([(5, 9), (1, 3), (2, 6), (10, 11)]) == [(1, 9), (10, 11)]
+
+
+@pytest.fixture
+async def api(influxd: InfluxProcess, database: str, tmp_path: Path) -> AsyncIterator[str]:
+    app = create_app(
+        influx=InfluxSettings(url=influxd.url, database=database),
+        state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
+        token=TOKEN,
+        default_probe_interval_s=1.0,
+    )
+    sock = bind_socket("127.0.0.1", 0)
+    task = asyncio.create_task(serve_app(app, sock))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    async with httpx.AsyncClient() as http:
+        await async_wait_for(lambda: _answers(http, url), timeout_s=10, what="API up")
+    yield url
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _answers(http: httpx.AsyncClient, url: str) -> bool:
+    try:
+        return (await http.get(f"{url}/openapi.json")).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def ledger_probe_times(queue: Path, camera: str) -> list[int]:
+    db = sqlite3.connect(queue)
+    times = [
+        orjson.loads(b)["ts"]
+        for (b,) in db.execute("SELECT body FROM ledger WHERE kind = 'cameras'")
+        if orjson.loads(b)["camera"] == camera
+    ]
+    db.close()
+    return sorted(times)
+
+
+async def test_availability_matches_the_scenario(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path, api: str
+) -> None:
+    """Per camera, site and district, JSON and CSV, within one probe interval per transition."""
+    scenario = Scenario(
+        seed=2,
+        probe_interval=1.0,
+        probe_timeout=0.4,
+        keepalive=2,
+        sites=[
+            SimSite(id="s1", district="d1", lat=-3.8, lon=102.2, cameras=2),
+            SimSite(id="s2", district="d1", lat=-3.9, lon=102.3, cameras=2),
+            SimSite(id="s3", district="d2", lat=-4.0, lon=102.4, cameras=2),
+        ],
+    )
+    sim = Simulation(
+        scenario,
+        SimulationOptions(
+            mqtt_url=broker.url,
+            influx_url=influxd.url,
+            database=database,
+            workdir=tmp_path / "sim",
+            ledger=True,
+        ),
+    )
+    await sim.start()
+    try:
+        async with httpx.AsyncClient(base_url=api, timeout=10) as http:
+            await async_wait_for(lambda: _all_up(http), timeout_s=30, what="6 cameras up")
+            window_start = time.time()
+            await asyncio.sleep(2)
+            # Camera down 8 s; s2's uplink cut 10 s; s3's power cut 8 s.
+            await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.DOWN)
+            sim.sites["s2"].uplink.cut()
+            power = PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 8})
+            await sim.apply(power, "start")
+            await asyncio.sleep(8)
+            await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.UP)
+            await sim.apply(power, "end")
+            await asyncio.sleep(2)
+            sim.sites["s2"].uplink.restore()
+            # s1/c2 down 5 s inside a 9 s maintenance window posted through the API.
+            maint_start = time.time()
+            denied = await http.post(
+                "/api/maintenance",
+                json={
+                    "site": "s1",
+                    "camera": "c2",
+                    "start": iso(maint_start),
+                    "end": iso(maint_start + 9),
+                    "reason": "lens cleaning",
+                    "created_by": "budi",
+                },
+            )
+            assert denied.status_code == 401
+            assert denied.headers["content-type"] == "application/problem+json"
+            created = await http.post(
+                "/api/maintenance",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                json={
+                    "site": "s1",
+                    "camera": "c2",
+                    "start": iso(maint_start),
+                    "end": iso(maint_start + 9),
+                    "reason": "lens cleaning",
+                    "created_by": "budi",
+                },
+            )
+            assert created.status_code == 201, created.text
+            await asyncio.sleep(1)
+            await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.DOWN)
+            await asyncio.sleep(5)
+            await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.UP)
+            await asyncio.sleep(4)
+            window_end = time.time() - 1
+            assert await sim.wait_queues_below(20, timeout_s=30)
+            await asyncio.sleep(1.5)  # the collector's last batch (0.2 s) and InfluxDB flush
+            params = {"from": iso(window_start), "to": iso(window_end)}
+            rows = {
+                (r["site"], r["camera"]): r
+                for r in (
+                    await http.get("/api/availability", params={**params, "group_by": "camera"})
+                ).json()
+            }
+            csv_text = (
+                await http.get(
+                    "/api/availability", params={**params, "group_by": "camera", "format": "csv"}
+                )
+            ).text
+            by_site = {
+                r["site"]: r
+                for r in (
+                    await http.get("/api/availability", params={**params, "group_by": "site"})
+                ).json()
+            }
+            by_district = {
+                r["district"]: r
+                for r in (
+                    await http.get("/api/availability", params={**params, "group_by": "district"})
+                ).json()
+            }
+            listed = (await http.get("/api/maintenance")).json()
+    finally:
+        await sim.stop()
+
+    window = window_end - window_start
+    # s3's unknown span from the ground-truth ledger: from its last probe before the cut to its
+    # first probe after the restart, minus the interval the last probe holds.
+    s3_times = ledger_probe_times(sim.sites["s3"].queue_path, "c1")
+    gap = max(b - a for a, b in itertools.pairwise(s3_times)) / 1e9 - 1.0
+    expected: dict[tuple[str, str], dict[str, float]] = {
+        ("s1", "c1"): {"down_seconds": 8, "unknown_seconds": 0, "maintenance_seconds": 0},
+        ("s1", "c2"): {"down_seconds": 0, "unknown_seconds": 0, "maintenance_seconds": 9},
+        ("s2", "c1"): {"down_seconds": 0, "unknown_seconds": 0, "maintenance_seconds": 0},
+        ("s2", "c2"): {"down_seconds": 0, "unknown_seconds": 0, "maintenance_seconds": 0},
+        ("s3", "c1"): {"down_seconds": 0, "unknown_seconds": gap, "maintenance_seconds": 0},
+        ("s3", "c2"): {"down_seconds": 0, "unknown_seconds": gap, "maintenance_seconds": 0},
+    }
+    assert set(rows) == set(expected)
+    for key, figures in expected.items():
+        row = rows[key]
+        for name, value in figures.items():
+            assert row[name] == pytest.approx(value, abs=TOLERANCE_S), (key, name, row)
+        up = (
+            window
+            - figures["down_seconds"]
+            - figures["unknown_seconds"]
+            - figures["maintenance_seconds"]
+        )
+        assert row["up_seconds"] == pytest.approx(up, abs=TOLERANCE_S), (key, row)
+        assert row["availability"] == pytest.approx(
+            row["up_seconds"] / (row["up_seconds"] + row["down_seconds"])
+        )
+    assert rows[("s3", "c1")]["unknown_seconds"] > 5  # the power cut is unknown, not down
+    assert rows[("s2", "c1")]["unknown_seconds"] < TOLERANCE_S  # the uplink cut was measured
+
+    # Sites and districts sum their cameras; CSV carries the same columns and values.
+    for site in ("s1", "s2", "s3"):
+        for name in ("up_seconds", "down_seconds", "unknown_seconds", "maintenance_seconds"):
+            assert by_site[site][name] == pytest.approx(
+                sum(r[name] for (s, _), r in rows.items() if s == site), abs=0.01
+            )
+    assert by_district["d1"]["down_seconds"] == pytest.approx(
+        rows[("s1", "c1")]["down_seconds"]
+        + rows[("s1", "c2")]["down_seconds"]
+        + rows[("s2", "c1")]["down_seconds"]
+        + rows[("s2", "c2")]["down_seconds"],
+        abs=0.01,
+    )
+    parsed = list(csv.DictReader(io.StringIO(csv_text)))
+    assert list(parsed[0]) == [
+        "site",
+        "district",
+        "camera",
+        "up_seconds",
+        "down_seconds",
+        "unknown_seconds",
+        "maintenance_seconds",
+        "availability",
+        "availability_strict",
+    ]
+    for item in parsed:
+        assert float(item["up_seconds"]) == rows[(item["site"], item["camera"])]["up_seconds"]
+    assert [(m["site"], m["camera"], m["created_by"]) for m in listed] == [("s1", "c2", "budi")]
+
+
+async def _all_up(http: httpx.AsyncClient) -> bool:
+    cameras = (await http.get("/api/cameras", params={"status": "up"})).json()
+    return len(cameras) == 6
+
+
+async def test_maintenance_api_rules(api: str, tmp_path: Path) -> None:
+    """Writes need the token; bad input and unknown ids are problem+json; windows persist."""
+    window: dict[str, Any] = {
+        "site": "s9",
+        "start": "2026-01-01T00:00:00Z",
+        "end": "2026-01-01T02:00:00Z",
+        "reason": "pole repair",
+        "created_by": "sari",
+    }
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=api) as http:
+        wrong = await http.post(
+            "/api/maintenance", json=window, headers={"Authorization": "Bearer nope"}
+        )
+        assert wrong.status_code == 401
+        backwards = await http.post(
+            "/api/maintenance", headers=auth, json={**window, "end": "2025-12-31T00:00:00Z"}
+        )
+        assert backwards.status_code == 422
+        assert backwards.headers["content-type"] == "application/problem+json"
+        assert "end must be after start" in backwards.json()["detail"]
+        created = (await http.post("/api/maintenance", json=window, headers=auth)).json()
+        assert (
+            await http.delete(f"/api/maintenance/{created['id'] + 100}", headers=auth)
+        ).status_code == 404
+        bad_range = await http.get(
+            "/api/availability",
+            params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+        )
+        assert bad_range.status_code == 400
+        assert bad_range.json()["title"] == "bad request"
+    # The state database survives a restart of the API.
+    again = create_app(
+        influx=InfluxSettings(url="http://127.0.0.1:9", database="x"),
+        state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
+        token=TOKEN,
+    )
+    sock = bind_socket("127.0.0.1", 0)
+    task = asyncio.create_task(serve_app(again, sock))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as h:
+            await async_wait_for(
+                lambda: _answers(h, str(h.base_url).rstrip("/")), timeout_s=10, what="second API"
+            )
+            listed = (await h.get("/api/maintenance", params={"site": "s9"})).json()
+            assert [m["reason"] for m in listed] == ["pole repair"]
+            deleted = await h.delete(f"/api/maintenance/{created['id']}", headers=auth)
+            assert deleted.status_code == 204
+            down = await h.get("/api/sites")
+            assert down.status_code == 503
+            assert down.json()["title"] == "InfluxDB unavailable"
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
