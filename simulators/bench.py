@@ -270,6 +270,29 @@ class Bench:
                 await asyncio.sleep(0.1)
         return process, port
 
+    async def publisher(
+        self, site: str, duration: float, rate: float, start_ns: int, allowance: Path | None
+    ) -> asyncio.subprocess.Process:
+        """One load publisher process; ``rate`` is the total over all publishers (0: no cap)."""
+        argv = [
+            sys.executable,
+            "-m",
+            "simulators.bench_publisher",
+            "--mqtt",
+            self.broker.url,
+            "--site",
+            site,
+            "--duration",
+            str(duration),
+            "--rate",
+            str(rate / self.config.publishers if rate else 0),
+            "--start-ns",
+            str(start_ns),
+        ]
+        if allowance is not None:
+            argv += ["--allowance-file", str(allowance)]
+        return await self.spawn(*argv, stdout=asyncio.subprocess.PIPE)
+
     async def written(self, ports: list[int]) -> float:
         """Readings the collectors report as written."""
         from simulators.demo import scrape_collectors  # noqa: PLC0415 - avoid a cycle
@@ -299,24 +322,7 @@ class Bench:
             start_ns = time.time_ns() - 600 * 10**9
             started = time.perf_counter()
             publishers = [
-                await self.spawn(
-                    sys.executable,
-                    "-m",
-                    "simulators.bench_publisher",
-                    "--mqtt",
-                    self.broker.url,
-                    "--site",
-                    f"bench{i}",
-                    "--duration",
-                    str(duration),
-                    "--rate",
-                    str(rate / self.config.publishers if rate else 0),
-                    "--start-ns",
-                    str(start_ns),
-                    "--allowance-file",
-                    str(allowance_files[i]),
-                    stdout=asyncio.subprocess.PIPE,
-                )
+                await self.publisher(f"bench{i}", duration, rate, start_ns, allowance_files[i])
                 for i in range(self.config.publishers)
             ]
             usage_before = [process_usage(p.pid) for p, _ in procs]
@@ -380,22 +386,7 @@ class Bench:
             await marker.wait_connected(10)
             start_ns = time.time_ns() - 600 * 10**9
             load = [
-                await self.spawn(
-                    sys.executable,
-                    "-m",
-                    "simulators.bench_publisher",
-                    "--mqtt",
-                    self.broker.url,
-                    "--site",
-                    f"load{i}",
-                    "--duration",
-                    str(self.config.latency_s),
-                    "--rate",
-                    str(rate / self.config.publishers),
-                    "--start-ns",
-                    str(start_ns),
-                    stdout=asyncio.subprocess.PIPE,
-                )
+                await self.publisher(f"load{i}", self.config.latency_s, rate, start_ns, None)
                 for i in range(self.config.publishers)
             ]
             latencies: list[float] = []

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
 from cloud.influx import series_rows
+from simulators.runner import Simulation, SimulationOptions
+from simulators.scenario import Scenario
 
 T = TypeVar("T")
 
@@ -63,3 +67,31 @@ async def async_wait_for(
                 f"timed out after {timeout_s}s waiting for {what or condition} (last: {last!r})"
             )
         await asyncio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def running_simulation(
+    scenario: Scenario,
+    *,
+    mqtt_url: str,
+    influx_url: str,
+    database: str,
+    workdir: Path,
+    ledger: bool = False,
+) -> AsyncIterator[Simulation]:
+    """A started simulation (agents, collector, fake cameras), stopped on exit."""
+    simulation = Simulation(
+        scenario,
+        SimulationOptions(
+            mqtt_url=mqtt_url,
+            influx_url=influx_url,
+            database=database,
+            workdir=workdir,
+            ledger=ledger,
+        ),
+    )
+    await simulation.start()
+    try:
+        yield simulation
+    finally:
+        await simulation.stop()

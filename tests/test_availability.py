@@ -24,9 +24,8 @@ from cloud.influx import InfluxSettings
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from pantau.webserver import bind_socket, serve_app
 from simulators.cameras import CameraMode
-from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import PowerEvent, Scenario, SimSite
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, running_simulation
 
 TOKEN = "s3cret-token"
 TOLERANCE_S = 2.5  # one probe interval (1 s) per transition, plus the window's edges
@@ -101,95 +100,91 @@ async def test_availability_matches_the_scenario(
             SimSite(id="s3", district="d2", lat=-4.0, lon=102.4, cameras=2),
         ],
     )
-    sim = Simulation(
-        scenario,
-        SimulationOptions(
+    async with (
+        running_simulation(
+            scenario,
             mqtt_url=broker.url,
             influx_url=influxd.url,
             database=database,
             workdir=tmp_path / "sim",
             ledger=True,
-        ),
-    )
-    await sim.start()
-    try:
-        async with httpx.AsyncClient(base_url=api, timeout=10) as http:
-            await async_wait_for(lambda: _all_up(http), timeout_s=30, what="6 cameras up")
-            window_start = time.time()
-            await asyncio.sleep(2)
-            # Camera down 8 s; s2's uplink cut 10 s; s3's power cut 8 s.
-            await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.DOWN)
-            sim.sites["s2"].uplink.cut()
-            power = PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 8})
-            await sim.apply(power, "start")
-            await asyncio.sleep(8)
-            await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.UP)
-            await sim.apply(power, "end")
-            await asyncio.sleep(2)
-            sim.sites["s2"].uplink.restore()
-            # s1/c2 down 5 s inside a 9 s maintenance window posted through the API.
-            maint_start = time.time()
-            denied = await http.post(
-                "/api/maintenance",
-                json={
-                    "site": "s1",
-                    "camera": "c2",
-                    "start": iso(maint_start),
-                    "end": iso(maint_start + 9),
-                    "reason": "lens cleaning",
-                    "created_by": "budi",
-                },
+        ) as sim,
+        httpx.AsyncClient(base_url=api, timeout=10) as http,
+    ):
+        await async_wait_for(lambda: _all_up(http), timeout_s=30, what="6 cameras up")
+        window_start = time.time()
+        await asyncio.sleep(2)
+        # Camera down 8 s; s2's uplink cut 10 s; s3's power cut 8 s.
+        await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.DOWN)
+        sim.sites["s2"].uplink.cut()
+        power = PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 8})
+        await sim.apply(power, "start")
+        await asyncio.sleep(8)
+        await sim.sites["s1"].cameras["c1"].set_mode(CameraMode.UP)
+        await sim.apply(power, "end")
+        await asyncio.sleep(2)
+        sim.sites["s2"].uplink.restore()
+        # s1/c2 down 5 s inside a 9 s maintenance window posted through the API.
+        maint_start = time.time()
+        denied = await http.post(
+            "/api/maintenance",
+            json={
+                "site": "s1",
+                "camera": "c2",
+                "start": iso(maint_start),
+                "end": iso(maint_start + 9),
+                "reason": "lens cleaning",
+                "created_by": "budi",
+            },
+        )
+        assert denied.status_code == 401
+        assert denied.headers["content-type"] == "application/problem+json"
+        created = await http.post(
+            "/api/maintenance",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            json={
+                "site": "s1",
+                "camera": "c2",
+                "start": iso(maint_start),
+                "end": iso(maint_start + 9),
+                "reason": "lens cleaning",
+                "created_by": "budi",
+            },
+        )
+        assert created.status_code == 201, created.text
+        await asyncio.sleep(1)
+        await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.DOWN)
+        await asyncio.sleep(5)
+        await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.UP)
+        await asyncio.sleep(4)
+        window_end = time.time() - 1
+        assert await sim.wait_queues_below(20, timeout_s=30)
+        await asyncio.sleep(1.5)  # the collector's last batch (0.2 s) and InfluxDB flush
+        params = {"from": iso(window_start), "to": iso(window_end)}
+        rows = {
+            (r["site"], r["camera"]): r
+            for r in (
+                await http.get("/api/availability", params={**params, "group_by": "camera"})
+            ).json()
+        }
+        csv_text = (
+            await http.get(
+                "/api/availability", params={**params, "group_by": "camera", "format": "csv"}
             )
-            assert denied.status_code == 401
-            assert denied.headers["content-type"] == "application/problem+json"
-            created = await http.post(
-                "/api/maintenance",
-                headers={"Authorization": f"Bearer {TOKEN}"},
-                json={
-                    "site": "s1",
-                    "camera": "c2",
-                    "start": iso(maint_start),
-                    "end": iso(maint_start + 9),
-                    "reason": "lens cleaning",
-                    "created_by": "budi",
-                },
-            )
-            assert created.status_code == 201, created.text
-            await asyncio.sleep(1)
-            await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.DOWN)
-            await asyncio.sleep(5)
-            await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.UP)
-            await asyncio.sleep(4)
-            window_end = time.time() - 1
-            assert await sim.wait_queues_below(20, timeout_s=30)
-            await asyncio.sleep(1.5)  # the collector's last batch (0.2 s) and InfluxDB flush
-            params = {"from": iso(window_start), "to": iso(window_end)}
-            rows = {
-                (r["site"], r["camera"]): r
-                for r in (
-                    await http.get("/api/availability", params={**params, "group_by": "camera"})
-                ).json()
-            }
-            csv_text = (
-                await http.get(
-                    "/api/availability", params={**params, "group_by": "camera", "format": "csv"}
-                )
-            ).text
-            by_site = {
-                r["site"]: r
-                for r in (
-                    await http.get("/api/availability", params={**params, "group_by": "site"})
-                ).json()
-            }
-            by_district = {
-                r["district"]: r
-                for r in (
-                    await http.get("/api/availability", params={**params, "group_by": "district"})
-                ).json()
-            }
-            listed = (await http.get("/api/maintenance")).json()
-    finally:
-        await sim.stop()
+        ).text
+        by_site = {
+            r["site"]: r
+            for r in (
+                await http.get("/api/availability", params={**params, "group_by": "site"})
+            ).json()
+        }
+        by_district = {
+            r["district"]: r
+            for r in (
+                await http.get("/api/availability", params={**params, "group_by": "district"})
+            ).json()
+        }
+        listed = (await http.get("/api/maintenance")).json()
 
     window = window_end - window_start
     # s3's unknown span from the ground-truth ledger: from its last probe before the cut to its

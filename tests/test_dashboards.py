@@ -20,9 +20,9 @@ from dashboards.macros import expand
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
-from simulators.runner import MALFORMED_PAYLOAD, Simulation, SimulationOptions
+from simulators.runner import MALFORMED_PAYLOAD, Simulation
 from simulators.scenario import PowerEvent, Scenario, SimSite
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, running_simulation
 
 FRESH = "5s"
 
@@ -114,19 +114,15 @@ async def sim(
             for i in (1, 2, 3)
         ],
     )
-    simulation = Simulation(
+    async with running_simulation(
         scenario,
-        SimulationOptions(
-            mqtt_url=broker.url,
-            influx_url=influxd.url,
-            database=database,
-            workdir=tmp_path / "sim",
-            ledger=True,
-        ),
-    )
-    await simulation.start()
-    yield simulation
-    await simulation.stop()
+        mqtt_url=broker.url,
+        influx_url=influxd.url,
+        database=database,
+        workdir=tmp_path / "sim",
+        ledger=True,
+    ) as simulation:
+        yield simulation
 
 
 async def rows(influx: InfluxClient, query: str) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ import pytest
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
-from simulators.runner import Simulation, SimulationOptions
+from simulators.runner import Simulation
 from simulators.scenario import Scenario, SimSite
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, running_simulation
 
 PROBE_INTERVAL_S = 1.0
 KEEPALIVE_S = 2
@@ -40,15 +40,14 @@ async def sim(
             for i in (1, 2, 3)
         ],
     )
-    simulation = Simulation(
+    async with running_simulation(
         scenario,
-        SimulationOptions(
-            mqtt_url=broker.url, influx_url=influxd.url, database=database, workdir=tmp_path / "sim"
-        ),
-    )
-    await simulation.start()
-    yield simulation
-    await simulation.stop()
+        mqtt_url=broker.url,
+        influx_url=influxd.url,
+        database=database,
+        workdir=tmp_path / "sim",
+    ) as simulation:
+        yield simulation
 
 
 async def rows(influx: InfluxClient, query: str) -> list[dict[str, Any]]:
