@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,7 +32,21 @@ from cloud.state import StateStore
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response documented as RFC 7807 problem+json."""
+    return {
+        "model": Problem,
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    }
+
+
 CSV_COLUMNS = list(AvailabilityOut.model_fields)
+# Nanosecond timestamps (InfluxDB's) cover 1970 to 2262 as positive integers.
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2262, 4, 11, tzinfo=dt.UTC)
 
 
 def _ns(value: dt.datetime) -> int:
@@ -73,7 +88,11 @@ def create_app(
         description="Fleet state, availability for maintenance contracts, maintenance windows.",
         version="1",
         lifespan=lifespan,
-        responses={400: {"model": Problem}, 422: {"model": Problem}, 503: {"model": Problem}},
+        responses={
+            400: _problem_response("bad request"),
+            422: _problem_response("invalid parameters or body"),
+            503: _problem_response("InfluxDB unavailable"),
+        },
     )
     bearer = HTTPBearer(auto_error=False)
 
@@ -168,6 +187,10 @@ def create_app(
         start, end = _aware(start), _aware(end)
         if end <= start:
             raise HTTPException(400, "'to' must be after 'from'")
+        if start < EARLIEST or end > LATEST:
+            raise HTTPException(
+                400, f"the window must lie between {EARLIEST.isoformat()} and {LATEST.isoformat()}"
+            )
         windows = [
             MaintenanceSpan(
                 _ns(m.start), _ns(m.end), site=m.site, camera=m.camera, district=m.district
@@ -207,7 +230,10 @@ def create_app(
         response_model=MaintenanceOut,
         status_code=201,
         dependencies=[Depends(require_token)],
-        responses={401: {"model": Problem}, 403: {"model": Problem}},
+        responses={
+            401: _problem_response("missing or wrong token"),
+            403: _problem_response("writes disabled"),
+        },
     )
     def create_maintenance(
         body: MaintenanceIn, state: Annotated[StateStore, Depends(store)]
@@ -228,10 +254,15 @@ def create_app(
         "/{window_id}",
         status_code=204,
         dependencies=[Depends(require_token)],
-        responses={401: {"model": Problem}, 403: {"model": Problem}, 404: {"model": Problem}},
+        responses={
+            401: _problem_response("missing or wrong token"),
+            403: _problem_response("writes disabled"),
+            404: _problem_response("no such window"),
+        },
     )
     def delete_maintenance(
-        window_id: int, state: Annotated[StateStore, Depends(store)]
+        window_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
+        state: Annotated[StateStore, Depends(store)],
     ) -> Response:
         """Remove a window."""
         if not state.delete(window_id):
