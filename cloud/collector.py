@@ -5,10 +5,10 @@ invalid, after it was stored as a dead letter), and acks go out in the order mes
 crash therefore loses nothing: the broker redelivers what was not acked on the resumed session,
 and a redelivered reading overwrites the identical point (same measurement, tags, timestamp).
 
-While InfluxDB is down, the pipeline stops consuming once one batch is being retried and one is
-full; then the inbound queue (``receive_maximum`` messages) fills and the MQTT link stops reading
-the socket. Memory stays bounded and the backlog waits in the broker's queue for our persistent
-session.
+While InfluxDB is down, the pipeline stops consuming once ``write_concurrency`` batches are being
+retried and ``BATCH_QUEUE_DEPTH`` wait; then the inbound queue (``receive_maximum`` messages)
+fills and the MQTT link stops reading the socket. Memory stays bounded and the backlog waits in
+the broker's queue for our persistent session.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pantau.webserver import bind_socket, serve_app
 
 log = logging.getLogger(__name__)
 
-BATCH_QUEUE_DEPTH = 2  # batches waiting for the writer: one being built overlaps one in flight
+BATCH_QUEUE_DEPTH = 2  # batches waiting for a write slot: parsing overlaps the writes in flight
 
 
 @dataclass
