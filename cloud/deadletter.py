@@ -57,14 +57,10 @@ class DeadLetterStore:
                 (self._max_rows,),
             )
 
-    def list(self, limit: int = 100) -> list[DeadLetter]:
-        """The newest letters first."""
-        rows = self._db.execute(
-            "SELECT received_ns, topic, reason, detail, payload FROM dead_letters"
-            " ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [DeadLetter(*row) for row in rows]
+    def count_by_reason(self) -> dict[str, int]:
+        """How many stored letters there are of each reason."""
+        rows = self._db.execute("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason")
+        return {reason: int(count) for reason, count in rows}
 
     def close(self) -> None:
         """Close the database."""

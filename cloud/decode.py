@@ -54,7 +54,7 @@ def _classify(error: ValidationError) -> Rejection:
     kinds = {item["type"] for item in error.errors()}
     if "json_invalid" in kinds or "json_type" in kinds:
         return Rejection(RejectReason.BAD_JSON, first["msg"][:200])
-    if "non_finite" in kinds or "finite_number" in kinds:
+    if "finite_number" in kinds:
         return Rejection(RejectReason.NON_FINITE, "NaN or infinity in a numeric field")
     where = ".".join(str(p) for p in first["loc"])
     return Rejection(RejectReason.SCHEMA, f"{where}: {first['msg']}"[:200])

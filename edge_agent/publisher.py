@@ -125,7 +125,7 @@ class Publisher:
                 await self._on_new_connection()
             self._expire_unacked()
             if len(self._inflight) >= self._config.max_inflight:
-                await self._wait_for_ack()
+                await self._sleep_until_woken(IDLE_POLL_S)
                 continue
             rows, backlog = await self._next_rows()
             if not rows:
@@ -136,7 +136,7 @@ class Publisher:
                     self._topic, encode_batch(self._site, self._district, rows), qos=1
                 )
             except NotConnectedError:
-                self._rewind(rows, backlog)
+                self._rewind(rows[0].id, backlog=backlog)
                 continue
             ids = [row.id for row in rows]
             self._inflight[future] = _InFlight(
@@ -178,28 +178,24 @@ class Publisher:
         self._bucket.take(len(rows))
         return rows, True
 
-    def _rewind(self, rows: list[QueuedReading], backlog: bool) -> None:
-        first = rows[0].id - 1
+    def _rewind(self, first_id: int, *, backlog: bool) -> None:
+        """Make rows from ``first_id`` on eligible for publishing again."""
         if backlog:
-            self._backlog_cursor = min(self._backlog_cursor, first)
+            self._backlog_cursor = min(self._backlog_cursor, first_id - 1)
         else:
-            self._live_cursor = min(self._live_cursor, first)
+            self._live_cursor = min(self._live_cursor, first_id - 1)
 
     async def _idle(self) -> None:
         timeout = IDLE_POLL_S
         if self._backlog_cursor < self._boundary:
             timeout = min(timeout, max(0.01, self._bucket.wait_s(1)))
-        self._wake.clear()
-        try:
-            async with asyncio.timeout(timeout):
-                await self._wake.wait()
-        except TimeoutError:
-            pass
+        await self._sleep_until_woken(timeout)
 
-    async def _wait_for_ack(self) -> None:
+    async def _sleep_until_woken(self, timeout_s: float) -> None:
+        """Wait for new readings or an ack, at most ``timeout_s``."""
         self._wake.clear()
         try:
-            async with asyncio.timeout(IDLE_POLL_S):
+            async with asyncio.timeout(timeout_s):
                 await self._wake.wait()
         except TimeoutError:
             pass
@@ -210,7 +206,7 @@ class Publisher:
             return
         self._inflight_ids.difference_update(item.ids)
         if future.cancelled() or future.exception() is not None:
-            self._rewind_ids(item)
+            self._rewind(min(item.ids), backlog=item.backlog)
         else:
             self.acked_readings += len(item.ids)
             # Runs on the queue's single worker thread, so it lands before any later take().
@@ -247,13 +243,6 @@ class Publisher:
         if self._deletes:
             await asyncio.gather(*self._deletes, return_exceptions=True)
 
-    def _rewind_ids(self, item: _InFlight) -> None:
-        first = min(item.ids) - 1
-        if item.backlog:
-            self._backlog_cursor = min(self._backlog_cursor, first)
-        else:
-            self._live_cursor = min(self._live_cursor, first)
-
     def _expire_unacked(self) -> None:
         now = time.monotonic()
         for future, item in list(self._inflight.items()):
@@ -265,4 +254,4 @@ class Publisher:
                 )
                 del self._inflight[future]
                 self._inflight_ids.difference_update(item.ids)
-                self._rewind_ids(item)
+                self._rewind(min(item.ids), backlog=item.backlog)

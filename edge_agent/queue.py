@@ -179,3 +179,14 @@ class ReadingQueue:
             (kind, ts, body)
             for kind, ts, body in self._db.execute("SELECT kind, ts, body FROM ledger ORDER BY id")
         ]
+
+
+def count_queued(path: Path) -> int:
+    """Readings (gaps included) waiting in a queue file, read-only: safe while an agent runs."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
+    finally:
+        db.close()

@@ -6,14 +6,12 @@ be stopped, killed and restarted on the same port and data directory to inject f
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import shutil
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -215,17 +213,3 @@ def make_influx(base: Path, *, port: int | None = None) -> InfluxProcess:
     conf = data / "influxdb.conf"
     conf.write_text(influx_config(port, free_port(), data))
     return InfluxProcess("influxd", [binary, "-config", str(conf)], port, data, data / "stdout.log")
-
-
-@contextlib.contextmanager
-def local_services(base: Path) -> Iterator[tuple[MosquittoProcess, InfluxProcess]]:
-    """Start mosquitto and influxd under ``base``; stop both on exit."""
-    broker = make_mosquitto(base)
-    influx = make_influx(base)
-    try:
-        broker.start()
-        influx.start()
-        yield broker, influx
-    finally:
-        influx.stop()
-        broker.stop()

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from edge_agent.queue import ReadingQueue
+from edge_agent.queue import ReadingQueue, count_queued
 from pantau.contract import CameraReading, Cause, TopicFilter
 from pantau.localsvc import InfluxProcess, MosquittoProcess, free_port, make_influx, make_mosquitto
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -639,13 +639,7 @@ async def _online(influx: InfluxClient, site: str, value: int) -> bool:
 
 
 def _queue_empty(path: Path) -> bool:
-    import sqlite3  # noqa: PLC0415
-
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]) < 200
-    finally:
-        db.close()
+    return count_queued(path) < 200
 
 
 TARGETS = {

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from cloud.deadletter import DeadLetterStore
 from cloud.fleet import CameraState, SiteState, Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
 from pantau.localsvc import ManagedProcess, make_influx, make_mosquitto
@@ -36,7 +37,6 @@ class CollectorFigures:
     """Figures scraped from the collectors' /metrics."""
 
     written: float = 0.0
-    received: float = 0.0
     rejected: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,8 +65,6 @@ async def scrape_collectors(http_ports: list[int]) -> CollectorFigures:
                 for sample in family.samples:
                     if sample.name == "pantau_readings_written_total":
                         figures.written += sample.value
-                    elif sample.name == "pantau_messages_received_total":
-                        figures.received += sample.value
                     elif sample.name == "pantau_messages_rejected_total":
                         reason = sample.labels["reason"]
                         figures.rejected[reason] = figures.rejected.get(reason, 0) + sample.value
@@ -258,18 +256,14 @@ async def _run_until(
 
 def sim_rejected(simdir: Path) -> dict[str, float]:
     """Rejections by reason, from the collectors' dead-letter stores."""
-    import sqlite3  # noqa: PLC0415
-
     counts: dict[str, float] = {}
     for path in simdir.glob("dead-letter-*.sqlite"):
-        db = sqlite3.connect(path)
+        store = DeadLetterStore(path, max_rows=1)  # only read here; the bound applies to adds
         try:
-            for reason, count in db.execute(
-                "SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason"
-            ):
+            for reason, count in store.count_by_reason().items():
                 counts[reason] = counts.get(reason, 0) + count
         finally:
-            db.close()
+            store.close()
     return counts
 
 

@@ -10,7 +10,6 @@ import contextlib
 import logging
 import os
 import signal
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import yaml
 
+from edge_agent.queue import count_queued
 from pantau.contract import TopicKind, site_topic
 from pantau.localsvc import free_port
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -272,17 +272,7 @@ class Simulation:
 
     def queued(self) -> dict[str, int]:
         """Readings waiting in each site's on-disk queue."""
-        counts = {}
-        for site, runtime in self.sites.items():
-            if not runtime.queue_path.exists():
-                counts[site] = 0
-                continue
-            db = sqlite3.connect(f"file:{runtime.queue_path}?mode=ro", uri=True, timeout=5)
-            try:
-                counts[site] = int(db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
-            finally:
-                db.close()
-        return counts
+        return {site: count_queued(runtime.queue_path) for site, runtime in self.sites.items()}
 
     async def wait_queues_below(self, limit: int, timeout_s: float) -> bool:
         """Wait until every site's queue holds at most ``limit`` readings; False on timeout."""

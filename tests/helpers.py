@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -95,3 +97,14 @@ async def running_simulation(
         yield simulation
     finally:
         await simulation.stop()
+
+
+def run_pantau(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run the ``pantau`` CLI in a fresh interpreter; capture its output, never raise on exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "pantau", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

@@ -8,14 +8,12 @@ import csv
 import datetime as dt
 import io
 import itertools
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from cloud.api.app import create_app
@@ -26,6 +24,7 @@ from dashboards.macros import expand
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from pantau.webserver import bind_socket, serve_app
 from simulators.cameras import CameraMode
+from simulators.ledger import read_ledger
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from tests.helpers import async_wait_for, running_simulation
 
@@ -76,15 +75,9 @@ async def _answers(http: httpx.AsyncClient, url: str) -> bool:
         return False
 
 
-def ledger_probe_times(queue: Path, camera: str) -> list[int]:
-    db = sqlite3.connect(queue)
-    times = [
-        orjson.loads(b)["ts"]
-        for (b,) in db.execute("SELECT body FROM ledger WHERE kind = 'cameras'")
-        if orjson.loads(b)["camera"] == camera
-    ]
-    db.close()
-    return sorted(times)
+def ledger_probe_times(queue: Path, site: str, camera: str) -> list[int]:
+    truth, _ = read_ledger(queue, site)
+    return sorted(key[3] for key in truth if key[0] == "camera" and key[2] == camera)
 
 
 async def test_availability_matches_the_scenario(
@@ -203,7 +196,7 @@ async def test_availability_matches_the_scenario(
     window = window_end - window_start
     # s3's unknown span from the ground-truth ledger: from its last probe before the cut to its
     # first probe after the restart, minus the interval the last probe holds.
-    s3_times = ledger_probe_times(sim.sites["s3"].queue_path, "c1")
+    s3_times = ledger_probe_times(sim.sites["s3"].queue_path, "s3", "c1")
     gap = max(b - a for a, b in itertools.pairwise(s3_times)) / 1e9 - 1.0
     expected: dict[tuple[str, str], dict[str, float]] = {
         ("s1", "c1"): {"down_seconds": 8, "unknown_seconds": 0, "maintenance_seconds": 0},

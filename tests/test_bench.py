@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.helpers import run_pantau
 
 
 def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:
     """Every section is present with plausible values and ingest loses nothing."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pantau", "bench", "--tiny", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    result = run_pantau(
+        "bench",
+        "--tiny",
+        "--out",
+        str(tmp_path),
+        timeout_s=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (path,) = tmp_path.glob("*.json")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from edge_agent.config import AgentConfig
 from pantau.configfile import ConfigError, load_yaml_model
+from tests.helpers import run_pantau
 
 GOOD = """
 site: {id: s1, district: d1, lat: -3.8, lon: 102.26}
@@ -72,12 +71,11 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_cli_prints_error_without_traceback(tmp_path: Path) -> None:
     """`pantau agent --config bad.yaml` exits 2 with the key named and no traceback."""
     path = write(tmp_path, GOOD.replace("lon: 102.26", "lon: east"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pantau", "agent", "--config", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_pantau(
+        "agent",
+        "--config",
+        str(path),
+        timeout_s=60,
     )
     assert result.returncode == 2
     assert "site.lon: Input should be a valid number" in result.stderr

@@ -3,13 +3,11 @@ Grafana's macros expanded, the Command Center's numbers checked against ground t
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 
@@ -20,6 +18,7 @@ from dashboards.macros import expand
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
+from simulators.ledger import read_ledger
 from simulators.runner import MALFORMED_PAYLOAD, Simulation
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from tests.helpers import async_wait_for, running_simulation
@@ -141,14 +140,13 @@ def expanded(query: str) -> str:
 
 
 def ledger_availability(sim: Simulation) -> float:
-    up = total = 0
-    for runtime in sim.sites.values():
-        db = sqlite3.connect(runtime.queue_path)
-        for (body,) in db.execute("SELECT body FROM ledger WHERE kind = 'cameras'"):
-            total += 1
-            up += 1 if orjson.loads(body)["up"] else 0
-        db.close()
-    return 100.0 * up / total
+    states = [
+        value[0]
+        for site, runtime in sim.sites.items()
+        for key, value in read_ledger(runtime.queue_path, site)[0].items()
+        if key[0] == "camera"
+    ]
+    return 100.0 * sum(states) / len(states)
 
 
 async def test_every_panel_against_ground_truth(

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
+
+from tests.helpers import run_pantau
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -62,22 +62,14 @@ def grafana() -> Iterator[str]:
 
 def test_push_creates_folder_and_uploads_every_dashboard(grafana: str) -> None:
     """The folder is created once, then four dashboards are posted with overwrite and token."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantau",
-            "dashboards",
-            "push",
-            "--grafana",
-            grafana,
-            "--token",
-            "t0k",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_pantau(
+        "dashboards",
+        "push",
+        "--grafana",
+        grafana,
+        "--token",
+        "t0k",
+        timeout_s=60,
     )
     assert result.returncode == 0, result.stderr
     calls = _Recorder.requests
@@ -99,22 +91,14 @@ def test_push_creates_folder_and_uploads_every_dashboard(grafana: str) -> None:
 
 def test_push_to_unreachable_grafana_fails_readably() -> None:
     """A refused connection is an error message, not a traceback."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantau",
-            "dashboards",
-            "push",
-            "--grafana",
-            "http://127.0.0.1:9",
-            "--token",
-            "x",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_pantau(
+        "dashboards",
+        "push",
+        "--grafana",
+        "http://127.0.0.1:9",
+        "--token",
+        "x",
+        timeout_s=60,
     )
     assert result.returncode == 2
     assert "push to http://127.0.0.1:9 failed" in result.stderr

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from dashboards.build import all_dashboards
 from dashboards.macros import expand
 from pantau.localsvc import InfluxProcess, MosquittoProcess
-from tests.helpers import influx_rows
+from tests.helpers import influx_rows, run_pantau
 
 SCENARIO = """
 seed: 5
@@ -32,31 +30,23 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
 ) -> None:
     """`pantau demo --sites 3 --cameras 4 --duration 45` with URLs leaves points for all 12
     cameras and 3 sites, and every panel query of every dashboard returns data from it."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantau",
-            "demo",
-            "--sites",
-            "3",
-            "--cameras",
-            "4",
-            "--duration",
-            "45",
-            "--mqtt",
-            broker.url,
-            "--influx",
-            influxd.url,
-            "--database",
-            "pantau_demo",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_pantau(
+        "demo",
+        "--sites",
+        "3",
+        "--cameras",
+        "4",
+        "--duration",
+        "45",
+        "--mqtt",
+        broker.url,
+        "--influx",
+        influxd.url,
+        "--database",
+        "pantau_demo",
+        "--workdir",
+        str(tmp_path),
+        timeout_s=180,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "points stored" in result.stdout
@@ -90,27 +80,19 @@ def test_simulate_runs_a_scenario_file(
     """`pantau simulate` runs the file's events and exits 0."""
     scenario = tmp_path / "s.yaml"
     scenario.write_text(SCENARIO)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantau",
-            "simulate",
-            "--scenario",
-            str(scenario),
-            "--duration",
-            "8",
-            "--mqtt",
-            broker.url,
-            "--influx",
-            influxd.url,
-            "--database",
-            "pantau_sim",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = run_pantau(
+        "simulate",
+        "--scenario",
+        str(scenario),
+        "--duration",
+        "8",
+        "--mqtt",
+        broker.url,
+        "--influx",
+        influxd.url,
+        "--database",
+        "pantau_sim",
+        timeout_s=120,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     down = influx_rows(
@@ -129,21 +111,13 @@ def test_simulate_rejects_a_bad_scenario(tmp_path: Path) -> None:
     """A scenario referring to an unknown camera is an error naming it."""
     scenario = tmp_path / "bad.yaml"
     scenario.write_text(SCENARIO.replace("a1/c2", "a1/c9"))
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantau",
-            "simulate",
-            "--scenario",
-            str(scenario),
-            "--duration",
-            "5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_pantau(
+        "simulate",
+        "--scenario",
+        str(scenario),
+        "--duration",
+        "5",
+        timeout_s=60,
     )
     assert result.returncode == 2
     assert "site a1 has no camera 'c9'" in result.stderr
