@@ -122,6 +122,46 @@ def collector(
 
 
 @app.command()
+def problems(
+    config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--config", help="problems YAML config (rules, notify); flags override it"),
+    ] = None,
+    influx: Annotated[Optional[str], typer.Option("--influx", help="InfluxDB URL")] = None,  # noqa: UP045
+    database: Annotated[Optional[str], typer.Option("--database", help="InfluxDB database")] = None,  # noqa: UP045
+    state: Annotated[
+        Optional[str],  # noqa: UP045
+        typer.Option("--state", help="state database URL shared with the API"),
+    ] = None,
+    webhook: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option("--webhook", help="POST problem messages as JSON to this URL (repeatable)"),
+    ] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Turn measurements into problems (open, acknowledged, resolved) and notify once."""
+    from cloud.problems.config import EvaluatorConfig  # noqa: PLC0415
+    from cloud.problems.service import run_problems  # noqa: PLC0415
+
+    try:
+        base = load_yaml_model(config, EvaluatorConfig) if config else EvaluatorConfig()
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    data = base.model_dump(by_alias=True)
+    for key, value in (("influx_url", influx), ("database", database), ("state_url", state)):
+        if value is not None:
+            data[key] = value
+    for index, url in enumerate(webhook or []):
+        data["notify"]["targets"].append({"type": "webhook", "name": f"cli-{index}", "url": url})
+    try:
+        final = EvaluatorConfig.model_validate(data)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    configure_logging(log_level)
+    run_with_stop(lambda stop: run_problems(final, stop))
+
+
+@app.command()
 def demo(
     sites: Annotated[int, typer.Option("--sites", min=1, max=200, help="simulated sites")] = 3,
     cameras: Annotated[int, typer.Option("--cameras", min=1, max=256, help="cameras per site")] = 4,

@@ -13,10 +13,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud.api.page import technician_page
+from cloud.api.problems import problems_router
 from cloud.api.schemas import (
     AvailabilityOut,
     CameraOut,
@@ -28,6 +30,7 @@ from cloud.api.schemas import (
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.fleet import Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
+from cloud.problems.store import ProblemStore
 from cloud.state import StateStore
 
 log = logging.getLogger(__name__)
@@ -77,15 +80,18 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.influx = InfluxClient(influx)
         app.state.store = StateStore(state_url)
+        app.state.problems = ProblemStore(state_url)
         try:
             yield
         finally:
             await app.state.influx.aclose()
             app.state.store.close()
+            app.state.problems.close()
 
     app = FastAPI(
         title="pantau API",
-        description="Fleet state, availability for maintenance contracts, maintenance windows.",
+        description="Fleet state, availability for maintenance contracts, maintenance windows, "
+        "problems. The technician page is served at /.",
         version="1",
         lifespan=lifespan,
         responses={
@@ -271,6 +277,8 @@ def create_app(
 
     app.include_router(fleet)
     app.include_router(maintenance)
+    app.include_router(problems_router(require_token, _problem_response))
+    app.add_api_route("/", technician_page, include_in_schema=False, response_class=HTMLResponse)
     return app
 
 
@@ -284,6 +292,7 @@ def _title(status: int) -> str:
         401: "unauthorized",
         403: "forbidden",
         404: "not found",
+        409: "conflict",
         405: "method not allowed",
         422: "invalid request",
     }

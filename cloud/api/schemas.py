@@ -91,3 +91,48 @@ class MaintenanceOut(BaseModel):
     reason: str
     created_by: str
     created_at: dt.datetime
+
+
+class FoldedCamera(BaseModel):
+    """A camera of an offline site, with its last known state."""
+
+    camera: str
+    up: bool = Field(description="its last probe before contact was lost")
+    cause: str
+
+
+class ProblemOut(BaseModel):
+    """A problem: where, since when, probable cause, and who is on it."""
+
+    id: int
+    key: str = Field(description="rule and subject; one unresolved problem per key")
+    rule: str
+    title: str
+    severity: str = Field(description="critical, major, minor or warning")
+    state: str = Field(description="open, acknowledged or resolved")
+    site: str
+    district: str
+    camera: str | None
+    subject: str
+    since: dt.datetime = Field(description="when the condition began")
+    opened_at: dt.datetime
+    resolved_at: dt.datetime | None
+    cause: str
+    cameras: list[FoldedCamera] = Field(
+        description="for a site out of contact: its cameras, folded under the site's problem"
+    )
+    value: float | None = Field(description="the measured value, for threshold problems")
+    acknowledged_by: str | None
+    acknowledged_at: dt.datetime | None
+    ack_comment: str | None
+    in_maintenance: bool = Field(description="covered by a maintenance window: no messages")
+    reopen_count: int
+
+
+class AckIn(BaseModel):
+    """Who acknowledges a problem, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    by: str = Field(min_length=1, max_length=100, description="technician's name")
+    comment: str | None = Field(default=None, max_length=500, description="e.g. 'on my way'")

@@ -1,0 +1,1 @@
+"""Problems: rules turn measurements into a short list technicians can act on."""
