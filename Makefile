@@ -11,14 +11,15 @@ PYTEST_ARGS ?=
 
 setup: system-packages $(VENV)/.installed
 
-# Real mosquitto and influxd binaries (Debian packages); deploy/docker-compose.yml is the
-# alternative on machines without apt.
+# Real mosquitto and influxd binaries, and chromium for the technician page's browser test
+# (Debian packages); deploy/docker-compose.yml is the alternative on machines without apt.
 system-packages:
-	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null; then \
-		echo "installing mosquitto and influxdb (Debian packages)"; \
+	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
+		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+		echo "installing mosquitto, influxdb and chromium (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-			mosquitto influxdb >/dev/null; \
+			mosquitto influxdb chromium chromium-driver >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
 	@-$(SUDO) systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true

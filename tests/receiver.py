@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ class Received:
     headers: dict[str, str]
     raw: bytes
     body: Any
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass

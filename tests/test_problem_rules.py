@@ -262,16 +262,28 @@ async def test_cabinet_thresholds_with_hysteresis(rig: Rig) -> None:
     h.collector(0, 40 * MIN)
     h.site("s1", "d1", 0, 40 * MIN)
     h.sensor(
-        "s1", "cab", "temperature", 0, 40 * MIN, lambda t: 48 if 10 * MIN <= t < 20 * MIN else 35
+        "s1",
+        "cab",
+        "temperature",
+        span=(0, 40 * MIN),
+        value=lambda t: 48 if 10 * MIN <= t < 20 * MIN else 35,
     )
     h.sensor(
         "s1", "cab2", "temperature", span=(0, 40 * MIN), value=lambda t: 44 + 2 * ((t // 10) % 2)
     )
     h.sensor(
-        "s1", "cab", "mains_voltage", 0, 40 * MIN, lambda t: 0 if 5 * MIN <= t < 8 * MIN else 221
+        "s1",
+        "cab",
+        "mains_voltage",
+        span=(0, 40 * MIN),
+        value=lambda t: 0 if 5 * MIN <= t < 8 * MIN else 221,
     )
     h.sensor(
-        "s1", "cab", "ups_battery_pct", 0, 40 * MIN, lambda t: 25 if 7 * MIN <= t < 8 * MIN else 90
+        "s1",
+        "cab",
+        "ups_battery_pct",
+        span=(0, 40 * MIN),
+        value=lambda t: 25 if 7 * MIN <= t < 8 * MIN else 90,
     )
     await rig.walk(0, 40 * MIN, step_s=30)
     found = {p.key: p for p in rig.problems()}

@@ -147,7 +147,7 @@ def _classify(response: httpx.Response) -> Outcome:
         retry_after = float(response.headers.get("Retry-After", ""))
     if retry_after is None:
         # Telegram says how long to wait in its JSON body rather than a header.
-        with contextlib.suppress(ValueError, AttributeError, TypeError):
+        with contextlib.suppress(ValueError, AttributeError, TypeError, KeyError):
             retry_after = float(response.json()["parameters"]["retry_after"])
     if status in (408, 425, 429) or status >= 500:
         return Outcome(False, retry_after_s=retry_after, error=error)

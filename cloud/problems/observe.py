@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 S = 1_000_000_000
 LOOKBACK_S = 3600  # how far back a camera's or agent's last report is looked for
 SINCE_LOOKBACK_S = 86400  # how far back a threshold breach's start is looked for
+# Collectors report every few seconds, so a long look back scans few points.
+INGEST_LOOKBACK_S = 30 * 86400
 
 
 def _ns(seconds: float) -> int:
@@ -60,24 +62,31 @@ class Observer:
         stale_ns = _ns(self._rules.ingest_stale_after)
         rows = await self._query(
             'SELECT last("received") FROM "pantau_collector" '
-            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)}"
+            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(INGEST_LOOKBACK_S)}"
         )
         last = int(rows[0]["time"]) if rows else None
-        bad = last is None or last < now_ns - stale_ns
+        if last is None:
+            # A new installation before its first collector report: nothing to miss yet.
+            verdict, cause = Verdict.PENDING, "no collector has reported yet"
+        elif last < now_ns - stale_ns:
+            verdict, cause = (
+                Verdict.BAD,
+                f"no collector has reported for {(now_ns - last) / S:.0f}s",
+            )
+        else:
+            verdict, cause = Verdict.GOOD, "collectors reporting"
         return Observation(
             key="ingest",
             rule="ingest",
             title="ingest stalled (collector, broker or InfluxDB)",
             severity=Severity.CRITICAL,
-            verdict=Verdict.BAD if bad else Verdict.GOOD,
+            verdict=verdict,
             site="",
             district="",
             camera=None,
             subject="pipeline",
             since_ns=last,
-            cause=f"no collector has reported for {(now_ns - last) / S:.0f}s"
-            if last
-            else "no collector has reported in the last hour",
+            cause=cause,
         )
 
     async def _sites(self, now_ns: int) -> dict[str, _Site]:
