@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEMO_ARGS ?= --sites 3 --cameras 4 --duration 60
+DEMO_ARGS ?= --sites 3 --cameras 4 --duration 300
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test check lint typecheck fmt bench clean system-packages

@@ -170,9 +170,16 @@ def demo(
     influx: InfluxOpt = None,
     database: DatabaseOpt = "pantau",
     workdir: WorkdirOpt = None,
+    page_port: Annotated[
+        int,
+        typer.Option(
+            "--page-port", min=0, max=65535, help="port of the technician page and API (0: any)"
+        ),
+    ] = 8080,
     log_level: LogLevel = "WARNING",
 ) -> None:
-    """Run simulated sites, their agents and the collector, with a live view of the fleet."""
+    """Run simulated sites, their agents and the collector, with a live view of the fleet, and
+    the technician page (problems, acknowledge, maintenance) at the printed URL."""
     from simulators.scenario import demo_scenario  # noqa: PLC0415
 
     _run_scenario(
@@ -184,6 +191,7 @@ def demo(
         workdir,
         log_level,
         live=True,
+        page_port=page_port,
     )
 
 
@@ -217,6 +225,7 @@ def _run_scenario(
     log_level: str,
     *,
     live: bool,
+    page_port: int | None = None,
 ) -> None:
     from pantau.localsvc import ServiceError  # noqa: PLC0415
     from simulators.demo import print_summary, run_scenario  # noqa: PLC0415
@@ -236,6 +245,7 @@ def _run_scenario(
             workdir=workdir,
             stop=stop,
             console=console if live else None,
+            page_port=page_port,
         )
         print_summary(console, summary)
 

@@ -23,6 +23,7 @@ from cloud.deadletter import DeadLetterStore
 from cloud.fleet import CameraState, SiteState, Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
 from pantau.localsvc import ManagedProcess, make_influx, make_mosquitto
+from simulators.cockpit import Cockpit, cockpit
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
 
@@ -102,6 +103,7 @@ def render(
     sites: list[SiteState],
     figures: CollectorFigures,
     rate: float,
+    page: Cockpit | None = None,
 ) -> Group:
     """The live view: fleet headline, per-site table, recent events."""
     total = len(cameras)
@@ -113,6 +115,8 @@ def render(
         f"[b]{up}/{total} ({percent:.0f}%)[/b]   readings written [b]{rate:,.0f}/s[/b] "
         f"(total {figures.written:,.0f})   rejected [b]{rejected}[/b]"
     )
+    if page is not None:
+        headline += f"\ntechnician page (problems, acknowledge): [b]{page.page_link}[/b]"
     table = Table(expand=True)
     for column in ("site", "district", "agent", "up", "down", "unknown", "uplink", "power"):
         table.add_column(column)
@@ -136,7 +140,7 @@ def render(
 
 
 async def _live_loop(
-    sim: Simulation, influx: InfluxClient, duration_s: float, console: Console
+    sim: Simulation, influx: InfluxClient, duration_s: float, console: Console, page: Cockpit | None
 ) -> None:
     stale_after = sim.scenario.probe_interval * 2.5
     samples: deque[tuple[float, float]] = deque()
@@ -163,6 +167,7 @@ async def _live_loop(
                     sites=sites,
                     figures=figures,
                     rate=rate,
+                    page=page,
                 )
             )
             await asyncio.sleep(VIEW_REFRESH_S)
@@ -195,6 +200,7 @@ async def run_scenario(
     stop: asyncio.Event,
     console: Console | None,
     collectors: int = 1,
+    page_port: int | None = None,
 ) -> RunSummary:
     """Run ``scenario`` for ``duration_s`` (or until ``stop``); return what was stored."""
     with tempfile.TemporaryDirectory(prefix="pantau-") as tmp:
@@ -214,11 +220,32 @@ async def run_scenario(
                     ),
                 )
                 interrupted = False
-                try:
-                    await sim.start()
-                    interrupted = await _run_until(sim, influx, duration_s, stop, console)
-                finally:
-                    await sim.stop()
+                async with contextlib.AsyncExitStack() as stack:
+                    page = None
+                    if page_port is not None:
+                        page = await stack.enter_async_context(
+                            cockpit(
+                                influx_url=influx_base,
+                                database=database,
+                                state_dir=base,
+                                probe_interval_s=scenario.probe_interval,
+                                port=page_port,
+                            )
+                        )
+                        if console:
+                            console.print(
+                                f"technician page: [b]{page.page_link}[/b] "
+                                f"(API token {page.token})",
+                                highlight=False,
+                                soft_wrap=True,
+                            )
+                    try:
+                        await sim.start()
+                        interrupted = await _run_until(
+                            sim, influx, duration_s, stop, console, page=page
+                        )
+                    finally:
+                        await sim.stop()
                 points = await count_points(influx)
                 return RunSummary(
                     duration_s=sim.elapsed_s,
@@ -236,12 +263,14 @@ async def _run_until(
     duration_s: float,
     stop: asyncio.Event,
     console: Console | None,
+    *,
+    page: Cockpit | None,
 ) -> bool:
     """Run events (and the live view) until the end or ``stop``; True if interrupted."""
     async with asyncio.TaskGroup() as tasks:
         events = tasks.create_task(sim.run_events(duration_s), name="sim-events")
         view = (
-            tasks.create_task(_live_loop(sim, influx, duration_s, console), name="live-view")
+            tasks.create_task(_live_loop(sim, influx, duration_s, console, page), name="live-view")
             if console
             else None
         )

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
+
+import httpx
 
 from dashboards.build import all_dashboards
 from dashboards.macros import expand
 from pantau.localsvc import InfluxProcess, MosquittoProcess
-from tests.helpers import influx_rows, run_pantau
+from tests.helpers import influx_rows, run_pantau, wait_for
 
 SCENARIO = """
 seed: 5
@@ -28,29 +34,53 @@ events:
 def test_demo_with_external_services_feeds_every_dashboard_panel(
     broker: MosquittoProcess, influxd: InfluxProcess, tmp_path: Path
 ) -> None:
-    """`pantau demo --sites 3 --cameras 4 --duration 45` with URLs leaves points for all 12
-    cameras and 3 sites, and every panel query of every dashboard returns data from it."""
-    result = run_pantau(
-        "demo",
-        "--sites",
-        "3",
-        "--cameras",
-        "4",
-        "--duration",
-        "45",
-        "--mqtt",
-        broker.url,
-        "--influx",
-        influxd.url,
-        "--database",
-        "pantau_demo",
-        "--workdir",
-        str(tmp_path),
-        timeout_s=180,
+    """`pantau demo --sites 3 --cameras 4 --duration 45` with URLs prints the technician page's
+    URL, where the demo's problems appear and one is acknowledged with the printed token; it
+    leaves points for all 12 cameras and 3 sites, and every dashboard panel query has data."""
+    demo = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "pantau", "demo", "--sites", "3", "--cameras", "4"),
+            *("--duration", "45", "--mqtt", broker.url, "--influx", influxd.url),
+            *("--database", "pantau_demo", "--workdir", str(tmp_path), "--page-port", "0"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "points stored" in result.stdout
-    assert "bad_json=1" in result.stdout
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(demo.stdout.readline, "")))  # type: ignore[union-attr]
+    reader.start()
+    try:
+        page = wait_for(
+            lambda: next((ln for ln in lines if ln.startswith("technician page:")), None),
+            timeout_s=60,
+            what="the technician page URL",
+        )
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/#token=(\S+)", page)
+        assert match, page
+        url, token = match.groups()
+        assert httpx.get(f"{url}/", timeout=5).text.startswith("<!doctype html>")
+
+        def camera_problem() -> dict[str, object] | None:
+            found = httpx.get(f"{url}/api/problems", params={"state": "open"}, timeout=5).json()
+            return next((p for p in found if p["key"] == "camera:s1/c2"), None)
+
+        problem = wait_for(camera_problem, timeout_s=45, what="s1/c2's problem on the page's API")
+        acked = httpx.post(
+            f"{url}/api/problems/{problem['id']}/ack",
+            json={"by": "demo user", "comment": "looking"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
+        assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+        assert demo.wait(timeout=120) == 0, "".join(lines)[-2000:] + demo.stderr.read()[-2000:]  # type: ignore[union-attr]
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        reader.join(timeout=10)
+    output = "".join(lines)
+    assert "points stored" in output
+    assert "bad_json=1" in output
 
     def rows(query: str) -> list[dict[str, object]]:
         return influx_rows(influxd.url, "pantau_demo", query)
