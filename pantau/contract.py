@@ -51,6 +51,11 @@ def site_topic(site: str, kind: TopicKind) -> PublishTopic:
     return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/{kind.value}")
 
 
+def site_command_filter(site: str) -> TopicFilter:
+    """Return the filter of the commands and config a site may read (its own only)."""
+    return TopicFilter(f"{TOPIC_ROOT}/sites/{site}/command/#")
+
+
 def all_sites_filter(kind: TopicKind, *, share_group: str | None = None) -> TopicFilter:
     """Return the filter matching ``kind`` messages of every site, optionally shared."""
     base = f"{TOPIC_ROOT}/sites/+/{kind.value}"

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import random
+import socket
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,22 @@ class Message:
     generation: int
 
 
+def tls_verify_error(
+    context: ssl.SSLContext, host: str, port: int, timeout_s: float = 5.0
+) -> str | None:
+    """The certificate verification error of a TLS handshake with ``host:port``, if any."""
+    try:
+        with (
+            socket.create_connection((host, port), timeout=timeout_s) as raw,
+            context.wrap_socket(raw, server_hostname=host),
+        ):
+            return None
+    except ssl.SSLCertVerificationError as exc:
+        return str(exc.verify_message or exc)
+    except (OSError, ssl.SSLError):
+        return None  # unreachable or another TLS failure: retrying may help
+
+
 class MqttLink:
     """One MQTT connection with automatic reconnect, owned by an asyncio loop.
 
@@ -173,11 +190,13 @@ class MqttLink:
         password = s.password or s.address.password
         if username:
             client.username_pw_set(username, password)
+        self._tls: ssl.SSLContext | None = None
         if s.address.tls:
-            context = ssl.create_default_context(cafile=s.ca_file)
+            # Verifies the broker's certificate and host name against ca_file (or the system CAs).
+            self._tls = ssl.create_default_context(cafile=s.ca_file)
             if s.cert_file:
-                context.load_cert_chain(s.cert_file, s.key_file)
-            client.tls_set_context(context)
+                self._tls.load_cert_chain(s.cert_file, s.key_file)
+            client.tls_set_context(self._tls)
         if s.will:
             client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
         # paho's backoff doubles from min to max without jitter; a random start per client spreads
@@ -189,6 +208,7 @@ class MqttLink:
         client.max_inflight_messages_set(s.max_inflight_out)
         client.max_queued_messages_set(0)
         client.on_connect = self._paho_on_connect
+        client.on_connect_fail = self._paho_on_connect_fail
         client.on_disconnect = self._paho_on_disconnect
         client.on_message = self._paho_on_message
         client.on_publish = self._paho_on_publish
@@ -306,6 +326,23 @@ class MqttLink:
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
+
+    def _paho_on_connect_fail(self, client: paho.Client, _u: Any) -> None:
+        # paho does not say why a connect failed. An untrusted broker certificate will not fix
+        # itself: find out with one handshake of our own and stop retrying if that is it.
+        if self._tls is None or self._fatal is not None:
+            return
+        address = self._settings.address
+        problem = tls_verify_error(self._tls, address.host, address.port)
+        if problem:
+            log.error("broker %s:%d is not trusted: %s", address.host, address.port, problem)
+            self._call(
+                self._set_fatal,
+                FatalConnectError(
+                    f"broker certificate of {address.host}:{address.port} rejected ({problem}); "
+                    "check ca_file and that the broker's certificate names this host"
+                ),
+            )
 
     def _paho_on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         code = int(reason.value)

@@ -1,0 +1,277 @@
+"""A real mosquitto configured with the files `pantau certs` and `pantau sites` generate: sites
+publish only as themselves, anonymous and revoked clients are refused, TLS verifies the broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from cloud.collector import Collector
+from cloud.config import CollectorConfig
+from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from pantau.brokerauth import COLLECTOR_USER, BrokerAuthFiles, hash_password, verify_password
+from pantau.contract import CameraReading, Cause, ReadingBatch, TopicKind, site_topic
+from pantau.localsvc import (
+    BrokerSecurity,
+    InfluxProcess,
+    MosquittoProcess,
+    free_port,
+    make_mosquitto,
+)
+from pantau.mqtt import BrokerAddress, FatalConnectError, LinkSettings, MqttLink
+from pantau.pki import init_ca, issue_broker, issue_site
+from tests.helpers import async_wait_for, run_pantau
+
+
+@dataclass
+class SecureBroker:
+    """The broker and what a site or the collector needs to reach it."""
+
+    broker: MosquittoProcess
+    auth: BrokerAuthFiles
+    pki: Path
+    passwords: dict[str, str]
+    tls_port: int
+    mtls_port: int
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Iterator[SecureBroker]:
+    pki = tmp_path / "pki"
+    init_ca(pki)
+    issue_broker(pki, ["127.0.0.1", "localhost"])
+    issue_site(pki, "s1")
+    auth = BrokerAuthFiles(tmp_path / "auth")
+    passwords = {site: auth.add_site(site) for site in ("s1", "s2")}
+    passwords[COLLECTOR_USER] = auth.ensure_collector()
+    security = BrokerSecurity(
+        password_file=auth.password_file,
+        acl_file=auth.acl_file,
+        ca_file=pki / "ca.crt",
+        cert_file=pki / "broker.crt",
+        key_file=pki / "broker.key",
+        tls_port=free_port(),
+        mtls_port=free_port(),
+    )
+    broker = make_mosquitto(tmp_path, security=security)
+    broker.start()
+    assert security.tls_port and security.mtls_port
+    yield SecureBroker(broker, auth, pki, passwords, security.tls_port, security.mtls_port)
+    broker.stop()
+
+
+def link(
+    url: str,
+    client_id: str,
+    *,
+    user: str | None = None,
+    password: str | None = None,
+    ca: Path | None = None,
+    cert: Path | None = None,
+) -> MqttLink:
+    return MqttLink(
+        LinkSettings(
+            address=BrokerAddress.parse(url),
+            client_id=client_id,
+            username=user,
+            password=password,
+            ca_file=str(ca) if ca else None,
+            cert_file=str(cert) if cert else None,
+            key_file=str(cert.with_suffix(".key")) if cert else None,
+            reconnect_max_s=2,
+        )
+    )
+
+
+async def connect(client: MqttLink, timeout_s: float = 10) -> MqttLink:
+    await client.start()
+    try:
+        await client.wait_connected(timeout_s)
+    except BaseException:
+        await client.close(graceful=False)
+        raise
+    return client
+
+
+def batch(site: str, camera: str, ts: int) -> bytes:
+    reading = CameraReading(camera=camera, ts=ts, up=True, cause=Cause.OK, latency_ms=1.0)
+    return ReadingBatch(site=site, district="d1", cameras=[reading]).model_dump_json().encode()
+
+
+@pytest.fixture
+async def collector(
+    secure: SecureBroker, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> AsyncIterator[Collector]:
+    config = CollectorConfig.model_validate(
+        {
+            "mqtt": {
+                "url": secure.broker.url,
+                "client_id": "secure-collector",
+                "username": COLLECTOR_USER,
+                "password": secure.passwords[COLLECTOR_USER],
+            },
+            "influx": {"url": influxd.url, "database": database},
+            "dead_letter_path": str(tmp_path / "dl.sqlite"),
+            "http_port": 0,
+        }
+    )
+    running = Collector(config)
+    task = asyncio.create_task(running.run())
+    await asyncio.wait_for(running.ready.wait(), 15)
+    yield running
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def counters(port: int) -> dict[str, float]:
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name + "".join(f":{v}" for v in sample.labels.values())
+            found[name] = sample.value
+    return found
+
+
+def test_generated_password_file_is_mosquitto_format() -> None:
+    """Our $7$ hashes verify, and a hash made by mosquitto_passwd verifies with our code."""
+    hashed = hash_password("s3cret")
+    assert hashed.startswith("$7$101$") and verify_password("s3cret", hashed)
+    assert not verify_password("wrong", hashed)
+    # Made by `mosquitto_passwd -b` (mosquitto 2.0.11) for the password "secret".
+    theirs = (
+        "$7$101$bZIA2h4jhdPpusfM$ubZC+GwMER4AP4IOGPwRqKZl4H/mFCGy4LNcwQ0dw1G9Hw72ShcN7arcKe27nVf7"
+        "aZ5Rgfvp3QReoSupUMSMkg=="
+    )
+    assert verify_password("secret", theirs)
+
+
+async def test_a_site_publishes_only_as_itself(
+    secure: SecureBroker, collector: Collector, influxd: InfluxProcess, database: str
+) -> None:
+    """s1's password (over TLS) and s1's certificate (mutual TLS) reach InfluxDB under s1;
+    the same credentials publishing into s2's topics, and the collector publishing at all, are
+    dropped by the broker; s1 claiming s2 inside its own topic is rejected by the collector."""
+    ca = secure.pki / "ca.crt"
+    by_password = await connect(
+        link(
+            f"mqtts://127.0.0.1:{secure.tls_port}",
+            "s1-pw",
+            user="s1",
+            password=secure.passwords["s1"],
+            ca=ca,
+        )
+    )
+    by_cert = await connect(
+        link(
+            f"mqtts://127.0.0.1:{secure.mtls_port}",
+            "s1-cert",
+            ca=ca,
+            cert=secure.pki / "sites" / "s1.crt",
+        )
+    )
+    as_collector = await connect(
+        link(
+            secure.broker.url,
+            "collector-pub",
+            user=COLLECTOR_USER,
+            password=secure.passwords[COLLECTOR_USER],
+        )
+    )
+    now = time.time_ns() - 10**9
+    s1, s2 = site_topic("s1", TopicKind.READINGS), site_topic("s2", TopicKind.READINGS)
+    try:
+        await by_password.publish(s1, batch("s1", "pw", now))
+        await by_cert.publish(s1, batch("s1", "cert", now))
+        await by_password.publish(s2, batch("s2", "forged-pw", now))
+        await by_cert.publish(s2, batch("s2", "forged-cert", now))
+        await by_password.publish(site_topic("s2", TopicKind.STATUS), b'{"v":1}', retain=True)
+        await as_collector.publish(s1, batch("s1", "from-collector", now))
+        await by_password.publish(s1, batch("s2", "mismatch", now))
+        await by_password.publish(s1, batch("s1", "last", now))  # arrives after all of the above
+    finally:
+        for client in (by_password, by_cert, as_collector):
+            await client.close()
+
+    async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+
+        async def cameras() -> list[tuple[str, str]]:
+            rows = series_rows(
+                await influx.query('SELECT count("up") FROM camera GROUP BY site, camera')
+            )
+            return sorted((r["site"], r["camera"]) for r in rows)
+
+        await async_wait_for(
+            lambda: _has(cameras, ("s1", "last")), timeout_s=15, what="s1's last batch"
+        )
+        assert await cameras() == [("s1", "cert"), ("s1", "last"), ("s1", "pw")]
+        stored_sites = series_rows(await influx.query('SHOW TAG VALUES WITH KEY = "site"'))
+        assert {r["value"] for r in stored_sites} == {"s1"}
+    seen = await counters(collector.http_port)
+    assert seen["pantau_messages_received_total"] == 4
+    assert seen["pantau_messages_rejected_total:site_mismatch"] == 1
+
+
+async def _has(query: object, item: tuple[str, str]) -> bool:
+    assert callable(query)
+    return item in await query()
+
+
+async def test_anonymous_wrong_password_and_wrong_ca_are_refused(secure: SecureBroker) -> None:
+    """No credentials, a wrong password, a certificate-less client on the certificate
+    listener and a broker certificate from another CA all fail; the right ones connect."""
+    with pytest.raises(FatalConnectError, match=r"Not authorized|Bad user name or password"):
+        await connect(link(secure.broker.url, "anon"))
+    with pytest.raises(FatalConnectError, match=r"Not authorized|Bad user name or password"):
+        await connect(link(secure.broker.url, "bad-pw", user="s1", password="guess"))
+    ca = secure.pki / "ca.crt"
+    tls = f"mqtts://127.0.0.1:{secure.tls_port}"
+    good = await connect(link(tls, "good", user="s2", password=secure.passwords["s2"], ca=ca))
+    await good.close()
+    other_ca = secure.pki.parent / "other-ca"
+    init_ca(other_ca, name="someone else's CA")
+    with pytest.raises(FatalConnectError, match="certificate"):
+        await connect(
+            link(
+                tls, "wrong-ca", user="s2", password=secure.passwords["s2"], ca=other_ca / "ca.crt"
+            )
+        )
+    no_cert = link(f"mqtts://127.0.0.1:{secure.mtls_port}", "no-cert", ca=ca)
+    with pytest.raises((TimeoutError, FatalConnectError)):
+        await connect(no_cert, timeout_s=3)
+
+
+async def test_a_revoked_site_can_no_longer_connect(secure: SecureBroker, tmp_path: Path) -> None:
+    """`pantau sites remove s2` and a broker reload: s2's password stops working, s1's not."""
+    first = await connect(
+        link(secure.broker.url, "s2-a", user="s2", password=secure.passwords["s2"])
+    )
+    await first.close()
+    result = run_pantau("sites", "remove", "s2", "--dir", str(secure.auth.directory), timeout_s=30)
+    assert result.returncode == 0, result.stderr
+    assert secure.auth.sites() == ["s1"]
+    secure.broker.reload()
+
+    async def refused() -> bool:
+        try:
+            client = await connect(
+                link(secure.broker.url, "s2-b", user="s2", password=secure.passwords["s2"]), 5
+            )
+        except FatalConnectError:
+            return True
+        await client.close()
+        return False
+
+    await async_wait_for(refused, timeout_s=15, what="s2 refused after the reload")
+    still = await connect(
+        link(secure.broker.url, "s1-a", user="s1", password=secure.passwords["s1"])
+    )
+    await still.close()
