@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from cloud.lineproto import LineProtocolError, batch_lines, format_line, status_line
 from pantau.contract import CameraReading, ReadingBatch, SensorReading, SiteStatus
+from pantau.localsvc import InfluxProcess
+from tests.helpers import influx_rows
 
 
 def test_escaping_of_every_special_character() -> None:
@@ -62,3 +65,47 @@ def test_status_mapping() -> None:
     assert status_line(status, 5) == (
         "site,district=d1,site=s1 online=1i,lat=-3.8,lon=102.0,session=7i,probe_interval_s=10.0 5"
     )
+
+
+NASTY = [
+    "a,b",
+    "a=b",
+    "a b",
+    'say "hi"',
+    "back\\slash",
+    "\\,\\=\\ ",
+    "'; DROP MEASUREMENT x; --",
+    "tab\there",
+    "é中🚨",
+    ",= \"\\'",
+    "x\\\\y",
+    "=leading",
+    " leading space",
+    "trailing space ",
+]
+
+
+def test_every_special_character_round_trips_through_influxdb(
+    influxd: InfluxProcess, database: str
+) -> None:
+    """Tag values, field keys and string fields with every special character are stored and
+    read back exactly by a real InfluxDB, one point each: nothing splits or injects."""
+    lines = [
+        format_line("esc", {"t": value, "i": str(i)}, {"s": value, "f k=,": float(i)}, 1000 + i)
+        for i, value in enumerate(NASTY)
+    ]
+    response = httpx.post(
+        f"{influxd.url}/write",
+        params={"db": database, "precision": "ns"},
+        content="\n".join(lines).encode(),
+        timeout=10,
+    )
+    assert response.status_code == 204, response.text
+    rows = influx_rows(influxd.url, database, 'SELECT "s", "f k=,", "t", "i" FROM "esc"')
+    assert len(rows) == len(NASTY)
+    for row in rows:
+        i = int(row["i"])
+        assert (row["t"], row["s"], row["f k=,"]) == (NASTY[i], NASTY[i], float(i))
+    assert influx_rows(influxd.url, database, "SHOW MEASUREMENTS") == [
+        {"name": "esc", "_measurement": "measurements"}
+    ]

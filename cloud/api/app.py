@@ -124,6 +124,12 @@ def create_app(
         )
         return problem(422, "invalid request", details)
 
+    @app.exception_handler(Exception)
+    async def internal_problem(_r: Request, exc: Exception) -> JSONResponse:
+        # The details go to the log, never to the client.
+        log.error("internal error: %s", type(exc).__name__, exc_info=exc)
+        return problem(500, "internal error", "the server failed; its log has the details")
+
     @app.exception_handler(InfluxError)
     async def influx_problem(_r: Request, exc: InfluxError) -> JSONResponse:
         log.warning("InfluxDB query failed: %s", exc)
@@ -295,5 +301,6 @@ def _title(status: int) -> str:
         409: "conflict",
         405: "method not allowed",
         422: "invalid request",
+        500: "internal error",
     }
     return titles.get(status, "error")

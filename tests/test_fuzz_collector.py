@@ -1,0 +1,134 @@
+"""Hostile messages through the whole path (broker -> collector -> InfluxDB): the collector
+stays up, counts and dead-letters every rejection by reason, and InfluxDB holds exactly the
+accepted points, under known measurements and tags only."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections import Counter
+from pathlib import Path
+
+from cloud.collector import Collector
+from cloud.config import CollectorConfig
+from cloud.decode import Accepted, DecodeLimits, decode_message
+from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from pantau.contract import TopicKind, site_topic
+from pantau.localsvc import InfluxProcess, MosquittoProcess
+from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from tests.helpers import async_wait_for
+from tests.hostile import _TAG, MEASUREMENTS
+from tests.test_fuzz import hostile_corpus
+
+MESSAGES = 400
+MAX_PAYLOAD = 262_144
+COUNT_FIELD = {"camera": "up", "sensor": "value", "agent": "backlog", "site": "online"}
+
+
+def publishable(site: str) -> bool:
+    """Site topics that reach the collector: printable UTF-8 without wildcards (mosquitto
+    disconnects a client that sends those) and without '/' (no subscriber matches those)."""
+    return site.isprintable() and not any(c in site for c in "+#/")
+
+
+async def test_collector_end_to_end_under_hostile_input(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> None:
+    """400 of the fuzz run's messages (plus a valid one) through broker, collector and
+    InfluxDB: rejections counted and dead-lettered by reason exactly as the contract says,
+    accepted points stored, nothing else in InfluxDB, and the collector still running."""
+    corpus = hostile_corpus(MESSAGES)
+    sendable = [(site, payload) for site, payload in corpus if publishable(site)]
+    sendable.append(("s1", b'{"v":1,"site":"s1","district":"d1","sensors":[{"sensor":"x",'
+                     b'"kind":"k","ts":%d,"value":1.0}]}' % (time.time_ns() - 10**9)))  # fmt: skip
+    await _run(sendable, broker, influxd, database, tmp_path)
+
+
+async def _run(
+    sendable: list[tuple[str, bytes]],
+    broker: MosquittoProcess,
+    influxd: InfluxProcess,
+    database: str,
+    workdir: Path,
+) -> None:
+    config = CollectorConfig.model_validate(
+        {
+            "mqtt": {"url": broker.url, "client_id": "fuzz-collector"},
+            "influx": {"url": influxd.url, "database": database},
+            "validation": {"max_payload_bytes": MAX_PAYLOAD},
+            "dead_letter_path": str(workdir / "dl.sqlite"),
+            "http_port": 0,
+        }
+    )
+    limits = DecodeLimits(
+        max_payload_bytes=MAX_PAYLOAD, max_future_ns=int(config.validation.max_future_s * 1e9)
+    )
+    collector = Collector(config)
+    task = asyncio.create_task(collector.run())
+    publisher = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="fuzzer"))
+    expected: Counter[str] = Counter()
+    points: dict[str, set[str]] = {m: set() for m in COUNT_FIELD}
+    try:
+        await collector.ready.wait()
+        await async_wait_for(
+            lambda: asyncio.sleep(0, collector.health()["mqtt_connected"]),
+            timeout_s=10,
+            what="collector subscribed",
+        )
+        await publisher.start()
+        await publisher.wait_connected(10)
+        for index, (site, payload) in enumerate(sendable):
+            kind = TopicKind.STATUS if index % 10 == 0 else TopicKind.READINGS
+            topic = site_topic(site, kind)
+            verdict = decode_message(
+                topic, payload, retain=False, now_ns=time.time_ns(), limits=limits
+            )
+            if isinstance(verdict, Accepted):
+                for line in verdict.lines:
+                    head, _fields, ts = line.rsplit(" ", 2)
+                    points[head.split(",")[0]].add(f"{head} {ts}")
+            else:
+                expected[verdict.reason.value] += 1
+            await asyncio.wait_for(publisher.publish(topic, payload), timeout=10)
+        await async_wait_for(
+            lambda: asyncio.sleep(
+                0,
+                collector.metrics.messages_received._value.get() == len(sendable)
+                and collector.health()["pending_messages"] == 0,
+            ),
+            timeout_s=60,
+            what="every message handled",
+        )
+        assert not task.done(), "the collector died"
+        rejected = {
+            labels[0][1]: int(sample.value)
+            for metric in collector.metrics.messages_rejected.collect()
+            for sample in metric.samples
+            if sample.name.endswith("_total") and (labels := sorted(sample.labels.items()))
+        }
+        assert rejected == dict(expected)
+        async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+            measurements = {
+                row["name"] for row in series_rows(await influx.query("SHOW MEASUREMENTS"))
+            }
+            assert measurements - {"pantau_collector", "pantau_rejected"} <= set(MEASUREMENTS)
+            for measurement, field in COUNT_FIELD.items():
+                rows = series_rows(
+                    await influx.query(f'SELECT count("{field}") FROM "{measurement}"')
+                )
+                stored = int(rows[0]["count"]) if rows else 0
+                assert stored == len(points[measurement]), measurement
+                keys = series_rows(await influx.query(f'SHOW TAG KEYS FROM "{measurement}"'))
+                assert {k["tagKey"] for k in keys} <= MEASUREMENTS[measurement][0]
+            for value in series_rows(await influx.query('SHOW TAG VALUES WITH KEY = "site"')):
+                assert _TAG.fullmatch(value["value"]), value
+    finally:
+        await publisher.close()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    db = sqlite3.connect(workdir / "dl.sqlite")
+    stored_dead = dict(db.execute("SELECT reason, COUNT(*) FROM dead_letters GROUP BY reason"))
+    db.close()
+    assert stored_dead == dict(expected)
+    assert sum(expected.values()) > 100 and sum(len(p) for p in points.values()) > 50
