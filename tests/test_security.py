@@ -11,11 +11,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from edge_agent.config import BrokerConfig
 from pantau.brokerauth import COLLECTOR_USER, BrokerAuthFiles, hash_password, verify_password
 from pantau.contract import CameraReading, Cause, ReadingBatch, TopicKind, site_topic
 from pantau.localsvc import (
@@ -275,3 +277,45 @@ async def test_a_revoked_site_can_no_longer_connect(secure: SecureBroker, tmp_pa
         link(secure.broker.url, "s1-a", user="s1", password=secure.passwords["s1"])
     )
     await still.close()
+
+
+async def test_the_readme_deployment_commands_give_a_working_site(tmp_path: Path) -> None:
+    """`pantau certs init`, `pantau sites add` (its printed `broker:` section used as is) and a
+    broker on the generated files: the site connects over TLS and may publish its readings."""
+    pki, auth_dir = tmp_path / "pki", tmp_path / "auth"
+    tls_port = free_port()
+    made = run_pantau("certs", "init", "--dir", str(pki), "--host", "127.0.0.1", timeout_s=30)
+    assert made.returncode == 0, made.stderr
+    added = run_pantau(
+        "sites", "add", "s042", "--dir", str(auth_dir),
+        "--broker", f"mqtts://127.0.0.1:{tls_port}", "--ca", str(pki / "ca.crt"),
+        timeout_s=30,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    section = BrokerConfig.model_validate(yaml.safe_load(added.stdout)["broker"])
+    again = run_pantau("sites", "add", "bad id", "--dir", str(auth_dir), timeout_s=30)
+    assert again.returncode == 2 and "'bad id' is not a valid site id" in again.stderr
+    auth = BrokerAuthFiles(auth_dir)
+    broker = make_mosquitto(
+        tmp_path,
+        security=BrokerSecurity(
+            password_file=auth.password_file,
+            acl_file=auth.acl_file,
+            ca_file=pki / "ca.crt",
+            cert_file=pki / "broker.crt",
+            key_file=pki / "broker.key",
+            tls_port=tls_port,
+        ),
+    )
+    broker.start()
+    try:
+        site = await connect(
+            link(section.url, "s042", user=section.username, password=section.password,
+                 ca=section.ca_file)
+        )  # fmt: skip
+        await site.publish(
+            site_topic("s042", TopicKind.READINGS), batch("s042", "c1", time.time_ns())
+        )
+        await site.close()
+    finally:
+        broker.stop()
