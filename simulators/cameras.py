@@ -18,6 +18,7 @@ import logging
 import secrets
 
 from edge_agent.probes.auth import verify_digest
+from simulators.video import Picture, stream
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ SNAPSHOT_JPEG = base64.b64decode(
 )
 SDP_BODY = (
     b"v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=pantau simulated camera\r\nt=0 0\r\n"
-    b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=control:trackID=1\r\n"
+    b"m=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+    b"a=fmtp:96 packetization-mode=1\r\na=control:trackID=1\r\n"
 )
 REALM = "pantau-sim"
 MAX_REQUEST_BYTES = 16_384
@@ -68,6 +70,7 @@ class FakeCamera:
         self.username, self.password = username, password
         self.slow_delay_s = slow_delay_s
         self.mode = CameraMode.UP
+        self.picture = Picture.MOVING
         self.rtsp_port = 0
         self.http_port = 0
         self._nonce = secrets.token_hex(8)
@@ -120,6 +123,10 @@ class FakeCamera:
                 writer.close()
         self.mode = mode
 
+    def set_picture(self, picture: Picture) -> None:
+        """What the video shows to sessions that start from now on."""
+        self.picture = picture
+
     # --- protocol handling ----------------------------------------------------------------------
 
     async def _read_request(
@@ -168,9 +175,10 @@ class FakeCamera:
 
     async def _serve_rtsp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
+        video: asyncio.Task[None] | None = None
         try:
             while True:
-                request = await self._read_request(reader)
+                request = await self._read_rtsp(reader)
                 if request is None:
                     return
                 self.requests += 1
@@ -180,11 +188,39 @@ class FakeCamera:
                 cseq = headers.get("cseq", "0")
                 writer.write(self._rtsp_response(method, cseq, headers))
                 await writer.drain()
+                if method == "PLAY" and video is None:
+                    video = asyncio.create_task(
+                        stream(writer, self.picture), name=f"video-{self.camera_id}"
+                    )
+                elif method == "TEARDOWN":
+                    return
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            if video is not None:
+                video.cancel()
+                await asyncio.gather(video, return_exceptions=True)
             self._connections.discard(writer)
             writer.close()
+
+    async def _read_rtsp(
+        self, reader: asyncio.StreamReader
+    ) -> tuple[str, str, dict[str, str]] | None:
+        """The next request, skipping the client's interleaved RTCP (``$``-framed) packets."""
+        while True:
+            try:
+                first = await reader.readexactly(1)
+                if first != b"$":
+                    break
+                header = await reader.readexactly(3)
+                await reader.readexactly(int.from_bytes(header[1:], "big"))
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return None
+        request = await self._read_request(reader)
+        if request is None:
+            return None
+        method, target, headers = request
+        return first.decode("latin-1") + method, target, headers
 
     def _rtsp_response(self, method: str, cseq: str, headers: dict[str, str]) -> bytes:
         head = f"CSeq: {cseq}\r\nServer: pantau-sim\r\n"
@@ -192,6 +228,8 @@ class FakeCamera:
             return (
                 f"RTSP/1.0 200 OK\r\n{head}Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n\r\n"
             ).encode()
+        if method in ("SETUP", "PLAY", "TEARDOWN", "GET_PARAMETER"):
+            return self._session_response(method, head, headers)
         if method != "DESCRIBE":
             return f"RTSP/1.0 405 Method Not Allowed\r\n{head}\r\n".encode()
         if not self._authorized("DESCRIBE", headers):
@@ -201,8 +239,26 @@ class FakeCamera:
             ).encode()
         return (
             f"RTSP/1.0 200 OK\r\n{head}Content-Type: application/sdp\r\n"
-            f"Content-Length: {len(SDP_BODY)}\r\n\r\n"
+            f"Content-Base: {self.rtsp_url}/\r\nContent-Length: {len(SDP_BODY)}\r\n\r\n"
         ).encode() + SDP_BODY
+
+    def _session_response(self, method: str, head: str, headers: dict[str, str]) -> bytes:
+        session = f"Session: {self._nonce}\r\n"
+        if method == "SETUP":
+            transport = headers.get("transport", "")
+            if "RTP/AVP/TCP" not in transport.upper():
+                # Video is only served interleaved on the RTSP connection (no UDP on loopback).
+                return f"RTSP/1.0 461 Unsupported Transport\r\n{head}\r\n".encode()
+            return (
+                f"RTSP/1.0 200 OK\r\n{head}{session}"
+                "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n\r\n"
+            ).encode()
+        if method == "PLAY":
+            return (
+                f"RTSP/1.0 200 OK\r\n{head}{session}"
+                f"RTP-Info: url={self.rtsp_url}/trackID=1;seq=0;rtptime=0\r\n\r\n"
+            ).encode()
+        return f"RTSP/1.0 200 OK\r\n{head}{session}\r\n".encode()
 
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._connections.add(writer)
