@@ -102,6 +102,7 @@ def _timestamps(batch: ReadingBatch) -> list[int]:
         *(r.ts for r in batch.sensors),
         *(r.ts for r in batch.agent),
         *(r.ts for r in batch.gaps),
+        *(r.ts for r in batch.streams),
     ]
 
 

@@ -13,6 +13,7 @@ class Status(enum.StrEnum):
     """A camera's state now: ``unknown`` when no fresh measurement exists (site unreachable)."""
 
     UP = "up"
+    DEGRADED = "degraded"  # answering, but the picture is frozen, dark, blurred or absent
     DOWN = "down"
     UNKNOWN = "unknown"
 
@@ -46,24 +47,29 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
     """Each camera's last probe; older than ``stale_after_s`` counts as unknown."""
     # A selector (last) beside a plain field returns that field from the selected point.
     results = await client.query(
-        'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
+        'SELECT last("up") AS "up", "cause", "since", "state", "picture" FROM "camera" '
         'WHERE time > now() - 30d GROUP BY "site", "district", "camera"'
     )
     horizon = time.time_ns() - int(stale_after_s * 1e9)
     states = []
     for row in series_rows(results):
         last_seen = int(row["time"])
+        cause = str(row["cause"])
         if last_seen < horizon:
             status = Status.UNKNOWN
+        elif row["up"] != 1:
+            status = Status.DOWN
+        elif row.get("state") == "degraded":
+            status, cause = Status.DEGRADED, f"picture {row.get('picture')}"
         else:
-            status = Status.UP if row["up"] == 1 else Status.DOWN
+            status = Status.UP
         states.append(
             CameraState(
                 row["site"],
                 row.get("district", ""),
                 row["camera"],
                 status,
-                str(row["cause"]),
+                cause,
                 last_seen,
                 int(row["since"]) if row.get("since") is not None else None,
             )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pantau.contract import ReadingBatch, SiteStatus
+from pantau.contract import CameraReading, ReadingBatch, SiteStatus, StreamFault
 
 FieldValue = bool | int | float | str
 
@@ -70,6 +70,15 @@ def format_line(
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ns}"
 
 
+def camera_state(reading: CameraReading) -> str:
+    """``down`` (not answering), ``degraded`` (answering, picture at fault) or ``up``."""
+    if not reading.up:
+        return "down"
+    if reading.picture is not None and reading.picture is not StreamFault.NONE:
+        return "degraded"
+    return "up"
+
+
 def batch_lines(batch: ReadingBatch) -> list[str]:
     """Map a reading batch to line-protocol lines (see docs/data-model.md)."""
     site, district = batch.site, batch.district
@@ -94,6 +103,9 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             fields.append(f"rtsp_status={c.rtsp_status}i")
         if c.since is not None:
             fields.append(f"since={c.since}i")
+        if c.picture is not None:
+            fields.append(f'picture="{c.picture.value}"')
+        fields.append(f'state="{camera_state(c)}"')
         lines.append(
             f"camera,camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
         )
@@ -105,6 +117,37 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
         lines.append(
             f"agent,district={district},site={site} backlog={a.backlog}i,"
             f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r} {a.ts}"
+        )
+    for r in batch.streams:
+        lines.append(
+            format_line(
+                "stream",
+                {"site": site, "district": district, "camera": r.camera},
+                {
+                    "fault": r.fault.value,
+                    "faults": ",".join(f.value for f in r.faults) or "none",
+                    "ok": 1 if r.fault is StreamFault.NONE else 0,
+                    "detail": r.detail or None,
+                    "codec": r.codec,
+                    "width": r.width,
+                    "height": r.height,
+                    "frames": r.frames,
+                    **{
+                        name: None if value is None else float(value)
+                        for name, value in (
+                            ("fps", r.fps),
+                            ("bitrate_kbps", r.bitrate_kbps),
+                            ("first_frame_ms", r.first_frame_ms),
+                            ("luma", r.luma),
+                            ("sharpness", r.sharpness),
+                            ("motion", r.motion),
+                            ("frozen_ratio", r.frozen_ratio),
+                            ("cpu_ms", r.cpu_ms),
+                        )
+                    },
+                },
+                r.ts,
+            )
         )
     for g in batch.gaps:
         lines.append(

@@ -35,6 +35,15 @@ CAMERAS_DOWN = (
     f'FROM ({LATEST_CAMERA}) WHERE "up" = 0 GROUP BY "site", "district", "camera"'
 )
 
+LATEST_STATE = (
+    'SELECT last("state") AS "state", "picture" FROM "camera" '
+    'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
+)
+CAMERAS_DEGRADED = (
+    f'SELECT "picture" FROM ({LATEST_STATE}) WHERE "state" = \'degraded\' '
+    'GROUP BY "site", "district", "camera"'
+)
+
 
 def availability(window: str) -> str:
     """Fleet availability (% of up probes) over the last ``window``."""
@@ -119,9 +128,22 @@ def build() -> g.Dashboard:
             ],
         ),
         geomap("Sites", SITES_MAP, pos(12, 5, 12, 12)),
-        bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(0, 17, 12, 8)),
+        table(
+            "Cameras degraded now (picture faults)",
+            CAMERAS_DEGRADED,
+            pos(0, 17, 12, 8),
+            description="answering, but the stream probe found the picture frozen, dark, "
+            "blurred/covered or without video",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Time"},
+                    "properties": [{"id": "custom.hidden", "value": True}],
+                }
+            ],
+        ),
+        bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(12, 17, 12, 8)),
         timeseries(
-            "Readings ingested per second", [q(INGEST_RATE)], pos(12, 17, 12, 8), unit="short"
+            "Readings ingested per second", [q(INGEST_RATE)], pos(0, 25, 24, 8), unit="short"
         ),
     ]
     return dashboard(

@@ -34,6 +34,10 @@ AGENT_ONLINE = (
     f'SELECT last("online") AS "agent online" FROM "site" WHERE {SITE} AND $timeFilter '
     "GROUP BY time($__interval) fill(previous)"
 )
+PICTURE = (
+    f'SELECT last("fault") AS "picture" FROM "stream" WHERE {SITE} AND $timeFilter '
+    'GROUP BY time($__interval), "camera" fill(previous)'
+)
 SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
 
 
@@ -55,6 +59,13 @@ def build() -> g.Dashboard:
             [q(BACKLOG)],
             pos(12, 21, 12, 8),
             description="readings waiting in the agent's disk queue (uplink trouble)",
+        ),
+        state_timeline(
+            "Picture checks (stream probe)",
+            PICTURE,
+            pos(0, 29, 24, 8),
+            description="none = healthy picture; frozen, dark, blurred (covered / out of focus), "
+            "no_video or open_failed make an answering camera degraded",
         ),
     ]
     return dashboard(

@@ -17,11 +17,13 @@ from edge_agent.queue import ReadingQueue
 from edge_agent.sensors.base import SensorDriver, SensorValue
 from edge_agent.sensors.host import HostDriver
 from edge_agent.sensors.simulated import SimulatedCabinetDriver
+from edge_agent.streams import StreamScheduler
 from pantau.contract import (
     AgentReading,
     CameraReading,
     SensorReading,
     SiteStatus,
+    StreamFault,
     TopicKind,
     site_topic,
 )
@@ -72,6 +74,8 @@ class Agent:
         # Per camera: (up, since). Kept in memory, so after an agent restart "since" restarts at
         # the first probe; the data before it still shows the earlier state.
         self._states: dict[str, tuple[bool, int]] = {}
+        # Per camera: the latest stream probe's verdict, carried on every cheap probe.
+        self.pictures: dict[str, StreamFault] = {}
         self._address = BrokerAddress.parse(config.broker.url)
         self._drivers = build_drivers(config, self._address)
         self._births: set[asyncio.Future[None]] = set()
@@ -150,6 +154,18 @@ class Agent:
                     self._probe_loop(queue, executor, publisher, http), name=f"probe-{c.site.id}"
                 )
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
+                if c.stream.enabled:
+                    tasks.create_task(
+                        StreamScheduler(
+                            c,
+                            clock=self._clock,
+                            pictures=self.pictures,
+                            queue=queue,
+                            executor=executor,
+                            publisher=publisher,
+                        ).run(),
+                        name=f"streams-{c.site.id}",
+                    )
                 tasks.create_task(self._link.raise_on_failure(), name=f"link-fatal-{c.site.id}")
         finally:
             await self._flush(publisher)
@@ -247,6 +263,7 @@ class Agent:
                 snapshot_bytes=probe.snapshot_bytes,
                 rtsp_status=probe.rtsp_status,
                 since=since,
+                picture=self.pictures.get(probe.camera),
             )
             items.append(("cameras", ts, reading.model_dump_json(exclude_none=True).encode()))
         for value in await self._read_sensors(started_ns):

@@ -55,6 +55,45 @@ class BrokerConfig(_Config):
         return self
 
 
+class StreamThresholdsConfig(_Config):
+    """Where a measured picture value becomes a fault (tune per camera from the data)."""
+
+    dark_luma: float = Field(default=35.0, ge=0, le=255, description="mean luma below: dark")
+    frozen_motion: float = Field(
+        default=0.3, ge=0, description="mean change between frames below: unchanged"
+    )
+    frozen_ratio: float = Field(
+        default=0.9, gt=0, le=1, description="share of unchanged frame pairs that is frozen"
+    )
+    blur_sharpness: float = Field(
+        default=40.0, ge=0, description="variance of the Laplacian below: blurred or covered"
+    )
+
+
+class CameraStreamConfig(_Config):
+    """Per-camera stream-probe settings."""
+
+    enabled: bool = Field(default=True, description="probe this camera's stream")
+    thresholds: StreamThresholdsConfig | None = Field(
+        default=None, description="override the site's thresholds for this camera"
+    )
+
+
+class StreamProbeConfig(_Config):
+    """Decoding a few seconds of each camera's video: costly, so rare and bounded."""
+
+    enabled: bool = Field(default=False, description="probe streams at all")
+    interval_s: Seconds = Field(
+        default=300.0, ge=1, le=86400, description="per camera; probes are spread over it"
+    )
+    sample_s: Seconds = Field(default=3.0, gt=0, le=30, description="video decoded per probe")
+    timeout_s: Seconds = Field(default=5.0, gt=0, le=60, description="open / read timeout")
+    concurrency: int = Field(
+        default=1, ge=1, le=64, description="streams decoded at once: the site's CPU budget"
+    )
+    thresholds: StreamThresholdsConfig = Field(default_factory=StreamThresholdsConfig)
+
+
 class CameraConfig(_Config):
     """One IP camera and how to probe it."""
 
@@ -66,6 +105,9 @@ class CameraConfig(_Config):
     snapshot_url: str | None = Field(default=None, description="http(s) URL of a JPEG snapshot")
     username: str | None = Field(default=None, description="camera user (Digest or Basic auth)")
     password: str | None = Field(default=None, description="camera password", repr=False)
+    stream: CameraStreamConfig = Field(
+        default_factory=CameraStreamConfig, description="stream probe (needs rtsp_url)"
+    )
 
     @model_validator(mode="after")
     def _check_urls(self) -> CameraConfig:
@@ -159,6 +201,9 @@ class AgentConfig(_Config):
     site: SiteConfig
     broker: BrokerConfig
     probe: ProbeConfig = Field(default_factory=ProbeConfig)
+    stream: StreamProbeConfig = Field(
+        default_factory=StreamProbeConfig, description="picture checks (frozen, dark, blurred)"
+    )
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=4096)
     sensors: list[SensorConfig] = Field(default_factory=list)
     queue: QueueConfig

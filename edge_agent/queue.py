@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pantau.contract import GapReading
 
-KINDS = ("cameras", "sensors", "agent", "gaps")
+KINDS = ("cameras", "sensors", "agent", "gaps", "streams")
 PRUNE_CHUNK = 10_000
 
 

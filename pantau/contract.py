@@ -92,6 +92,17 @@ class ProbeStage(enum.StrEnum):
     SNAPSHOT = "snapshot"
 
 
+class StreamFault(enum.StrEnum):
+    """What a stream probe found wrong with the picture (``none``: nothing)."""
+
+    NONE = "none"
+    OPEN_FAILED = "open_failed"
+    NO_VIDEO = "no_video"
+    DARK = "dark"
+    FROZEN = "frozen"
+    BLURRED = "blurred"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -113,6 +124,11 @@ class CameraReading(_Strict):
     since: TimestampNs | None = Field(
         default=None, description="when the camera entered its current up/down state"
     )
+    picture: StreamFault | None = Field(
+        default=None,
+        description="the latest stream probe's verdict (absent when the stream is not probed); "
+        "anything but 'none' makes an answering camera 'degraded'",
+    )
 
 
 class SensorReading(_Strict):
@@ -131,6 +147,30 @@ class AgentReading(_Strict):
     backlog: int = Field(ge=0, description="readings waiting in the on-disk queue")
     dropped_total: int = Field(ge=0, description="readings dropped since the queue was created")
     oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
+
+
+class StreamReading(_Strict):
+    """One stream probe: a few seconds of decoded video and what the picture showed."""
+
+    camera: Ident
+    ts: TimestampNs
+    fault: StreamFault = Field(description="the most severe fault, or none")
+    faults: list[StreamFault] = Field(default_factory=list, max_length=8)
+    detail: str = Field(
+        default="", max_length=300, pattern=r"^[^\r\n]*$", description="measured values behind it"
+    )
+    codec: Ident | None = None
+    width: int | None = Field(default=None, ge=0, le=100_000)
+    height: int | None = Field(default=None, ge=0, le=100_000)
+    frames: int = Field(default=0, ge=0)
+    fps: Finite | None = Field(default=None, ge=0)
+    bitrate_kbps: Finite | None = Field(default=None, ge=0)
+    first_frame_ms: Finite | None = Field(default=None, ge=0)
+    luma: Finite | None = Field(default=None, ge=0, le=255, description="median mean luma")
+    sharpness: Finite | None = Field(default=None, ge=0, description="variance of Laplacian")
+    motion: Finite | None = Field(default=None, ge=0, description="mean change between frames")
+    frozen_ratio: Finite | None = Field(default=None, ge=0, le=1)
+    cpu_ms: Finite | None = Field(default=None, ge=0, description="CPU time the probe cost")
 
 
 class GapReading(_Strict):
@@ -152,10 +192,17 @@ class ReadingBatch(_Strict):
     sensors: list[SensorReading] = Field(default_factory=list)
     agent: list[AgentReading] = Field(default_factory=list)
     gaps: list[GapReading] = Field(default_factory=list)
+    streams: list[StreamReading] = Field(default_factory=list)
 
     def count(self) -> int:
         """Number of readings in the batch."""
-        return len(self.cameras) + len(self.sensors) + len(self.agent) + len(self.gaps)
+        return (
+            len(self.cameras)
+            + len(self.sensors)
+            + len(self.agent)
+            + len(self.gaps)
+            + len(self.streams)
+        )
 
 
 class SiteStatus(_Strict):

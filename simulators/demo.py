@@ -118,7 +118,8 @@ def render(
     if page is not None:
         headline += f"\ntechnician page (problems, acknowledge): [b]{page.page_link}[/b]"
     table = Table(expand=True)
-    for column in ("site", "district", "agent", "up", "down", "unknown", "uplink", "power"):
+    columns = ("site", "district", "agent", "up", "degraded", "down", "unknown", "uplink", "power")
+    for column in columns:
         table.add_column(column)
     site_state = {s.site: s for s in sites}
     for site_id, runtime in sim.sites.items():
@@ -130,6 +131,7 @@ def render(
             runtime.site.district,
             agent,
             str(sum(c.status is Status.UP for c in mine)),
+            f"[magenta]{sum(c.status is Status.DEGRADED for c in mine)}",
             f"[red]{sum(c.status is Status.DOWN for c in mine)}",
             f"[yellow]{sum(c.status is Status.UNKNOWN for c in mine)}",
             "up" if runtime.uplink.is_up else "[red]cut",

@@ -34,6 +34,7 @@ from simulators.scenario import (
     UplinkEvent,
 )
 from simulators.uplink import Uplink
+from simulators.video import Picture
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +177,11 @@ class Simulation:
             ],
             "queue": {"path": str(runtime.queue_path)},
             "ledger": self.options.ledger,
+            "stream": {
+                "enabled": self.scenario.stream_interval is not None,
+                "interval_s": self.scenario.stream_interval or 300.0,
+                "sample_s": self.scenario.stream_sample,
+            },
         }
 
     async def start_agent(self, runtime: SiteRuntime) -> None:
@@ -328,7 +334,12 @@ class Simulation:
         if isinstance(event, CameraEvent):
             site_id, camera_id = event.camera.split("/")
             runtime = self.sites[site_id]
-            mode = event.state if phase == "start" else CameraMode.UP
+            if event.picture is not None:
+                picture = event.picture if phase == "start" else Picture.MOVING
+                runtime.cameras[camera_id].set_picture(picture)
+                self._note(f"camera {event.camera} picture -> {picture.value}")
+                return
+            mode = event.state if event.state and phase == "start" else CameraMode.UP
             runtime.desired[camera_id] = mode
             if runtime.powered:
                 await runtime.cameras[camera_id].set_mode(mode)

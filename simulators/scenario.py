@@ -11,6 +11,7 @@ from pantau.configfile import load_yaml_model
 from pantau.contract import Ident
 from pantau.units import Seconds
 from simulators.cameras import CameraMode
+from simulators.video import Picture
 
 
 class _Model(BaseModel):
@@ -32,12 +33,21 @@ class SimSite(_Model):
 
 
 class CameraEvent(_Model):
-    """Switch a camera's behaviour at ``at`` for ``for`` seconds (then back to up)."""
+    """Switch a camera's behaviour or picture at ``at`` for ``for`` seconds (then back)."""
 
     at: Seconds = Field(ge=0, description="seconds from the start")
     camera: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera, e.g. s1/c2")
-    state: CameraMode = Field(description="down, hung, slow, auth_fail or up")
+    state: CameraMode | None = Field(default=None, description="down, hung, slow, auth_fail or up")
+    picture: Picture | None = Field(
+        default=None, description="moving, frozen, black, blurred or stopped"
+    )
     duration: Seconds | None = Field(default=None, alias="for", gt=0, description="how long")
+
+    @model_validator(mode="after")
+    def _one_change(self) -> CameraEvent:
+        if (self.state is None) == (self.picture is None):
+            raise ValueError(f"camera event for {self.camera}: give either state or picture")
+        return self
 
 
 class UplinkEvent(_Model):
@@ -77,6 +87,10 @@ class Scenario(_Model):
     probe_interval: Seconds = Field(default=5.0, ge=0.5, le=600, description="agents' period")
     probe_timeout: Seconds = Field(default=1.0, gt=0, le=30, description="per probe stage")
     keepalive: int = Field(default=5, ge=2, le=600, description="agents' MQTT keepalive, s")
+    stream_interval: Seconds | None = Field(
+        default=None, ge=1, description="stream probe period per camera (none: no stream probes)"
+    )
+    stream_sample: Seconds = Field(default=2.0, gt=0, le=30, description="video per probe")
     sites: list[SimSite] = Field(min_length=1)
     events: list[Event] = Field(default_factory=list)
 
@@ -112,9 +126,9 @@ def load_scenario(path: Path) -> Scenario:
 def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7) -> Scenario:
     """The built-in demo: not all green, so every dashboard panel has something to show.
 
-    A camera goes down, one hangs, one rejects credentials, one site loses its uplink (store
-    and forward), the last site loses power (offline via Last Will, then back), and one
-    malformed message is sent.
+    A camera goes down, one hangs, one rejects credentials, one shows a frozen picture and one a
+    blurred (covered) one, one site loses its uplink (store and forward), the last site loses
+    power (offline via Last Will, then back), and one malformed message is sent.
     """
     sim_sites = [
         SimSite(
@@ -151,11 +165,17 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
                 {"at": 0.45 * d, "site": last, "power": "down", "for": 0.25 * d}
             )
         )
+    if sites >= 2 and cameras >= 3:
+        # Picture faults, found by the stream probes (c2 and c3 come early in their schedule).
+        events.append(CameraEvent(at=0.05 * d, camera="s2/c2", picture=Picture.FROZEN))
+        events.append(CameraEvent(at=0.05 * d, camera="s2/c3", picture=Picture.BLURRED))
     return Scenario(
         seed=seed,
         probe_interval=5.0,
         probe_timeout=1.0,
         keepalive=5,
+        stream_interval=30.0,
+        stream_sample=1.5,
         sites=sim_sites,
         events=events,
     )

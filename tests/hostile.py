@@ -219,7 +219,8 @@ messages = st.one_of(hostile_message, near_valid())
 
 MEASUREMENTS = {
     "camera": ({"site", "district", "camera"}, {"up", "cause", "stage", "latency_ms", "tcp_ms",
-               "rtsp_ms", "snapshot_ms", "snapshot_bytes", "rtsp_status", "since"}),
+               "rtsp_ms", "snapshot_ms", "snapshot_bytes", "rtsp_status", "since", "picture",
+               "state"}),
     "sensor": ({"site", "sensor", "kind"}, {"value"}),
     "agent": ({"site", "district"}, {"backlog", "dropped_total", "oldest_age_s"}),
     "gap": ({"site", "district"}, {"start_ts", "end_ts", "count"}),

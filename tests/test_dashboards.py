@@ -21,6 +21,7 @@ from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.runner import MALFORMED_PAYLOAD, Simulation
 from simulators.scenario import PowerEvent, Scenario, SimSite
+from simulators.video import Picture
 from tests.helpers import async_wait_for, running_simulation
 
 FRESH = "5s"
@@ -102,6 +103,8 @@ async def sim(
         probe_interval=1.0,
         probe_timeout=0.5,
         keepalive=2,
+        stream_interval=4.0,
+        stream_sample=1.0,
         sites=[
             SimSite(
                 id=f"s{i}",
@@ -162,6 +165,8 @@ async def test_every_panel_against_ground_truth(
         )
         await sim.sites["s1"].cameras["c2"].set_mode(CameraMode.DOWN)
         await sim.sites["s2"].cameras["c3"].set_mode(CameraMode.HUNG)
+        sim.sites["s1"].cameras["c1"].set_picture(Picture.FROZEN)
+        sim.sites["s2"].cameras["c1"].set_picture(Picture.BLURRED)
         await sim.publish_raw("pantau/v1/sites/s1/readings", MALFORMED_PAYLOAD)
         await sim.apply(
             PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
@@ -171,15 +176,20 @@ async def test_every_panel_against_ground_truth(
         async def settled() -> bool:
             down = await rows(influx, expanded(command_center.CAMERAS_DOWN))
             collector_points = await rows(influx, 'SELECT count("written") FROM pantau_collector')
+            degraded = await rows(influx, expanded(command_center.CAMERAS_DEGRADED))
             return (
                 {(r["site"], r["camera"], r["cause"]) for r in down}
                 == {("s1", "c2", "refused"), ("s2", "c3", "timeout")}
+                and {(r["site"], r["camera"], r["picture"]) for r in degraded}
+                == {("s1", "c1", "frozen"), ("s2", "c1", "blurred")}
                 and time.monotonic() - powered_off > 6
                 and bool(collector_points)
                 and collector_points[0]["count"] >= 2
             )
 
-        await async_wait_for(settled, timeout_s=40, what="down cameras and self-metrics")
+        await async_wait_for(
+            settled, timeout_s=40, what="down and degraded cameras and self-metrics"
+        )
 
         # Every panel and variable query runs and returns data.
         for name, board in all_dashboards().items():

@@ -6,7 +6,13 @@ import httpx
 import pytest
 
 from cloud.lineproto import LineProtocolError, batch_lines, format_line, status_line
-from pantau.contract import CameraReading, ReadingBatch, SensorReading, SiteStatus
+from pantau.contract import (
+    CameraReading,
+    ReadingBatch,
+    SensorReading,
+    SiteStatus,
+    StreamReading,
+)
 from pantau.localsvc import InfluxProcess
 from tests.helpers import influx_rows
 
@@ -45,9 +51,40 @@ def test_batch_mapping() -> None:
         sensors=[SensorReading(sensor="cab", kind="temperature", ts=11, value=31.0)],
     )
     assert batch_lines(batch) == [
-        'camera,camera=c1,district=d1,site=s1 up=0i,cause="refused",stage="tcp",latency_ms=2.0 10',
+        'camera,camera=c1,district=d1,site=s1 up=0i,cause="refused",stage="tcp",latency_ms=2.0,'
+        'state="down" 10',
         "sensor,kind=temperature,sensor=cab,site=s1 value=31.0 11",
     ]
+
+
+def test_picture_faults_make_an_answering_camera_degraded() -> None:
+    """A stream fault on an up camera is 'degraded'; the stream probe is its own point."""
+    batch = ReadingBatch(
+        site="s1",
+        district="d1",
+        cameras=[
+            CameraReading(camera="c1", ts=10, up=True, cause="ok", picture="frozen"),
+            CameraReading(camera="c2", ts=10, up=True, cause="ok", picture="none"),
+            CameraReading(camera="c3", ts=10, up=False, cause="timeout", picture="frozen"),
+        ],
+        streams=[
+            StreamReading(
+                camera="c1", ts=9, fault="frozen", faults=["frozen"], detail='100% "unchanged"',
+                codec="h264", width=320, height=176, frames=30, fps=10.0, frozen_ratio=1.0,
+            )
+        ],
+    )  # fmt: skip
+    lines = batch_lines(batch)
+    assert [line.split("state=")[1] for line in lines[:3]] == [
+        '"degraded" 10',
+        '"up" 10',
+        '"down" 10',
+    ]
+    assert lines[3] == (
+        'stream,camera=c1,district=d1,site=s1 fault="frozen",faults="frozen",ok=0i,'
+        'detail="100% \\"unchanged\\"",codec="h264",width=320i,height=176i,frames=30i,'
+        "fps=10.0,frozen_ratio=1.0 9"
+    )
 
 
 def test_status_mapping() -> None:

@@ -163,9 +163,10 @@ def create_app(
     @fleet.get("/cameras", response_model=list[CameraOut])
     async def cameras(
         client: Annotated[InfluxClient, Depends(influx_client)],
-        status: Annotated[Literal["up", "down", "unknown"] | None, Query()] = None,
+        status: Annotated[Literal["up", "degraded", "down", "unknown"] | None, Query()] = None,
     ) -> list[CameraOut]:
-        """Every camera's current state: up, down, or unknown when no fresh probe exists."""
+        """Every camera's current state: up, degraded (picture fault), down, or unknown when no
+        fresh probe exists."""
         found = await current_cameras(client, stale_after_s=stale_after_s)
         return [
             CameraOut(

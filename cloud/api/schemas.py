@@ -35,7 +35,9 @@ class CameraOut(BaseModel):
     site: str
     district: str
     camera: str
-    status: str = Field(description="up, down or unknown (no fresh measurement)")
+    status: str = Field(
+        description="up, degraded (answers, picture at fault), down or unknown (no fresh data)"
+    )
     since: dt.datetime | None = Field(description="when it entered its current up/down state")
     cause: str
     last_seen: dt.datetime

@@ -120,7 +120,8 @@ class Observer:
     async def _cameras_and_sites(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
         rule = self._rules.camera
         last = await self._query(
-            'SELECT last("up") AS "up", "cause", "stage", "since" FROM "camera" '
+            'SELECT last("up") AS "up", "cause", "stage", "since", "state", "picture" '
+            'FROM "camera" '
             f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)} "
             'GROUP BY "site", "district", "camera"'
         )
@@ -146,7 +147,11 @@ class Observer:
             since = int(row["since"]) if row.get("since") is not None else int(row["time"])
             changes = states.get((site, camera), 1) - 1
             flapping = changes >= rule.flap_changes
-            if flapping:
+            degraded = up and row.get("state") == "degraded"
+            if degraded and not flapping:
+                # The stream probe runs every few minutes: one faulty picture is the evidence.
+                verdict, cause = Verdict.BAD, f"picture {row.get('picture')}"
+            elif flapping:
                 verdict = Verdict.BAD
                 cause = (
                     f"flapping: {changes} up/down changes in {rule.flap_window / 60:.0f} min, "
@@ -164,7 +169,11 @@ class Observer:
                 Observation(
                     key=f"camera:{site}/{camera}",
                     rule="camera",
-                    title="camera flapping" if flapping else "camera down",
+                    title="camera flapping"
+                    if flapping
+                    else "camera picture fault"
+                    if degraded
+                    else "camera down",
                     severity=rule.severity,
                     verdict=verdict,
                     site=site,

@@ -7,7 +7,6 @@ camera from the data.
 
 from __future__ import annotations
 
-import enum
 import logging
 import statistics
 import time
@@ -19,20 +18,11 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
+from pantau.contract import StreamFault
+
 log = logging.getLogger(__name__)
 
 ANALYSIS_STEP = 2  # analyse every 2nd pixel in each direction: faults are large-scale
-
-
-class StreamFault(enum.StrEnum):
-    """What is wrong with the picture (``none``: nothing)."""
-
-    NONE = "none"
-    OPEN_FAILED = "open_failed"  # the stream could not be opened (auth, codec, transport)
-    NO_VIDEO = "no_video"  # opened, but frames never came or stopped coming
-    DARK = "dark"  # black or very dark picture
-    FROZEN = "frozen"  # consecutive frames do not change
-    BLURRED = "blurred"  # out of focus or covered lens: almost no edges
 
 
 @dataclass(frozen=True, kw_only=True)

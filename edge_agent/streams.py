@@ -1,0 +1,144 @@
+"""Stream probes on a budget: each camera every ``interval_s``, spread over the interval, never
+more than ``concurrency`` decodes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
+from edge_agent.publisher import Publisher
+from edge_agent.queue import ReadingQueue
+from pantau.contract import StreamFault, StreamReading
+
+log = logging.getLogger(__name__)
+
+
+class Clock(Protocol):
+    """Strictly increasing stamps per device (``agent.DeviceClock``)."""
+
+    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
+
+
+def stream_url(camera: CameraConfig) -> str:
+    """The camera's RTSP URL with its credentials (FFmpeg does Digest/Basic itself)."""
+    assert camera.rtsp_url is not None
+    parts = urlsplit(camera.rtsp_url)
+    if not camera.username or parts.username:
+        return camera.rtsp_url
+    login = quote(camera.username, safe="")
+    if camera.password:
+        login += ":" + quote(camera.password, safe="")
+    return urlunsplit(parts._replace(netloc=f"{login}@{parts.netloc}"))
+
+
+def to_reading(camera: str, ts: int, result: StreamResult) -> StreamReading:
+    """The wire form of a stream probe."""
+
+    def r(value: float | None) -> float | None:
+        return None if value is None else round(value, 3)
+
+    return StreamReading(
+        camera=camera,
+        ts=ts,
+        fault=result.fault,
+        faults=result.faults,
+        detail=result.detail.replace("\n", " ").replace("\r", " ")[:300],
+        codec=result.codec,
+        width=result.width,
+        height=result.height,
+        frames=result.frames,
+        fps=r(result.fps),
+        bitrate_kbps=r(result.bitrate_kbps),
+        first_frame_ms=r(result.first_frame_ms),
+        luma=r(result.luma),
+        sharpness=r(result.sharpness),
+        motion=r(result.motion),
+        frozen_ratio=r(result.frozen_ratio),
+        cpu_ms=round(result.cpu_s * 1000, 3),
+    )
+
+
+class StreamScheduler:
+    """Runs the stream probes of one site and records their verdicts."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        clock: Clock,
+        pictures: dict[str, StreamFault],
+        queue: ReadingQueue,
+        executor: ThreadPoolExecutor,
+        publisher: Publisher,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._pictures = pictures
+        self._queue = queue
+        self._executor = executor
+        self._publisher = publisher
+        self._slots = asyncio.Semaphore(config.stream.concurrency)
+        self.active = 0
+        self.max_active = 0  # the most decodes seen at once (the budget is never exceeded)
+
+    async def run(self) -> None:
+        """Probe forever; each camera's first probe is offset by its share of the interval."""
+        cameras = [c for c in self._config.cameras if c.rtsp_url and c.stream.enabled]
+        if not cameras:
+            return
+        interval = self._config.stream.interval_s
+        start = time.monotonic()
+        due = {c.id: start + interval * i / len(cameras) for i, c in enumerate(cameras)}
+        running: set[str] = set()
+        async with asyncio.TaskGroup() as tasks:
+            while True:
+                now = time.monotonic()
+                for camera in cameras:
+                    if due[camera.id] <= now and camera.id not in running:
+                        due[camera.id] += interval
+                        running.add(camera.id)
+                        task = tasks.create_task(self._probe(camera), name=f"stream-{camera.id}")
+                        task.add_done_callback(functools.partial(_done, running, camera.id))
+                await asyncio.sleep(max(0.05, min(due.values()) - time.monotonic()))
+
+    async def _probe(self, camera: CameraConfig) -> None:
+        settings = self._config.stream
+        limits = camera.stream.thresholds or settings.thresholds
+        async with self._slots:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+            started_ns = time.time_ns()
+            try:
+                result = await asyncio.to_thread(
+                    probe_stream,
+                    stream_url(camera),
+                    sample_s=settings.sample_s,
+                    timeout_s=settings.timeout_s,
+                    thresholds=StreamThresholds(**limits.model_dump()),
+                )
+            except Exception:  # one camera's odd stream must not stop the others' probes
+                log.exception("stream probe of camera %s failed", camera.id)
+                return
+            finally:
+                self.active -= 1
+        self._pictures[camera.id] = result.fault
+        if result.fault is not StreamFault.NONE:
+            log.info("camera %s picture: %s (%s)", camera.id, result.fault, result.detail)
+        ts = self._clock.stamp(("stream", camera.id), started_ns)
+        body = to_reading(camera.id, ts, result).model_dump_json(exclude_none=True).encode()
+        await asyncio.get_running_loop().run_in_executor(
+            self._executor,
+            functools.partial(self._queue.append, [("streams", ts, body)], now_ns=time.time_ns()),
+        )
+        self._publisher.notify()
+
+
+def _done(running: set[str], camera: str, _task: asyncio.Task[None]) -> None:
+    running.discard(camera)
