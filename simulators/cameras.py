@@ -77,6 +77,7 @@ class FakeCamera:
         self._servers: list[asyncio.Server] = []
         self._connections: set[asyncio.StreamWriter] = set()
         self.requests = 0
+        self.playing = 0  # video sessions streaming right now
 
     @property
     def rtsp_url(self) -> str:
@@ -189,6 +190,7 @@ class FakeCamera:
                 writer.write(self._rtsp_response(method, cseq, headers))
                 await writer.drain()
                 if method == "PLAY" and video is None:
+                    self.playing += 1
                     video = asyncio.create_task(
                         stream(writer, self.picture), name=f"video-{self.camera_id}"
                     )
@@ -198,6 +200,7 @@ class FakeCamera:
             return
         finally:
             if video is not None:
+                self.playing -= 1
                 video.cancel()
                 await asyncio.gather(video, return_exceptions=True)
             self._connections.discard(writer)

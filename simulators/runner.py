@@ -181,6 +181,7 @@ class Simulation:
                 "enabled": self.scenario.stream_interval is not None,
                 "interval_s": self.scenario.stream_interval or 300.0,
                 "sample_s": self.scenario.stream_sample,
+                "concurrency": self.scenario.stream_concurrency,
             },
         }
 

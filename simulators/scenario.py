@@ -91,6 +91,7 @@ class Scenario(_Model):
         default=None, ge=1, description="stream probe period per camera (none: no stream probes)"
     )
     stream_sample: Seconds = Field(default=2.0, gt=0, le=30, description="video per probe")
+    stream_concurrency: int = Field(default=1, ge=1, le=64, description="decodes at once per site")
     sites: list[SimSite] = Field(min_length=1)
     events: list[Event] = Field(default_factory=list)
 
