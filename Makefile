@@ -11,18 +11,20 @@ PYTEST_ARGS ?=
 
 setup: system-packages $(VENV)/.installed
 
-# Real mosquitto and influxd binaries, and chromium for the technician page's browser test
+# Real mosquitto and influxd binaries, chromium for the technician page's browser test and snmpd
+# (net-snmp) behind the simulated UPS
 # (Debian packages); deploy/docker-compose.yml is the alternative on machines without apt.
 system-packages:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
-		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
-		echo "installing mosquitto, influxdb and chromium (Debian packages)"; \
+		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+		|| [ ! -x /usr/sbin/snmpd ]; then \
+		echo "installing mosquitto, influxdb, chromium and snmpd (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-			mosquitto influxdb chromium chromium-driver >/dev/null; \
+			mosquitto influxdb chromium chromium-driver snmpd >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
-	@-$(SUDO) systemctl disable --now mosquitto influxdb >/dev/null 2>&1 || true
+	@-$(SUDO) systemctl disable --now mosquitto influxdb snmpd >/dev/null 2>&1 || true
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

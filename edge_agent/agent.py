@@ -9,14 +9,17 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from edge_agent.config import AgentConfig, HostSensors, SimulatedCabinet
+from edge_agent.config import AgentConfig, HostSensors, ModbusSensors, SimulatedCabinet, SnmpUps
 from edge_agent.probes.camera import CameraProbe, probe_camera
 from edge_agent.probes.snapshot import make_http_client
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ReadingQueue
 from edge_agent.sensors.base import SensorDriver, SensorValue
+from edge_agent.sensors.errors import SensorError
 from edge_agent.sensors.host import HostDriver
+from edge_agent.sensors.modbus import ModbusDriver
 from edge_agent.sensors.simulated import SimulatedCabinetDriver
+from edge_agent.sensors.snmp_ups import SnmpUpsDriver
 from edge_agent.streams import StreamScheduler
 from pantau.contract import (
     AgentReading,
@@ -61,6 +64,10 @@ def build_drivers(config: AgentConfig, broker: BrokerAddress) -> list[SensorDriv
             drivers.append(SimulatedCabinetDriver(sensor))
         elif isinstance(sensor, HostSensors):
             drivers.append(HostDriver(sensor, broker_host=broker.host, broker_port=broker.port))
+        elif isinstance(sensor, SnmpUps):
+            drivers.append(SnmpUpsDriver(sensor))
+        elif isinstance(sensor, ModbusSensors):
+            drivers.append(ModbusDriver(sensor))
     return drivers
 
 
@@ -287,6 +294,8 @@ class Agent:
         for driver in self._drivers:
             try:
                 values.extend(await driver.read(now_ns / 1e9))
+            except SensorError as exc:  # field trouble: say what, no trace
+                log.warning("%s", exc)
             except Exception:  # one broken driver must not stop probing the cameras
                 log.exception("sensor driver %s failed", type(driver).__name__)
         return values

@@ -156,7 +156,58 @@ class HostSensors(_Config):
     disk_path: Path = Field(default=Path("/"), description="filesystem whose free space counts")
 
 
-SensorConfig = Annotated[SimulatedCabinet | HostSensors, Field(discriminator="type")]
+class SnmpUps(_Config):
+    """A UPS speaking the standard UPS-MIB (RFC 1628) over SNMP v2c."""
+
+    type: Literal["snmp_ups"]
+    id: Ident = Field(default="ups", description="sensor id")
+    host: str = Field(description="UPS network card address")
+    port: int = Field(default=161, ge=1, le=65535, description="SNMP UDP port")
+    community: str = Field(default="public", min_length=1, repr=False, description="v2c community")
+    timeout_s: Seconds = Field(default=2.0, gt=0, le=30, description="per request")
+    retries: int = Field(default=1, ge=0, le=5, description="retries per request")
+
+
+class ModbusRegister(_Config):
+    """One value in a Modbus device: where it is and how to turn it into a number."""
+
+    kind: Ident = Field(description="sensor kind it becomes, e.g. temperature, humidity, door_open")
+    table: Literal["holding", "input", "coil", "discrete"] = Field(
+        default="holding", description="register table (coil/discrete give 0 or 1)"
+    )
+    address: int = Field(ge=0, le=65535, description="0-based register or bit address")
+    type: Literal["int16", "uint16", "int32", "uint32", "float32"] = Field(
+        default="int16", description="register encoding (32-bit types span two registers)"
+    )
+    word_order: Literal["big", "little"] = Field(
+        default="big", description="which register of a 32-bit value comes first"
+    )
+    scale: float = Field(default=1.0, description="value = raw x scale + offset")
+    offset: float = Field(default=0.0, description="value = raw x scale + offset")
+
+
+class ModbusSensors(_Config):
+    """Environmental sensors over Modbus TCP; the register map is config, not code."""
+
+    type: Literal["modbus"]
+    id: Ident = Field(default="env", description="sensor id")
+    host: str = Field(description="Modbus TCP device or gateway")
+    port: int = Field(default=502, ge=1, le=65535, description="Modbus TCP port")
+    unit: int = Field(default=1, ge=0, le=255, description="unit (device) id behind a gateway")
+    timeout_s: Seconds = Field(default=2.0, gt=0, le=30, description="per request")
+    registers: list[ModbusRegister] = Field(min_length=1, description="what to read")
+
+    @model_validator(mode="after")
+    def _unique_kinds(self) -> ModbusSensors:
+        kinds = [r.kind for r in self.registers]
+        if len(kinds) != len(set(kinds)):
+            raise ValueError(f"modbus sensor {self.id!r}: each register needs its own kind")
+        return self
+
+
+SensorConfig = Annotated[
+    SimulatedCabinet | HostSensors | SnmpUps | ModbusSensors, Field(discriminator="type")
+]
 
 
 class QueueConfig(_Config):
