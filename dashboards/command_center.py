@@ -44,6 +44,12 @@ CAMERAS_DEGRADED = (
     'GROUP BY "site", "district", "camera"'
 )
 
+SITES_ON_BATTERY = (
+    'SELECT "on_battery" FROM (SELECT last("value") AS "on_battery" FROM "sensor" '
+    'WHERE "kind" = \'ups_on_battery\' AND time > now() - $fresh GROUP BY "site") '
+    'WHERE "on_battery" = 1 GROUP BY "site"'
+)
+
 
 def availability(window: str) -> str:
     """Fleet availability (% of up probes) over the last ``window``."""
@@ -141,9 +147,22 @@ def build() -> g.Dashboard:
                 }
             ],
         ),
-        bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(12, 17, 12, 8)),
+        table(
+            "Sites on battery now (mains lost)",
+            SITES_ON_BATTERY,
+            pos(12, 17, 12, 8),
+            description="the UPS (SNMP UPS-MIB) runs the cabinet from its battery: cameras there "
+            "will go down when it is empty",
+            overrides=[
+                {
+                    "matcher": {"id": "byName", "options": "Time"},
+                    "properties": [{"id": "custom.hidden", "value": True}],
+                }
+            ],
+        ),
+        bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(0, 25, 12, 8)),
         timeseries(
-            "Readings ingested per second", [q(INGEST_RATE)], pos(0, 25, 24, 8), unit="short"
+            "Readings ingested per second", [q(INGEST_RATE)], pos(12, 25, 12, 8), unit="short"
         ),
     ]
     return dashboard(

@@ -38,6 +38,11 @@ PICTURE = (
     f'SELECT last("fault") AS "picture" FROM "stream" WHERE {SITE} AND $timeFilter '
     'GROUP BY time($__interval), "camera" fill(previous)'
 )
+UPS = (
+    f'SELECT last("value") FROM "sensor" WHERE {SITE} AND '
+    '"kind" =~ /^(ups_on_battery|ups_battery_pct|ups_minutes_remaining)$/ AND $timeFilter '
+    'GROUP BY time($__interval), "kind" fill(previous)'
+)
 SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
 
 
@@ -59,6 +64,12 @@ def build() -> g.Dashboard:
             [q(BACKLOG)],
             pos(12, 21, 12, 8),
             description="readings waiting in the agent's disk queue (uplink trouble)",
+        ),
+        timeseries(
+            "UPS (on battery, charge %, minutes left)",
+            [q(UPS)],
+            pos(0, 37, 24, 8),
+            description="ups_on_battery is 1 while the cabinet runs on battery",
         ),
         state_timeline(
             "Picture checks (stream probe)",

@@ -23,6 +23,7 @@ from edge_agent.queue import count_queued
 from pantau.contract import TopicKind, site_topic
 from pantau.localsvc import free_port
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from simulators.cabinet import FakeUps, UpsState
 from simulators.cameras import CameraMode, FakeCamera
 from simulators.scenario import (
     CameraEvent,
@@ -32,6 +33,7 @@ from simulators.scenario import (
     Scenario,
     SimSite,
     UplinkEvent,
+    UpsEvent,
 )
 from simulators.uplink import Uplink
 from simulators.video import Picture
@@ -68,6 +70,7 @@ class SiteRuntime:
     powered: bool = True
     process: asyncio.subprocess.Process | None = None
     log_file: Path | None = None
+    ups: FakeUps | None = None
 
 
 @dataclass
@@ -126,7 +129,11 @@ class Simulation:
                 await camera.start()
             site_dir = self.options.workdir / "agents" / site.id
             site_dir.mkdir(parents=True, exist_ok=True)
+            ups = FakeUps(site_dir / "ups") if site.ups else None
+            if ups is not None:
+                await asyncio.to_thread(ups.start)
             runtime = SiteRuntime(
+                ups=ups,
                 site=site,
                 uplink=uplink,
                 cameras=cameras,
@@ -174,6 +181,19 @@ class Simulation:
             "sensors": [
                 {"type": "simulated", "id": "cabinet", "seed": self.scenario.seed * 1000 + index},
                 {"type": "host", "id": "host"},
+                *(
+                    [
+                        {
+                            "type": "snmp_ups",
+                            "id": "ups",
+                            "host": "127.0.0.1",
+                            "port": runtime.ups.port,
+                            "timeout_s": 0.5,
+                        }
+                    ]
+                    if runtime.ups
+                    else []
+                ),
             ],
             "queue": {"path": str(runtime.queue_path)},
             "ledger": self.options.ledger,
@@ -259,6 +279,8 @@ class Simulation:
             for camera in runtime.cameras.values():
                 await camera.stop()
             await runtime.uplink.stop()
+            if runtime.ups is not None:
+                await asyncio.to_thread(runtime.ups.stop)
 
     async def _collector_health(self, http: httpx.AsyncClient, port: int) -> dict[str, Any]:
         try:
@@ -345,6 +367,12 @@ class Simulation:
             if runtime.powered:
                 await runtime.cameras[camera_id].set_mode(mode)
             self._note(f"camera {event.camera} -> {mode.value}")
+        elif isinstance(event, UpsEvent):
+            runtime = self.sites[event.site]
+            assert runtime.ups is not None  # the scenario validator checked
+            state = event.ups if phase == "start" else UpsState.ON_MAINS
+            runtime.ups.set_state(state)
+            self._note(f"site {event.site} UPS -> {state.value}")
         elif isinstance(event, UplinkEvent):
             runtime = self.sites[event.site]
             if phase == "start":

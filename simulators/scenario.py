@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pantau.configfile import load_yaml_model
 from pantau.contract import Ident
 from pantau.units import Seconds
+from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.video import Picture
 
@@ -26,6 +27,7 @@ class SimSite(_Model):
     lat: float = Field(ge=-90, le=90, description="latitude")
     lon: float = Field(ge=-180, le=180, description="longitude")
     cameras: int = Field(default=4, ge=0, le=1024, description="number of fake cameras")
+    ups: bool = Field(default=False, description="a UPS on SNMP (net-snmp snmpd) in the cabinet")
 
     def camera_ids(self) -> list[str]:
         """``c1`` .. ``cN``."""
@@ -68,6 +70,15 @@ class PowerEvent(_Model):
     duration: Seconds = Field(alias="for", gt=0)
 
 
+class UpsEvent(_Model):
+    """Switch a site's UPS to battery (or battery low) for ``for`` seconds."""
+
+    at: Seconds = Field(ge=0)
+    site: Ident
+    ups: UpsState = Field(description="on_battery or battery_low")
+    duration: Seconds = Field(alias="for", gt=0)
+
+
 class MalformedEvent(_Model):
     """Publish one malformed message on a site's readings topic."""
 
@@ -76,7 +87,8 @@ class MalformedEvent(_Model):
 
 
 Event = Annotated[
-    CameraEvent | UplinkEvent | PowerEvent | MalformedEvent, Field(union_mode="left_to_right")
+    CameraEvent | UplinkEvent | PowerEvent | UpsEvent | MalformedEvent,
+    Field(union_mode="left_to_right"),
 ]
 
 
@@ -110,6 +122,8 @@ class Scenario(_Model):
             )
             if site_id not in sites:
                 raise ValueError(f"events.{index}: unknown site {site_id!r}")
+            if isinstance(event, UpsEvent) and not sites[site_id].ups:
+                raise ValueError(f"events.{index}: site {site_id} has no UPS (set ups: true)")
             if isinstance(event, CameraEvent):
                 camera = event.camera.split("/")[1]
                 if camera not in sites[site_id].camera_ids():
@@ -128,8 +142,9 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     """The built-in demo: not all green, so every dashboard panel has something to show.
 
     A camera goes down, one hangs, one rejects credentials, one shows a frozen picture and one a
-    blurred (covered) one, one site loses its uplink (store and forward), the last site loses
-    power (offline via Last Will, then back), and one malformed message is sent.
+    blurred (covered) one, s1's UPS goes on battery, one site loses its uplink (store and
+    forward), the last site loses power (offline via Last Will, then back), and one malformed
+    message is sent.
     """
     sim_sites = [
         SimSite(
@@ -138,6 +153,7 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
             lat=-3.80 - 0.15 * (i - 1),
             lon=102.26 + 0.2 * (i - 1),
             cameras=cameras,
+            ups=i == 1,
         )
         for i in range(1, sites + 1)
     ]
@@ -166,6 +182,9 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
                 {"at": 0.45 * d, "site": last, "power": "down", "for": 0.25 * d}
             )
         )
+    events.append(
+        UpsEvent.model_validate({"at": 0.1 * d, "site": "s1", "ups": "on_battery", "for": 0.85 * d})
+    )
     if sites >= 2 and cameras >= 3:
         # Picture faults, found by the stream probes (c2 and c3 come early in their schedule).
         events.append(CameraEvent(at=0.05 * d, camera="s2/c2", picture=Picture.FROZEN))

@@ -17,6 +17,7 @@ from dashboards.build import all_dashboards, build_all
 from dashboards.macros import expand
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from pantau.localsvc import InfluxProcess, MosquittoProcess
+from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.runner import MALFORMED_PAYLOAD, Simulation
@@ -112,6 +113,7 @@ async def sim(
                 lat=-3.8 - i / 10,
                 lon=102.3,
                 cameras=4,
+                ups=i == 1,
             )
             for i in (1, 2, 3)
         ],
@@ -167,6 +169,9 @@ async def test_every_panel_against_ground_truth(
         await sim.sites["s2"].cameras["c3"].set_mode(CameraMode.HUNG)
         sim.sites["s1"].cameras["c1"].set_picture(Picture.FROZEN)
         sim.sites["s2"].cameras["c1"].set_picture(Picture.BLURRED)
+        ups = sim.sites["s1"].ups
+        assert ups is not None
+        ups.set_state(UpsState.ON_BATTERY)
         await sim.publish_raw("pantau/v1/sites/s1/readings", MALFORMED_PAYLOAD)
         await sim.apply(
             PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
@@ -182,6 +187,10 @@ async def test_every_panel_against_ground_truth(
                 == {("s1", "c2", "refused"), ("s2", "c3", "timeout")}
                 and {(r["site"], r["camera"], r["picture"]) for r in degraded}
                 == {("s1", "c1", "frozen"), ("s2", "c1", "blurred")}
+                and [
+                    r["site"] for r in await rows(influx, expanded(command_center.SITES_ON_BATTERY))
+                ]
+                == ["s1"]
                 and time.monotonic() - powered_off > 6
                 and bool(collector_points)
                 and collector_points[0]["count"] >= 2
