@@ -26,8 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from edge_agent.probes.stream import StreamThresholds, probe_stream
 from edge_agent.queue import ReadingQueue, count_queued
-from pantau.contract import CameraReading, Cause, TopicFilter
+from pantau.contract import CameraReading, Cause, StreamFault, TopicFilter
 from pantau.localsvc import InfluxProcess, MosquittoProcess, free_port, make_influx, make_mosquitto
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
 from simulators.cameras import FakeCamera
@@ -49,6 +50,8 @@ class BenchConfig:
     edge_s: float = 120.0
     backlog_readings: int = 280_000
     publishers: int = 2
+    stream_runs: int = 5
+    stream_sample_s: float = 3.0
 
     @classmethod
     def tiny(cls) -> BenchConfig:
@@ -61,6 +64,8 @@ class BenchConfig:
             edge_cameras=8,
             edge_s=4.0,
             backlog_readings=5_000,
+            stream_runs=1,
+            stream_sample_s=1.0,
         )
 
 
@@ -95,6 +100,7 @@ class Results:
     detection: dict[str, float] = field(default_factory=dict)
     edge: dict[str, float] = field(default_factory=dict)
     backlog: dict[str, float] = field(default_factory=dict)
+    stream: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def camera_lines(count: int, site: str, start_ns: int) -> bytes:
@@ -152,6 +158,7 @@ class Bench:
             await self.latency()
             await self.detection()
             await self.edge_cost()
+            await self.stream_cost()
             await self.backlog_drain()
         finally:
             await self._kill_all()
@@ -552,6 +559,43 @@ class Bench:
             f"peak RSS {after.peak_rss_mb:.1f} MB"
         )
 
+    async def stream_cost(self) -> None:
+        """CPU seconds per stream probe (H.264, 10 fps) at two sizes, and how many cameras one
+        core keeps under a 5-minute stream-probe cycle."""
+        for width, height in STREAM_SIZES:
+            camera = FakeCamera("stream-bench", video_size=(width, height))
+            await camera.start()
+            url = f"rtsp://admin:pantau@127.0.0.1:{camera.rtsp_port}/stream1"
+            cpu, wall = [], []
+            try:
+                for _ in range(self.config.stream_runs):
+                    started = time.perf_counter()
+                    result = await asyncio.to_thread(
+                        probe_stream,
+                        url,
+                        sample_s=self.config.stream_sample_s,
+                        timeout_s=10.0,
+                        thresholds=StreamThresholds(),
+                    )
+                    wall.append(time.perf_counter() - started)
+                    cpu.append(result.cpu_s)
+                    if result.fault is not StreamFault.NONE:
+                        raise RuntimeError(f"stream bench probe failed: {result.detail}")
+            finally:
+                await camera.stop()
+            per_probe = statistics.median(cpu)
+            self.results.stream[f"{width}x{height}"] = {
+                "sample_s": self.config.stream_sample_s,
+                "cpu_s_per_probe": round(per_probe, 4),
+                "wall_s_per_probe": round(statistics.median(wall), 2),
+                "cameras_per_core_5min": int(STREAM_CYCLE_S / per_probe),
+            }
+            self.say(
+                f"stream probe {width}x{height}, {self.config.stream_sample_s:g}s of video: "
+                f"{per_probe:.3f} CPU s each -> {int(STREAM_CYCLE_S / per_probe)} cameras per "
+                "core every 5 min"
+            )
+
     async def backlog_drain(self) -> None:
         """An agent whose queue holds a day of a 32-camera site reconnects: seconds to drain."""
         database = "backlog"
@@ -638,6 +682,10 @@ async def _online(influx: InfluxClient, site: str, value: int) -> bool:
     return bool(rows) and rows[0]["last"] == value
 
 
+STREAM_SIZES = ((640, 360), (1280, 720))  # typical sub-stream and HD main stream
+STREAM_CYCLE_S = 300.0
+
+
 def _queue_empty(path: Path) -> bool:
     return count_queued(path) < 200
 
@@ -699,6 +747,12 @@ def render(results: Results, console: Console) -> None:
             f"edge, {e['cameras']} cameras: CPU % of a core", f"{e['cpu_pct_of_core']}", "≤ 2"
         )
         table.add_row("edge peak RSS (MB)", f"{e['peak_rss_mb']}", "≤ 60")
+    for size, row in results.stream.items():
+        table.add_row(
+            f"stream probe {size}, {row['sample_s']:g}s sample: CPU s / cameras per core (5 min)",
+            f"{row['cpu_s_per_probe']} / {row['cameras_per_core_5min']:,}",
+            "",
+        )
     if results.backlog:
         b = results.backlog
         table.add_row(f"backlog of {b['readings']:,} drained (s)", f"{b['drain_s']}", "≤ 60")

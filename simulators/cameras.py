@@ -18,7 +18,7 @@ import logging
 import secrets
 
 from edge_agent.probes.auth import verify_digest
-from simulators.video import Picture, stream
+from simulators.video import HEIGHT, WIDTH, Picture, stream
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,7 @@ class FakeCamera:
         username: str | None = "admin",
         password: str | None = "pantau",  # noqa: S107 - a simulated camera's well-known login
         slow_delay_s: float = 1.0,
+        video_size: tuple[int, int] = (WIDTH, HEIGHT),
     ) -> None:
         self.camera_id = camera_id
         self.host = host
@@ -71,6 +72,7 @@ class FakeCamera:
         self.slow_delay_s = slow_delay_s
         self.mode = CameraMode.UP
         self.picture = Picture.MOVING
+        self.video_size = video_size
         self.rtsp_port = 0
         self.http_port = 0
         self._nonce = secrets.token_hex(8)
@@ -192,7 +194,8 @@ class FakeCamera:
                 if method == "PLAY" and video is None:
                     self.playing += 1
                     video = asyncio.create_task(
-                        stream(writer, self.picture), name=f"video-{self.camera_id}"
+                        stream(writer, self.picture, size=self.video_size),
+                        name=f"video-{self.camera_id}",
                     )
                 elif method == "TEARDOWN":
                     return

@@ -39,12 +39,12 @@ class Picture(enum.StrEnum):
     STOPPED = "stopped"
 
 
-def _pattern(index: int) -> Image:
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+def _pattern(index: int, width: int = WIDTH, height: int = HEIGHT) -> Image:
+    y, x = np.mgrid[0:height, 0:width]
     checker = (((x // 8) + (y // 8)) % 2) * 120 + 60
-    gradient = (x * 100 // WIDTH).astype(np.int64)
+    gradient = (x * 100 // width).astype(np.int64)
     gray = checker + gradient
-    left = (index * 12) % WIDTH
+    left = (index * 12) % width
     gray[:, left : left + 24] = 250
     image: Image = np.clip(gray, 0, 255).astype(np.uint8)
     return image
@@ -72,15 +72,16 @@ def _blur(gray: Image, radius: int = 12, passes: int = 3) -> Image:
     return np.clip(out, 0, 255).astype(np.uint8)  # fmt: skip
 
 
-def picture_frame(picture: Picture, index: int) -> Image:
-    """The gray picture for frame ``index``."""
+def picture_frame(picture: Picture, index: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> Image:
+    """The gray picture for frame ``index`` at ``size`` (width, height)."""
+    width, height = size
     if picture is Picture.BLACK:
-        return np.zeros((HEIGHT, WIDTH), np.uint8)
+        return np.zeros((height, width), np.uint8)
     if picture is Picture.FROZEN:
-        return _pattern(0)
+        return _pattern(0, width, height)
     if picture is Picture.BLURRED:
-        return _blur(_pattern(index))
-    return _pattern(index)
+        return _blur(_pattern(index, width, height))
+    return _pattern(index, width, height)
 
 
 def _nal_units(data: bytes) -> Iterator[bytes]:
@@ -119,9 +120,9 @@ def rtp_packets(nal_units: list[bytes], *, seq: int, timestamp: int, ssrc: int) 
 class Encoder:
     """libx264, tuned for low latency, SPS/PPS repeated before every key frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
         self._context = av.CodecContext.create("libx264", "w")
-        self._context.width, self._context.height = WIDTH, HEIGHT
+        self._context.width, self._context.height = size
         self._context.pix_fmt = "yuv420p"
         self._context.time_base = Fraction(1, FPS)
         self._context.options = {
@@ -140,15 +141,22 @@ class Encoder:
         return units
 
 
-async def stream(writer: asyncio.StreamWriter, picture: Picture, *, channel: int = 0) -> None:
+async def stream(
+    writer: asyncio.StreamWriter,
+    picture: Picture,
+    *,
+    size: tuple[int, int] = (WIDTH, HEIGHT),
+    channel: int = 0,
+) -> None:
     """Send video on an RTSP connection (interleaved) until it closes or is cancelled."""
-    encoder = Encoder()
+    encoder = Encoder(size)
     ssrc, seq = 0x50A7A0, 0
     loop = asyncio.get_running_loop()
     start = loop.time()
     index = 0
     while picture is not Picture.STOPPED or index < FPS:
-        units = await asyncio.to_thread(encoder.encode, picture_frame(picture, index), index)
+        frame = picture_frame(picture, index, size)
+        units = await asyncio.to_thread(encoder.encode, frame, index)
         packets = rtp_packets(units, seq=seq, timestamp=index * RTP_CLOCK // FPS, ssrc=ssrc)
         seq += len(packets)
         for packet in packets:

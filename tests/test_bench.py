@@ -35,4 +35,7 @@ def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:
     assert data["edge"]["peak_rss_mb"] > 0
     assert data["backlog"]["readings"] == 4992
     assert data["backlog"]["drain_s"] > 0
+    assert set(data["stream"]) == {"640x360", "1280x720"}
+    for row in data["stream"].values():
+        assert row["cpu_s_per_probe"] > 0 and row["cameras_per_core_5min"] > 0
     assert "pantau bench" in result.stdout
