@@ -20,6 +20,10 @@ from dashboards.panels import (
 )
 
 UID = "pantau-command-center"
+HIDE_TIME = {
+    "matcher": {"id": "byName", "options": "Time"},
+    "properties": [{"id": "custom.hidden", "value": True}],
+}
 
 LATEST_CAMERA = (
     'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
@@ -127,10 +131,7 @@ def build() -> g.Dashboard:
                     "matcher": {"id": "byName", "options": "down_since"},
                     "properties": [{"id": "unit", "value": "dateTimeAsIso"}],
                 },
-                {
-                    "matcher": {"id": "byName", "options": "Time"},
-                    "properties": [{"id": "custom.hidden", "value": True}],
-                },
+                HIDE_TIME,
             ],
         ),
         geomap("Sites", SITES_MAP, pos(12, 5, 12, 12)),
@@ -140,12 +141,7 @@ def build() -> g.Dashboard:
             pos(0, 17, 12, 8),
             description="answering, but the stream probe found the picture frozen, dark, "
             "blurred/covered or without video",
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "Time"},
-                    "properties": [{"id": "custom.hidden", "value": True}],
-                }
-            ],
+            overrides=[HIDE_TIME],
         ),
         table(
             "Sites on battery now (mains lost)",
@@ -153,12 +149,7 @@ def build() -> g.Dashboard:
             pos(12, 17, 12, 8),
             description="the UPS (SNMP UPS-MIB) runs the cabinet from its battery: cameras there "
             "will go down when it is empty",
-            overrides=[
-                {
-                    "matcher": {"id": "byName", "options": "Time"},
-                    "properties": [{"id": "custom.hidden", "value": True}],
-                }
-            ],
+            overrides=[HIDE_TIME],
         ),
         bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(0, 25, 12, 8)),
         timeseries(

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import httpx
 
 from cloud.influx import series_rows
+from pantau.webserver import bind_socket, serve_app
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
 
@@ -108,3 +109,25 @@ def run_pantau(*args: str, timeout_s: float) -> subprocess.CompletedProcess[str]
         timeout=timeout_s,
         check=False,
     )
+
+
+@asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve an ASGI app on a free loopback port; yield its base URL once it answers."""
+    sock = bind_socket("127.0.0.1", 0)
+    task = asyncio.create_task(serve_app(app, sock), name="test-api")
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+    async def up() -> bool:
+        try:
+            async with httpx.AsyncClient() as http:
+                return (await http.get(f"{url}/openapi.json")).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        await async_wait_for(up, timeout_s=10, what="API up")
+        yield url
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -3,7 +3,6 @@ internal failure answers with a problem document, never a stack trace."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -15,8 +14,7 @@ import pytest
 from cloud.api.app import create_app
 from cloud.influx import InfluxSettings
 from pantau.localsvc import InfluxProcess
-from pantau.webserver import bind_socket, serve_app
-from tests.helpers import async_wait_for
+from tests.helpers import serving
 
 TOKEN = "right-token"
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -29,21 +27,8 @@ async def api(influxd: InfluxProcess, database: str, tmp_path: Path) -> AsyncIte
         state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
         token=TOKEN,
     )
-    sock = bind_socket("127.0.0.1", 0)
-    task = asyncio.create_task(serve_app(app, sock))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-
-    async def up() -> bool:
-        try:
-            async with httpx.AsyncClient() as http:
-                return (await http.get(f"{url}/openapi.json")).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    await async_wait_for(up, timeout_s=10, what="API up")
-    yield url
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with serving(app) as url:
+        yield url
 
 
 async def test_every_write_route_needs_the_token(api: str) -> None:

@@ -22,11 +22,10 @@ from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from dashboards import command_center
 from dashboards.macros import expand
 from pantau.localsvc import InfluxProcess, MosquittoProcess
-from pantau.webserver import bind_socket, serve_app
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.scenario import PowerEvent, Scenario, SimSite
-from tests.helpers import async_wait_for, running_simulation
+from tests.helpers import async_wait_for, running_simulation, serving
 
 TOKEN = "s3cret-token"
 TOLERANCE_S = 2.5  # one probe interval (1 s) per transition, plus the window's edges
@@ -58,14 +57,8 @@ async def api(influxd: InfluxProcess, database: str, tmp_path: Path) -> AsyncIte
         token=TOKEN,
         default_probe_interval_s=1.0,
     )
-    sock = bind_socket("127.0.0.1", 0)
-    task = asyncio.create_task(serve_app(app, sock))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with httpx.AsyncClient() as http:
-        await async_wait_for(lambda: _answers(http, url), timeout_s=10, what="API up")
-    yield url
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    async with serving(app) as url:
+        yield url
 
 
 async def _answers(http: httpx.AsyncClient, url: str) -> bool:
@@ -299,20 +292,11 @@ async def test_maintenance_api_rules(api: str, tmp_path: Path) -> None:
         state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
         token=TOKEN,
     )
-    sock = bind_socket("127.0.0.1", 0)
-    task = asyncio.create_task(serve_app(again, sock))
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as h:
-            await async_wait_for(
-                lambda: _answers(h, str(h.base_url).rstrip("/")), timeout_s=10, what="second API"
-            )
-            listed = (await h.get("/api/maintenance", params={"site": "s9"})).json()
-            assert [m["reason"] for m in listed] == ["pole repair"]
-            deleted = await h.delete(f"/api/maintenance/{created['id']}", headers=auth)
-            assert deleted.status_code == 204
-            down = await h.get("/api/sites")
-            assert down.status_code == 503
-            assert down.json()["title"] == "InfluxDB unavailable"
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    async with serving(again) as second, httpx.AsyncClient(base_url=second) as h:
+        listed = (await h.get("/api/maintenance", params={"site": "s9"})).json()
+        assert [m["reason"] for m in listed] == ["pole repair"]
+        deleted = await h.delete(f"/api/maintenance/{created['id']}", headers=auth)
+        assert deleted.status_code == 204
+        down = await h.get("/api/sites")
+        assert down.status_code == 503
+        assert down.json()["title"] == "InfluxDB unavailable"

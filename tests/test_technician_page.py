@@ -23,10 +23,9 @@ from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
 from pantau.localsvc import InfluxProcess, MosquittoProcess
-from pantau.webserver import bind_socket, serve_app
 from simulators.cameras import CameraMode
 from simulators.scenario import PowerEvent, Scenario, SimSite
-from tests.helpers import async_wait_for, running_simulation
+from tests.helpers import async_wait_for, running_simulation, serving
 from tests.receiver import Receiver, receiver
 
 TOKEN = "page-token"
@@ -84,16 +83,14 @@ async def stack(
             state_url=state_url,
             token=TOKEN,
         )
-        sock = bind_socket("127.0.0.1", 0)
         stop = asyncio.Event()
-        api = asyncio.create_task(serve_app(app, sock), name="api")
         problems = asyncio.create_task(run_problems(config, stop), name="problems")
         try:
-            yield f"http://127.0.0.1:{sock.getsockname()[1]}", hook
+            async with serving(app) as url:
+                yield url, hook
         finally:
             stop.set()
-            api.cancel()
-            await asyncio.gather(api, problems, return_exceptions=True)
+            await problems
 
 
 async def problems(http: httpx.AsyncClient, state: str = "unresolved") -> dict[str, Any]:
