@@ -183,7 +183,7 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
             )
         )
     events.append(
-        UpsEvent.model_validate({"at": 0.1 * d, "site": "s1", "ups": "on_battery", "for": 0.85 * d})
+        UpsEvent.model_validate({"at": 0.1 * d, "site": "s1", "ups": "on_battery", "for": d})
     )
     if sites >= 2 and cameras >= 3:
         # Picture faults, found by the stream probes (c2 and c3 come early in their schedule).

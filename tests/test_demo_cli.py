@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from dashboards import command_center
 from dashboards.build import all_dashboards
 from dashboards.macros import expand
 from pantau.localsvc import InfluxProcess, MosquittoProcess
@@ -89,8 +90,26 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
     assert len(rows('SELECT count("value") FROM sensor GROUP BY site')) == 3
     assert len(rows('SELECT count("online") FROM site GROUP BY site')) == 3
 
+    # The demo's picture faults and UPS: degraded cameras and a site on battery, as the wall shows.
     now_ms = int(time.time() * 1000)
     variables = {"site": "s1", "camera": "c2", "fresh": "2m"}
+
+    def wall(query: str) -> list[dict[str, object]]:
+        return rows(
+            expand(query, from_ms=now_ms - 600_000, to_ms=now_ms, interval_ms=5000,
+                   variables=variables)
+        )  # fmt: skip
+
+    degraded = {
+        (r["site"], r["camera"], r["picture"]) for r in wall(command_center.CAMERAS_DEGRADED)
+    }
+    assert degraded == {("s2", "c2", "frozen"), ("s2", "c3", "blurred")}
+    assert [r["site"] for r in wall(command_center.SITES_ON_BATTERY)] == ["s1"]
+    # Every camera of the sites that kept power was stream-probed (s3's power cut can skip one).
+    streams = rows('SELECT last("fault") AS "fault" FROM "stream" GROUP BY "site", "camera"')
+    assert {(r["site"], r["camera"]) for r in streams if r["site"] != "s3"} == {
+        (site, f"c{i}") for site in ("s1", "s2") for i in range(1, 5)
+    }
     for name, board in all_dashboards().items():
         for panel in board["panels"]:
             for target in panel["targets"]:
