@@ -17,10 +17,7 @@ from edge_agent.queue import ReadingQueue
 from edge_agent.sensors.base import SensorDriver, SensorValue
 from edge_agent.sensors.errors import SensorError
 from edge_agent.sensors.host import HostDriver
-from edge_agent.sensors.modbus import ModbusDriver
 from edge_agent.sensors.simulated import SimulatedCabinetDriver
-from edge_agent.sensors.snmp_ups import SnmpUpsDriver
-from edge_agent.streams import StreamScheduler
 from pantau.contract import (
     AgentReading,
     CameraReading,
@@ -64,9 +61,14 @@ def build_drivers(config: AgentConfig, broker: BrokerAddress) -> list[SensorDriv
             drivers.append(SimulatedCabinetDriver(sensor))
         elif isinstance(sensor, HostSensors):
             drivers.append(HostDriver(sensor, broker_host=broker.host, broker_port=broker.port))
+        # pysnmp and pymodbus cost tens of MB each: imported only by sites that have such a device.
         elif isinstance(sensor, SnmpUps):
+            from edge_agent.sensors.snmp_ups import SnmpUpsDriver  # noqa: PLC0415
+
             drivers.append(SnmpUpsDriver(sensor))
         elif isinstance(sensor, ModbusSensors):
+            from edge_agent.sensors.modbus import ModbusDriver  # noqa: PLC0415
+
             drivers.append(ModbusDriver(sensor))
     return drivers
 
@@ -162,6 +164,9 @@ class Agent:
                 )
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
                 if c.stream.enabled:
+                    # PyAV and NumPy (~60 MB) load only where streams are probed.
+                    from edge_agent.streams import StreamScheduler  # noqa: PLC0415
+
                     tasks.create_task(
                         StreamScheduler(
                             c,
