@@ -9,9 +9,6 @@ import typer
 import yaml
 from rich.console import Console
 
-from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles
-from pantau.pki import PkiError, init_ca, issue_broker, issue_site
-
 certs_app = typer.Typer(
     help="A development PKI: CA, broker certificate, per-site client certificates "
     "(production uses the operator's own CA).",
@@ -26,6 +23,8 @@ AuthDir = Annotated[
     Path, typer.Option("--dir", help="broker auth directory (passwd, acl, collector.password)")
 ]
 err = Console(stderr=True)
+# _lazy: the CLI is also how edge agents start; the `cryptography` library (several MB) is
+# imported only by the commands that make certificates and credentials.
 
 
 def _fail(message: str) -> typer.Exit:
@@ -43,6 +42,8 @@ def certs_init(
     force: Annotated[bool, typer.Option("--force", help="replace an existing CA")] = False,
 ) -> None:
     """Create the CA and the broker's certificate (SAN = every --host)."""
+    from pantau.pki import PkiError, init_ca, issue_broker  # noqa: PLC0415 - see _lazy above
+
     try:
         ca = init_ca(directory, force=force)
         broker = issue_broker(directory, host)
@@ -58,6 +59,8 @@ def certs_site(
     directory: PkiDir,
 ) -> None:
     """Issue a site's client certificate (for brokers that authenticate by certificate)."""
+    from pantau.pki import PkiError, issue_site  # noqa: PLC0415
+
     try:
         issued = issue_site(directory, site)
     except PkiError as exc:
@@ -82,6 +85,8 @@ def sites_add(
     The password is shown once; only its hash is kept. Reload the broker afterwards
     (`systemctl reload mosquitto` or SIGHUP).
     """
+    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+
     try:
         password = BrokerAuthFiles(directory).add_site(site)
     except BrokerAuthError as exc:
@@ -99,6 +104,8 @@ def sites_remove(
     site: Annotated[str, typer.Argument(help="site id to revoke")], directory: AuthDir
 ) -> None:
     """Revoke a site's credentials (takes effect when the broker reloads)."""
+    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+
     try:
         BrokerAuthFiles(directory).remove_site(site)
     except BrokerAuthError as exc:
@@ -109,6 +116,8 @@ def sites_remove(
 @sites_app.command("list")
 def sites_list(directory: AuthDir) -> None:
     """Sites with broker accounts."""
+    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+
     try:
         for site in BrokerAuthFiles(directory).sites():
             typer.echo(site)

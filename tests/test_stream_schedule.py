@@ -76,17 +76,19 @@ async def test_stream_probes_keep_to_the_budget_and_reach_influxdb(
 
 
 def test_heavy_libraries_load_only_where_configured() -> None:
-    """An agent without stream probes, UPS or Modbus never imports PyAV, NumPy, pysnmp or
-    pymodbus (tens of MB each on a small cabinet computer)."""
+    """An agent started through the CLI, without stream probes, UPS or Modbus, never imports
+    PyAV, NumPy, pysnmp, pymodbus or cryptography (MBs each on a small cabinet computer)."""
     code = (
         "import sys\n"
+        "import pantau.cli\n"
         "from edge_agent.agent import Agent\n"
         "from edge_agent.config import AgentConfig\n"
         "Agent(AgentConfig.model_validate({'site': {'id': 's1', 'district': 'd1', 'lat': 0, "
         "'lon': 0}, 'broker': {'url': 'mqtt://127.0.0.1:1'}, 'queue': {'path': '/tmp/q'}, "
         "'cameras': [{'id': 'c1', 'rtsp_url': 'rtsp://127.0.0.1:1/s'}], "
         "'sensors': [{'type': 'host'}]}))\n"
-        "print(sorted(m for m in ('av', 'numpy', 'pysnmp', 'pymodbus') if m in sys.modules))\n"
+        "heavy = ('av', 'numpy', 'pysnmp', 'pymodbus', 'cryptography')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
