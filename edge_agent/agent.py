@@ -261,6 +261,10 @@ class Agent:
             ts = self._clock.stamp(("camera", probe.camera), started_ns)
             previous = self._states.get(probe.camera)
             since = previous[1] if previous and previous[0] == probe.up else ts
+            if previous and not previous[0] and probe.up:
+                # Back up: the picture verdict from before (often open_failed) no longer holds;
+                # it is unknown until the next stream probe.
+                self.pictures.pop(probe.camera, None)
             self._states[probe.camera] = (probe.up, since)
             reading = CameraReading(
                 camera=probe.camera,
