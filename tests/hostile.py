@@ -197,7 +197,9 @@ def near_valid(draw: st.DrawFn) -> tuple[str, bytes]:
         target[key] = draw(st.one_of(st.sampled_from(INJECTIONS), number, timestamp))
     elif draw(st.booleans()):
         body[draw(st.sampled_from(["site", "district"]))] = draw(st.sampled_from(INJECTIONS))
-    return site, json.dumps(body, allow_nan=True).encode()
+    # One in five is published on another site's topic (a site claiming to be another).
+    topic_site = draw(valid_id) if draw(st.integers(0, 4)) == 0 else site
+    return topic_site, json.dumps(body, allow_nan=True).encode()
 
 
 payloads = st.one_of(
