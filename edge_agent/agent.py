@@ -11,6 +11,7 @@ from typing import Any
 
 from edge_agent.config import AgentConfig, HostSensors, ModbusSensors, SimulatedCabinet, SnmpUps
 from edge_agent.probes.camera import CameraProbe, probe_camera
+from edge_agent.probes.results import rounded
 from edge_agent.probes.snapshot import make_http_client
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ReadingQueue
@@ -273,9 +274,9 @@ class Agent:
                 cause=probe.cause,
                 stage=probe.stage,
                 latency_ms=round(probe.latency_ms, 3),
-                tcp_ms=_round(probe.tcp_ms),
-                rtsp_ms=_round(probe.rtsp_ms),
-                snapshot_ms=_round(probe.snapshot_ms),
+                tcp_ms=rounded(probe.tcp_ms),
+                rtsp_ms=rounded(probe.rtsp_ms),
+                snapshot_ms=rounded(probe.snapshot_ms),
                 snapshot_bytes=probe.snapshot_bytes,
                 rtsp_status=probe.rtsp_status,
                 since=since,
@@ -308,7 +309,3 @@ class Agent:
             except Exception:  # one broken driver must not stop probing the cameras
                 log.exception("sensor driver %s failed", type(driver).__name__)
         return values
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)

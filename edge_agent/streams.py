@@ -12,6 +12,7 @@ from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from edge_agent.config import AgentConfig, CameraConfig
+from edge_agent.probes.results import rounded
 from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ReadingQueue
@@ -41,9 +42,6 @@ def stream_url(camera: CameraConfig) -> str:
 def to_reading(camera: str, ts: int, result: StreamResult) -> StreamReading:
     """The wire form of a stream probe."""
 
-    def r(value: float | None) -> float | None:
-        return None if value is None else round(value, 3)
-
     return StreamReading(
         camera=camera,
         ts=ts,
@@ -54,13 +52,13 @@ def to_reading(camera: str, ts: int, result: StreamResult) -> StreamReading:
         width=result.width,
         height=result.height,
         frames=result.frames,
-        fps=r(result.fps),
-        bitrate_kbps=r(result.bitrate_kbps),
-        first_frame_ms=r(result.first_frame_ms),
-        luma=r(result.luma),
-        sharpness=r(result.sharpness),
-        motion=r(result.motion),
-        frozen_ratio=r(result.frozen_ratio),
+        fps=rounded(result.fps),
+        bitrate_kbps=rounded(result.bitrate_kbps),
+        first_frame_ms=rounded(result.first_frame_ms),
+        luma=rounded(result.luma),
+        sharpness=rounded(result.sharpness),
+        motion=rounded(result.motion),
+        frozen_ratio=rounded(result.frozen_ratio),
         cpu_ms=round(result.cpu_s * 1000, 3),
     )
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.influx import series_rows
 from pantau.webserver import bind_socket, serve_app
@@ -131,3 +132,15 @@ async def serving(app: Any) -> AsyncIterator[str]:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def counters(port: int) -> dict[str, float]:
+    """A service's /metrics samples as ``name[:label value...] -> value``."""
+    async with httpx.AsyncClient() as http:
+        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    found: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            name = sample.name + "".join(f":{v}" for v in sample.labels.values())
+            found[name] = sample.value
+    return found

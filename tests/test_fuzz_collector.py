@@ -17,7 +17,7 @@ from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from pantau.contract import TopicKind, site_topic
 from pantau.localsvc import InfluxProcess, MosquittoProcess
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, counters
 from tests.hostile import _TAG, MEASUREMENTS
 from tests.test_fuzz import hostile_corpus
 
@@ -91,21 +91,24 @@ async def _run(
             else:
                 expected[verdict.reason.value] += 1
             await asyncio.wait_for(publisher.publish(topic, payload), timeout=10)
+
+        async def handled() -> bool:
+            seen = await counters(collector.http_port)
+            return seen.get("pantau_messages_received_total") == len(sendable) and (
+                collector.health()["pending_messages"] == 0
+            )
+
         await async_wait_for(
-            lambda: asyncio.sleep(
-                0,
-                collector.metrics.messages_received._value.get() == len(sendable)
-                and collector.health()["pending_messages"] == 0,
-            ),
+            handled,
             timeout_s=60,
             what="every message handled",
         )
         assert not task.done(), "the collector died"
+        prefix = "pantau_messages_rejected_total:"
         rejected = {
-            labels[0][1]: int(sample.value)
-            for metric in collector.metrics.messages_rejected.collect()
-            for sample in metric.samples
-            if sample.name.endswith("_total") and (labels := sorted(sample.labels.items()))
+            name.removeprefix(prefix): int(value)
+            for name, value in (await counters(collector.http_port)).items()
+            if name.startswith(prefix)
         }
         assert rejected == dict(expected)
         async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:

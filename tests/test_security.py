@@ -9,10 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
@@ -29,7 +27,7 @@ from pantau.localsvc import (
 )
 from pantau.mqtt import BrokerAddress, FatalConnectError, LinkSettings, MqttLink
 from pantau.pki import init_ca, issue_broker, issue_site
-from tests.helpers import async_wait_for, run_pantau
+from tests.helpers import async_wait_for, counters, run_pantau
 
 
 @dataclass
@@ -130,17 +128,6 @@ async def collector(
     yield running
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-
-
-async def counters(port: int) -> dict[str, float]:
-    async with httpx.AsyncClient() as http:
-        text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
-    found: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            name = sample.name + "".join(f":{v}" for v in sample.labels.values())
-            found[name] = sample.value
-    return found
 
 
 def test_generated_password_file_is_mosquitto_format() -> None:

@@ -27,6 +27,7 @@ from cloud.api.schemas import (
     Problem,
     SiteOut,
 )
+from cloud.api.timeconv import from_ns, to_ns
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.fleet import Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
@@ -50,14 +51,6 @@ CSV_COLUMNS = list(AvailabilityOut.model_fields)
 # Nanosecond timestamps (InfluxDB's) cover 1970 to 2262 as positive integers.
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2262, 4, 11, tzinfo=dt.UTC)
-
-
-def _ns(value: dt.datetime) -> int:
-    return int(value.timestamp() * 1_000_000_000)
-
-
-def _time(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
 def problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
@@ -153,7 +146,7 @@ def create_app(
                 site=s.site,
                 district=s.district,
                 online=s.online,
-                since=_time(s.since_ns),
+                since=from_ns(s.since_ns),
                 lat=s.lat,
                 lon=s.lon,
             )
@@ -174,9 +167,9 @@ def create_app(
                 district=c.district,
                 camera=c.camera,
                 status=c.status.value,
-                since=_time(c.since_ns) if c.since_ns else None,
+                since=from_ns(c.since_ns) if c.since_ns else None,
                 cause=c.cause,
-                last_seen=_time(c.last_seen_ns),
+                last_seen=from_ns(c.last_seen_ns),
             )
             for c in found
             if status is None or c.status is Status(status)
@@ -206,14 +199,14 @@ def create_app(
             )
         windows = [
             MaintenanceSpan(
-                _ns(m.start), _ns(m.end), site=m.site, camera=m.camera, district=m.district
+                to_ns(m.start), to_ns(m.end), site=m.site, camera=m.camera, district=m.district
             )
             for m in state.list(overlapping=(start, end))
         ]
         rows = await compute(
             client,
-            start_ns=_ns(start),
-            end_ns=_ns(end),
+            start_ns=to_ns(start),
+            end_ns=to_ns(end),
             maintenance=windows,
             group_by=group_by,
             site=site,

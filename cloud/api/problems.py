@@ -1,6 +1,5 @@
 """The problems resource: list, acknowledge."""
 
-import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
@@ -8,12 +7,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 
 from cloud.api.schemas import AckIn, FoldedCamera, ProblemOut
+from cloud.api.timeconv import from_ns
 from cloud.problems.model import Problem, ProblemState
 from cloud.problems.store import ProblemNotFoundError, ProblemResolvedError, ProblemStore
-
-
-def _time(ns: int) -> dt.datetime:
-    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
 
 
 def problem_out(p: Problem) -> ProblemOut:
@@ -30,14 +26,14 @@ def problem_out(p: Problem) -> ProblemOut:
         district=p.district,
         camera=p.camera,
         subject=p.subject,
-        since=_time(p.since_ns),
-        opened_at=_time(p.opened_ns),
-        resolved_at=_time(p.resolved_ns) if p.resolved_ns else None,
+        since=from_ns(p.since_ns),
+        opened_at=from_ns(p.opened_ns),
+        resolved_at=from_ns(p.resolved_ns) if p.resolved_ns else None,
         cause=p.cause,
         cameras=[FoldedCamera(**c) for c in p.details.get("cameras", [])],
         value=float(value) if isinstance(value, int | float) else None,
         acknowledged_by=p.acknowledged_by,
-        acknowledged_at=_time(p.acknowledged_ns) if p.acknowledged_ns else None,
+        acknowledged_at=from_ns(p.acknowledged_ns) if p.acknowledged_ns else None,
         ack_comment=p.ack_comment,
         in_maintenance=p.in_maintenance,
         reopen_count=p.reopen_count,

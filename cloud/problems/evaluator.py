@@ -96,7 +96,7 @@ class Evaluator:
         for key, problem in unresolved.items():
             if key not in seen:
                 quiet = covered(spans, problem.site, problem.district, problem.camera)
-                self._problems.refresh(problem, None, now_ns=now_ns, in_maintenance=quiet)
+                self._mark_maintenance(problem, quiet, now_ns)
         for problem in self._problems.unresolved().values():
             if self._announce(problem, now_ns):
                 changes.announced.append(problem.key)
@@ -127,11 +127,16 @@ class Evaluator:
                 changes.opened.append(obs.key)
         elif current is not None:
             # A resolution is announced or not by the maintenance flag it has at that moment.
-            store.refresh(current, None, now_ns=now_ns, in_maintenance=quiet)
+            self._mark_maintenance(current, quiet, now_ns)
             if obs.verdict is Verdict.GOOD and store.resolve(
                 current.id, now_ns=now_ns, targets=self._targets
             ):
                 changes.resolved.append(obs.key)
+
+    def _mark_maintenance(self, problem: Problem, quiet: bool, now_ns: int) -> None:
+        """Store a change of the maintenance flag (and write nothing when it did not change)."""
+        if problem.in_maintenance != quiet:
+            self._problems.refresh(problem, None, now_ns=now_ns, in_maintenance=quiet)
 
     def _announce(self, problem: Problem, now_ns: int) -> bool:
         if (

@@ -40,3 +40,8 @@ def connect_error_cause(exc: BaseException) -> Cause:
     if isinstance(exc, ConnectionRefusedError):
         return Cause.REFUSED
     return Cause.UNREACHABLE
+
+
+def rounded(value: float | None) -> float | None:
+    """A measured value to 3 decimals: smaller payloads, no false precision."""
+    return None if value is None else round(value, 3)
