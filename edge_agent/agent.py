@@ -186,8 +186,16 @@ class Agent:
             await self._link.close()
             await publisher.drain_deletes()
             await http.aclose()
+            self._close_drivers()
             await asyncio.get_running_loop().run_in_executor(executor, queue.close)
             executor.shutdown(wait=True)
+
+    def _close_drivers(self) -> None:
+        for driver in self._drivers:
+            try:
+                driver.close()
+            except Exception:  # one driver's failure to close must not keep the others open
+                log.exception("closing sensor driver %s failed", type(driver).__name__)
 
     async def _flush(self, publisher: Publisher) -> None:
         """On the way out, send what is queued (bounded: the uplink may be down)."""

@@ -68,6 +68,12 @@ class StreamThresholdsConfig(_Config):
     blur_sharpness: float = Field(
         default=40.0, ge=0, description="variance of the Laplacian below: blurred or covered"
     )
+    stall_s: Seconds = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="no new video for this long (wall time) within the sample: no_video",
+    )
 
 
 class CameraStreamConfig(_Config):
@@ -87,7 +93,14 @@ class StreamProbeConfig(_Config):
         default=300.0, ge=1, le=86400, description="per camera; probes are spread over it"
     )
     sample_s: Seconds = Field(default=3.0, gt=0, le=30, description="video decoded per probe")
-    timeout_s: Seconds = Field(default=5.0, gt=0, le=60, description="open / read timeout")
+    timeout_s: Seconds = Field(
+        default=5.0, gt=0, le=60, description="open / read timeout, and the wait for a first frame"
+    )
+    transport: Literal["tcp", "udp", "auto"] = Field(
+        default="auto",
+        description="RTSP transport: tcp (interleaved), udp, or auto (tcp, then udp if the "
+        "camera cannot be opened over tcp, e.g. it answers 461 Unsupported transport)",
+    )
     concurrency: int = Field(
         default=1, ge=1, le=64, description="streams decoded at once: the site's CPU budget"
     )

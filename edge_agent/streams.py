@@ -8,6 +8,7 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -63,6 +64,33 @@ def to_reading(camera: str, ts: int, result: StreamResult) -> StreamReading:
     )
 
 
+def probe_with_fallback(
+    url: str,
+    *,
+    transport: str,
+    sample_s: float,
+    timeout_s: float,
+    thresholds: StreamThresholds,
+) -> StreamResult:
+    """``probe_stream`` over ``transport``; for ``auto``, TCP first and UDP if TCP cannot open."""
+    first = "tcp" if transport == "auto" else transport
+    result = probe_stream(
+        url, sample_s=sample_s, timeout_s=timeout_s, thresholds=thresholds, transport=first
+    )
+    if transport != "auto" or result.fault is not StreamFault.OPEN_FAILED:
+        return result
+    retry = probe_stream(
+        url, sample_s=sample_s, timeout_s=timeout_s, thresholds=thresholds, transport="udp"
+    )
+    if retry.fault is StreamFault.OPEN_FAILED:  # neither: say both
+        return replace(
+            retry,
+            detail=f"{result.detail} | {retry.detail}"[:300],
+            cpu_s=result.cpu_s + retry.cpu_s,
+        )
+    return replace(retry, cpu_s=result.cpu_s + retry.cpu_s)
+
+
 class StreamScheduler:
     """Runs the stream probes of one site and records their verdicts."""
 
@@ -115,8 +143,9 @@ class StreamScheduler:
             started_ns = time.time_ns()
             try:
                 result = await asyncio.to_thread(
-                    probe_stream,
+                    probe_with_fallback,
                     stream_url(camera),
+                    transport=settings.transport,
                     sample_s=settings.sample_s,
                     timeout_s=settings.timeout_s,
                     thresholds=StreamThresholds(**limits.model_dump()),

@@ -202,8 +202,10 @@ class MqttLink:
         # paho's backoff doubles from min to max without jitter; a random start per client spreads
         # a fleet's reconnects after a broker restart.
         jittered_min = max(0.05, s.reconnect_min_s * random.uniform(0.5, 1.5))
+        # paho sleeps a float number of seconds; rounding to whole seconds made this constant.
         client.reconnect_delay_set(
-            min_delay=max(1, round(jittered_min)), max_delay=int(s.reconnect_max_s)
+            min_delay=jittered_min,  # type: ignore[arg-type]
+            max_delay=int(s.reconnect_max_s),
         )
         client.max_inflight_messages_set(s.max_inflight_out)
         client.max_queued_messages_set(0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from dataclasses import dataclass
 
@@ -12,6 +14,10 @@ from edge_agent.probes.results import StageFailedError
 from edge_agent.probes.rtsp import probe_rtsp
 from edge_agent.probes.snapshot import probe_snapshot
 from pantau.contract import Cause, ProbeStage
+
+log = logging.getLogger(__name__)
+
+STAGES = 3  # tcp, rtsp, snapshot: each has its own timeout; the whole probe gets all three
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,40 +43,53 @@ async def probe_camera(
     """Run TCP + RTSP (if ``rtsp_url``) then the snapshot (if ``snapshot_url``).
 
     The camera is up only if every configured stage passed; otherwise the first failing stage and
-    its cause are reported.
+    its cause are reported. Never raises: whatever the camera does, the result is a reading (an
+    unforeseen error is ``bad_response`` with a short detail, and its trace is logged once).
     """
     started = time.perf_counter()
     found: dict[str, float | int | None] = {}
-    try:
-        if camera.rtsp_url:
-            tcp, rtsp = await probe_rtsp(
-                camera.rtsp_url,
-                username=camera.username,
-                password=camera.password,
-                timeout_s=timeout_s,
-            )
-            found.update(tcp_ms=tcp.ms, rtsp_ms=rtsp.ms, rtsp_status=rtsp.status)
-        if camera.snapshot_url:
-            snap = await probe_snapshot(
-                http,
-                camera.snapshot_url,
-                username=camera.username,
-                password=camera.password,
-                timeout_s=timeout_s,
-            )
-            found.update(snapshot_ms=snap.ms, snapshot_bytes=snap.size)
-    except StageFailedError as exc:
-        if exc.stage is ProbeStage.RTSP and exc.status is not None:
-            found["rtsp_status"] = exc.status
+    stage = ProbeStage.RTSP if camera.rtsp_url else ProbeStage.SNAPSHOT
+
+    def failed(cause: Cause, failed_stage: ProbeStage, detail: str) -> CameraProbe:
         return CameraProbe(
             camera=camera.id,
             up=False,
-            cause=exc.cause,
-            stage=exc.stage,
+            cause=cause,
+            stage=failed_stage,
             latency_ms=(time.perf_counter() - started) * 1000,
-            detail=str(exc),
+            detail=detail,
             **found,  # type: ignore[arg-type]
         )
+
+    try:
+        async with asyncio.timeout(timeout_s * STAGES):
+            if camera.rtsp_url:
+                tcp, rtsp = await probe_rtsp(
+                    camera.rtsp_url,
+                    username=camera.username,
+                    password=camera.password,
+                    timeout_s=timeout_s,
+                )
+                found.update(tcp_ms=tcp.ms, rtsp_ms=rtsp.ms, rtsp_status=rtsp.status)
+            if camera.snapshot_url:
+                stage = ProbeStage.SNAPSHOT
+                snap = await probe_snapshot(
+                    http,
+                    camera.snapshot_url,
+                    username=camera.username,
+                    password=camera.password,
+                    timeout_s=timeout_s,
+                )
+                found.update(snapshot_ms=snap.ms, snapshot_bytes=snap.size)
+    except StageFailedError as exc:
+        if exc.stage is ProbeStage.RTSP and exc.status is not None:
+            found["rtsp_status"] = exc.status
+        return failed(exc.cause, exc.stage, str(exc))
+    except TimeoutError:
+        return failed(Cause.TIMEOUT, stage, f"probe took over {timeout_s * STAGES:g} s")
+    except Exception as exc:  # one camera's surprise is its own reading, never the site's outage
+        log.exception("camera %s: unexpected probe error", camera.id)
+        return failed(Cause.BAD_RESPONSE, stage, f"unexpected: {type(exc).__name__}: {exc}"[:200])
     return CameraProbe(
         camera=camera.id,
         up=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -11,9 +12,11 @@ from edge_agent.probes.auth import authorization, choose_challenge
 from edge_agent.probes.results import StageFailedError, StageResult, connect_error_cause
 from pantau.contract import Cause, ProbeStage
 
-MAX_HEADER_BYTES = 16_384
-MAX_BODY_BYTES = 65_536
+MAX_HEADER_BYTES = 16_384  # a camera's answer head is a few hundred bytes; more is hostile
+MAX_BODY_BYTES = 65_536  # an SDP is a few kB; a larger body is refused, not buffered
 USER_AGENT = "pantau-probe/1"
+_USERINFO = re.compile(r"//[^/@]*@")
+_STATUS_LINE = re.compile(rb"^(RTSP|HTTP)/\d\.\d ([0-9]{3})(?: |$)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,25 +34,41 @@ class RtspResponse:
 
 
 async def read_response(reader: asyncio.StreamReader, expected_proto: bytes) -> RtspResponse:
-    """Read one ``PROTO/1.0 200 OK`` style response with headers and body."""
+    """Read one ``PROTO/1.0 200 OK`` style response with headers and body.
+
+    Whatever the peer sends, this returns a response or raises ``StageFailedError``: the head is
+    capped by the reader's limit, the body by ``MAX_BODY_BYTES``.
+    """
     try:
         head = await reader.readuntil(b"\r\n\r\n")
     except asyncio.IncompleteReadError as exc:
         raise StageFailedError(Cause.BAD_RESPONSE, "connection closed before a response") from exc
     except asyncio.LimitOverrunError as exc:
-        raise StageFailedError(Cause.BAD_RESPONSE, "response header too large") from exc
+        raise StageFailedError(
+            Cause.BAD_RESPONSE, f"response head over {MAX_HEADER_BYTES} bytes"
+        ) from exc
     lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].encode().startswith(expected_proto) or not parts[1].isdigit():
+    status_line = _STATUS_LINE.match(head)
+    if status_line is None or not status_line.group(1).startswith(expected_proto.rstrip(b"/")):
         raise StageFailedError(Cause.BAD_RESPONSE, f"not an RTSP response: {lines[0][:80]!r}")
     headers: dict[str, list[str]] = {}
     for line in lines[1:]:
         if ":" in line:
             key, _, value = line.partition(":")
             headers.setdefault(key.strip().lower(), []).append(value.strip())
-    length = int(headers.get("content-length", ["0"])[0] or 0)
-    body = await reader.readexactly(min(length, MAX_BODY_BYTES)) if length > 0 else b""
-    return RtspResponse(int(parts[1]), headers, body)
+    raw_length = (headers.get("content-length") or ["0"])[0] or "0"
+    if not raw_length.isascii() or not raw_length.isdigit():
+        raise StageFailedError(Cause.BAD_RESPONSE, f"bad Content-Length {raw_length[:20]!r}")
+    length = int(raw_length)
+    if length > MAX_BODY_BYTES:
+        raise StageFailedError(
+            Cause.BAD_RESPONSE, f"response body of {length} bytes (over {MAX_BODY_BYTES})"
+        )
+    try:
+        body = await reader.readexactly(length) if length else b""
+    except asyncio.IncompleteReadError as exc:
+        raise StageFailedError(Cause.BAD_RESPONSE, "connection closed inside the body") from exc
+    return RtspResponse(int(status_line.group(2)), headers, body)
 
 
 def _strip_credentials(url: str) -> str:
@@ -70,7 +89,15 @@ class _Session:
         text = f"{method} {url} RTSP/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.writer.write((text + "\r\n").encode())
         await self.writer.drain()
-        return await read_response(self.reader, b"RTSP/")
+        response = await read_response(self.reader, b"RTSP/")
+        cseq = response.header("cseq")
+        if cseq is not None and cseq != str(self.cseq):
+            raise StageFailedError(
+                Cause.BAD_RESPONSE,
+                f"{method} answered with CSeq {cseq[:20]!r}, expected {self.cseq}",
+                response.status,
+            )
+        return response
 
 
 async def probe_rtsp(
@@ -115,7 +142,7 @@ async def _options_describe(
 ) -> int:
     options = await session.request("OPTIONS", url, {})
     if options.status not in (200, 401):
-        raise StageFailedError(Cause.BAD_RESPONSE, f"OPTIONS -> {options.status}", options.status)
+        raise StageFailedError(Cause.BAD_RESPONSE, _unexpected("OPTIONS", options), options.status)
     accept = {"Accept": "application/sdp"}
     describe = await session.request("DESCRIBE", url, accept)
     if describe.status == 401:
@@ -132,8 +159,17 @@ async def _options_describe(
             raise StageFailedError(Cause.AUTH, "camera rejected the credentials", describe.status)
     if describe.status != 200:
         raise StageFailedError(
-            Cause.BAD_RESPONSE, f"DESCRIBE -> {describe.status}", describe.status
+            Cause.BAD_RESPONSE, _unexpected("DESCRIBE", describe), describe.status
         )
     if b"v=0" not in describe.body:
         raise StageFailedError(Cause.BAD_RESPONSE, "DESCRIBE answered without an SDP body", 200)
     return describe.status
+
+
+def _unexpected(method: str, response: RtspResponse) -> str:
+    """``OPTIONS -> 302 (to rtsp://...)``: redirects name where they point, and are not followed."""
+    text = f"{method} -> {response.status}"
+    location = response.header("location")
+    if 300 <= response.status < 400 and location:
+        text += f" (redirect to {_USERINFO.sub('//', location)[:120]!r}, not followed)"
+    return text

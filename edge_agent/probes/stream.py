@@ -34,6 +34,7 @@ class StreamThresholds:
     frozen_ratio: float = 0.9  # share of unchanged frame pairs that makes the picture frozen
     blur_sharpness: float = 40.0  # variance of the Laplacian below this is blurred / covered
     min_frames: int = 5  # fewer decoded frames than this in the sample is "no video"
+    stall_s: float = 2.0  # no new video packet for this long (wall time) is "no video"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,7 +100,18 @@ class _Sample:
     first_frame: float | None = None
     first_pts: float | None = None
     last_pts: float | None = None
+    distinct_pts: set[float] = field(default_factory=set)
+    last_packet: float | None = None  # wall time of the last video packet with data
+    longest_gap_s: float = 0.0  # longest wall time between video packets after the first frame
     previous: npt.NDArray[np.float32] | None = None
+
+    def packet(self, size: int) -> None:
+        """Count one received video packet and the wall time since the one before."""
+        now = time.monotonic()
+        if self.first_frame is not None and self.last_packet is not None:
+            self.longest_gap_s = max(self.longest_gap_s, now - self.last_packet)
+        self.last_packet = now
+        self.stream_bytes += size
 
     def add(self, frame: av.VideoFrame) -> None:
         """Measure one decoded frame."""
@@ -109,6 +121,7 @@ class _Sample:
             seconds = float(frame.pts * frame.time_base)
             self.first_pts = seconds if self.first_pts is None else self.first_pts
             self.last_pts = seconds
+            self.distinct_pts.add(seconds)
         image = frame.to_ndarray(format="gray")[::ANALYSIS_STEP, ::ANALYSIS_STEP].astype(np.float32)
         self.lumas.append(float(image.mean()))
         self.sharps.append(sharpness(image))
@@ -139,68 +152,118 @@ def probe_stream(
     sample_s: float,
     timeout_s: float,
     thresholds: StreamThresholds,
+    transport: str = "tcp",
 ) -> StreamResult:
-    """Decode ``sample_s`` seconds of ``url`` (RTSP over TCP) and judge them. Blocking."""
+    """Decode ``sample_s`` seconds of ``url`` (RTSP over ``transport``) and judge them. Blocking.
+
+    Never runs past ``timeout_s + sample_s`` of wall time after opening, whatever the server
+    sends (a source that never yields a video frame is ``no_video``), and never raises for
+    anything the stream contains.
+    """
     # Decoding stays on this thread (no FFmpeg worker threads): one probe costs at most one
     # core, the site's concurrency bounds the total, and thread_time() measures it exactly.
     cpu0 = time.thread_time()
     started = time.monotonic()
+    options = {"analyzeduration": "1000000"}
+    if url.startswith("rtsp"):
+        options["rtsp_transport"] = transport
     try:
-        container = av.open(
-            url,
-            options={"rtsp_transport": "tcp", "analyzeduration": "1000000"},
-            timeout=(timeout_s, timeout_s),
-        )
+        container = av.open(url, options=options, timeout=(timeout_s, timeout_s))
     except (av.error.FFmpegError, OSError) as exc:
         return StreamResult(
             fault=StreamFault.OPEN_FAILED,
             faults=[StreamFault.OPEN_FAILED],
-            detail=_redact(str(exc), url)[:200],
+            detail=_redact(f"open over {transport}: {exc}", url)[:200],
             cpu_s=time.thread_time() - cpu0,
         )
     sample = _Sample()
     error = ""
     completed = False  # the sample reached its full length
+    video = None
     try:
-        video = container.streams.video[0]
-        video.codec_context.thread_count = 1
-        deadline: float | None = None
-        for packet in container.demux(video):
-            sample.stream_bytes += packet.size
-            for frame in packet.decode():
-                if sample.first_frame is None:
-                    deadline = time.monotonic() + sample_s
-                sample.add(frame)
-            if deadline is not None and time.monotonic() >= deadline:
-                completed = True
-                break
+        if not container.streams.video:
+            kinds = sorted({str(s.type) for s in container.streams}) or ["no"]
+            error = f"no video track ({', '.join(kinds)} streams only)"
+        else:
+            video = container.streams.video[0]
+            video.codec_context.thread_count = 1
+            completed = _decode(container, video, sample, sample_s, started + timeout_s)
+            if not completed and sample.first_frame is None:
+                error = f"no video frame within {timeout_s:g} s"
     except (av.error.FFmpegError, OSError) as exc:
         error = _redact(f"stream stopped: {exc}", url)[:200]
     finally:
         container.close()
+    return _result(
+        sample,
+        video=video,
+        completed=completed,
+        error=error,
+        thresholds=thresholds,
+        started=started,
+        cpu0=cpu0,
+    )
+
+
+def _decode(
+    container: av.container.InputContainer,
+    video: av.VideoStream,
+    sample: _Sample,
+    sample_s: float,
+    first_frame_by: float,
+) -> bool:
+    """Decode until ``sample_s`` after the first frame; False if the stream ends or stays empty."""
+    deadline = first_frame_by
+    for packet in container.demux(video):
+        if packet.size:
+            sample.packet(packet.size)
+        for frame in packet.decode():
+            if sample.first_frame is None:
+                deadline = time.monotonic() + sample_s
+            sample.add(frame)
+        if time.monotonic() >= deadline:
+            return sample.first_frame is not None
+    return False
+
+
+def _result(
+    sample: _Sample,
+    *,
+    video: av.VideoStream | None,
+    completed: bool,
+    error: str,
+    thresholds: StreamThresholds,
+    started: float,
+    cpu0: float,
+) -> StreamResult:
     lumas, sharps, motions = sample.lumas, sample.sharps, sample.motions
-    first_frame = sample.first_frame
-    codec = video.codec_context.name if "video" in locals() else None
-    width = video.codec_context.width or None if "video" in locals() else None
-    height = video.codec_context.height or None if "video" in locals() else None
     faults, detail, still = judge(lumas, sharps, motions, thresholds)
-    if not completed and StreamFault.NO_VIDEO not in faults:
-        faults.insert(0, StreamFault.NO_VIDEO)
-        detail = f"frames stopped after {len(lumas)}" + (f"; {detail}" if detail else "")
+    if StreamFault.NO_VIDEO not in faults:
+        if not completed:
+            faults.insert(0, StreamFault.NO_VIDEO)
+            detail = f"frames stopped after {len(lumas)}" + (f"; {detail}" if detail else "")
+        elif sample.longest_gap_s >= thresholds.stall_s:
+            faults.insert(0, StreamFault.NO_VIDEO)
+            detail = f"no new video for {sample.longest_gap_s:.1f} s" + (
+                f"; {detail}" if detail else ""
+            )
     if error:
-        detail = f"{detail}; {error}"
+        detail = f"{detail}; {error}" if detail else error
     span = sample.span_s()
+    codec = video.codec_context if video is not None else None
     return StreamResult(
         fault=faults[0] if faults else StreamFault.NONE,
         faults=faults,
         detail=detail,
-        codec=codec,
-        width=width,
-        height=height,
+        codec=codec.name if codec is not None else None,
+        width=(codec.width or None) if codec is not None else None,
+        height=(codec.height or None) if codec is not None else None,
         frames=len(lumas),
-        fps=(len(lumas) - 1) / span if span > 0 else None,
+        fps=(len(sample.distinct_pts) - 1) / span if span > 0 else None,
         bitrate_kbps=sample.stream_bytes * 8 / 1000 / span if span > 0 else None,
-        first_frame_ms=(first_frame - started) * 1000 if first_frame is not None else None,
+        first_frame_ms=(sample.first_frame - started) * 1000
+        if sample.first_frame is not None
+        else None,
         luma=statistics.median(lumas) if lumas else None,
         sharpness=statistics.median(sharps) if sharps else None,
         motion=statistics.median(motions) if motions else None,

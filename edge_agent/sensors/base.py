@@ -21,3 +21,7 @@ class SensorDriver(Protocol):
     async def read(self, now_s: float) -> list[SensorValue]:
         """Return the values at wall-clock time ``now_s``; an empty list if none are available."""
         ...
+
+    def close(self) -> None:
+        """Release sockets and threads; called once when the agent stops."""
+        ...

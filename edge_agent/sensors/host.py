@@ -57,3 +57,6 @@ class HostDriver:
         elapsed = (time.perf_counter() - started) * 1000
         writer.close()
         return elapsed
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -38,3 +38,6 @@ class SimulatedCabinetDriver:
             SensorValue(self._id, "mains_voltage", round(mains, 1)),
             SensorValue(self._id, "ups_battery_pct", round(ups, 1)),
         ]
+
+    def close(self) -> None:
+        """Nothing to release."""
