@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloud.budget import DeviceBudget
 from cloud.config import CollectorConfig
 from cloud.deadletter import DeadLetter, DeadLetterStore
 from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
@@ -66,6 +67,10 @@ class Collector:
                 clean_start=False,
                 session_expiry_s=c.session_expiry_s,
                 receive_maximum=c.receive_maximum,
+                # The broker keeps larger messages from us: the payload check below is not the
+                # first to see a 200 MB message. Slightly oversized ones still arrive, and are
+                # counted and dead-lettered as such.
+                max_packet_bytes=2 * config.validation.max_payload_bytes + 4096,
                 manual_ack=True,
                 ca_file=str(c.ca_file) if c.ca_file else None,
             ),
@@ -90,6 +95,10 @@ class Collector:
         self._limits = DecodeLimits(
             max_payload_bytes=config.validation.max_payload_bytes,
             max_future_ns=int(config.validation.max_future_s * 1e9),
+        )
+        self._budget = DeviceBudget(
+            max_devices=config.validation.max_devices_per_site,
+            max_sites=config.validation.max_sites,
         )
         self._batches: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=BATCH_QUEUE_DEPTH)
         self._dead_letters = DeadLetterStore(
@@ -180,6 +189,7 @@ class Collector:
             retain=message.retain,
             now_ns=now_ns,
             limits=self._limits,
+            budget=self._budget,
         )
         batch.messages.append(message)
         self._pending_messages += 1
@@ -187,6 +197,8 @@ class Collector:
             batch.lines.extend(result.lines)
             batch.readings += len(result.lines)
             self._pending_points += len(result.lines)
+            if result.over_budget:
+                self._over_budget(batch, message, result.site, result.over_budget, now_ns)
         else:
             self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
             log.debug(
@@ -199,6 +211,17 @@ class Collector:
             )
         self.metrics.pending_messages.set(self._pending_messages)
         self.metrics.pending_points.set(self._pending_points)
+
+    def _over_budget(
+        self, batch: _Batch, message: Message, site: str, keys: list[str], now_ns: int
+    ) -> None:
+        reason = RejectReason.DEVICE_BUDGET
+        self.metrics.messages_rejected.labels(reason=reason.value).inc()
+        self.metrics.budget_refused.labels(site=site).inc(len(keys))
+        detail = f"{len(keys)} devices over the site's budget, e.g. {', '.join(keys[:3])}"
+        log.debug("site %s: %s", site, detail)
+        letter = DeadLetter(now_ns, message.topic, reason.value, detail[:200], message.payload)
+        batch.dead.append(letter)
 
     async def _hand_over(self, batch: _Batch) -> _Batch:
         if batch.messages:
@@ -232,12 +255,11 @@ class Collector:
                 refused = await self._sink.write(batch.lines)
                 if refused:
                     now_ns = time.time_ns()
-                    self.metrics.messages_rejected.labels(
-                        reason=RejectReason.UNENCODABLE.value
-                    ).inc(len(refused))
+                    reason = RejectReason.INFLUX_REFUSED.value
+                    self.metrics.messages_rejected.labels(reason=reason).inc(len(refused))
                     await self._dead_letter(
                         [
-                            DeadLetter(now_ns, "influx", "influx_refused", err[:200], line.encode())
+                            DeadLetter(now_ns, "influx", reason, err[:200], line.encode())
                             for line, err in refused
                         ]
                     )

@@ -95,6 +95,17 @@ class ValidationConfig(_Config):
         description="larger messages are rejected as oversized; with receive_maximum this bounds "
         "the collector's memory (an agent batch of 500 readings is about 100 KB)",
     )
+    max_devices_per_site: int = Field(
+        default=2048,
+        ge=1,
+        le=1_000_000,
+        description="camera ids, sensor (id, kind) pairs and districts one site may report; "
+        "readings of further devices are dead-lettered (device_budget), never written, so one "
+        "site cannot flood InfluxDB with series",
+    )
+    max_sites: int = Field(
+        default=100_000, ge=1, description="sites the collector accepts readings from at all"
+    )
     max_future_s: float = Field(
         default=300.0, ge=0, description="reject readings stamped further in the future"
     )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
+from cloud.budget import DeviceBudget
 from cloud.lineproto import LineProtocolError, batch_lines, status_line
 from pantau.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
 
@@ -22,6 +23,8 @@ class RejectReason(enum.StrEnum):
     SITE_MISMATCH = "site_mismatch"
     FUTURE_TIMESTAMP = "future_timestamp"
     UNENCODABLE = "unencodable"
+    INFLUX_REFUSED = "influx_refused"  # valid by the contract, refused by InfluxDB (a bug)
+    DEVICE_BUDGET = "device_budget"  # readings of devices beyond the site's budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class Accepted:
     site: str
     lines: list[str]
     readings: int
+    over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +65,19 @@ def _classify(error: ValidationError) -> Rejection:
 
 
 def decode_message(
-    topic: str, payload: bytes, *, retain: bool, now_ns: int, limits: DecodeLimits
+    topic: str,
+    payload: bytes,
+    *,
+    retain: bool,
+    now_ns: int,
+    limits: DecodeLimits,
+    budget: DeviceBudget | None = None,
 ) -> Accepted | Rejection:
-    """Validate a message against the contract and map it to points."""
+    """Validate a message against the contract and map it to points.
+
+    With a ``budget``, readings of devices beyond the site's budget are left out and named in
+    ``Accepted.over_budget``.
+    """
     if len(payload) > limits.max_payload_bytes:
         return Rejection(
             RejectReason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}"
@@ -91,7 +105,10 @@ def decode_message(
             return _status(message, retain=retain, now_ns=now_ns, horizon=horizon)
         if any(ts > horizon for ts in _timestamps(message)):
             return Rejection(RejectReason.FUTURE_TIMESTAMP, "a reading is stamped in the future")
-        return Accepted(message.site, batch_lines(message), message.count())
+        over_budget: list[str] = []
+        if budget is not None:
+            message, over_budget = budget.filter(message)
+        return Accepted(message.site, batch_lines(message), message.count(), over_budget)
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
 

@@ -17,6 +17,12 @@ class CollectorMetrics:
         self.messages_rejected = Counter(
             "pantau_messages_rejected", "messages rejected, by reason", ["reason"], registry=r
         )
+        self.budget_refused = Counter(
+            "pantau_device_budget_refused",
+            "device keys refused because their site was over its device budget, by site",
+            ["site"],
+            registry=r,
+        )
         self.readings_written = Counter(
             "pantau_readings_written", "readings (points) written to InfluxDB", registry=r
         )

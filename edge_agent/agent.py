@@ -26,6 +26,7 @@ from pantau.contract import (
     SiteStatus,
     StreamFault,
     TopicKind,
+    agent_client_id,
     site_topic,
 )
 from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
@@ -94,7 +95,7 @@ class Agent:
         self._link = MqttLink(
             LinkSettings(
                 address=self._address,
-                client_id=f"pantau-agent-{config.site.id}",
+                client_id=agent_client_id(config.site.id),
                 username=b.username,
                 password=b.password,
                 keepalive_s=b.keepalive_s,

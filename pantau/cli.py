@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from pantau.cli_security import certs_app, sites_app
+from pantau.cli_security import broker_app, certs_app, sites_app
 from pantau.configfile import ConfigError, load_yaml_model
 from pantau.service import configure_logging, run_with_stop, serve_until
 
@@ -332,6 +332,7 @@ def bench(
 
 app.add_typer(certs_app, name="certs")
 app.add_typer(sites_app, name="sites")
+app.add_typer(broker_app, name="broker")
 
 dashboards_app = typer.Typer(help="Grafana dashboards: build JSON + provisioning, or push them.")
 app.add_typer(dashboards_app, name="dashboards")

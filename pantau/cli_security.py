@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 import yaml
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from pantau.brokerauth import DynsecAdmin
 
 certs_app = typer.Typer(
     help="A development PKI: CA, broker certificate, per-site client certificates "
@@ -15,12 +18,20 @@ certs_app = typer.Typer(
     no_args_is_help=True,
 )
 sites_app = typer.Typer(
-    help="Per-site broker accounts: Mosquitto password file and ACL.", no_args_is_help=True
+    help="Per-site broker accounts, managed on the running broker (dynamic security plugin).",
+    no_args_is_help=True,
+)
+broker_app = typer.Typer(
+    help="The broker's account store (mosquitto dynamic security plugin).", no_args_is_help=True
 )
 
 PkiDir = Annotated[Path, typer.Option("--dir", help="PKI directory (ca.crt, ca.key, ...)")]
 AuthDir = Annotated[
-    Path, typer.Option("--dir", help="broker auth directory (passwd, acl, collector.password)")
+    Path,
+    typer.Option(
+        "--dir",
+        help="broker account directory (dynamic-security.json, admin.password, collector.password)",
+    ),
 ]
 err = Console(stderr=True)
 # _lazy: the CLI is also how edge agents start; the `cryptography` library (several MB) is
@@ -68,58 +79,115 @@ def certs_site(
     typer.echo(f"{site}: {issued.cert} {issued.key}")
 
 
+AdminUrl = Annotated[
+    str,
+    typer.Option(
+        "--admin-url",
+        help="the broker as pantau-admin reaches it (its loopback listener on the broker host)",
+    ),
+]
+CaOption = Annotated[
+    Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
+    typer.Option("--ca", help="CA certificate the agent verifies the broker with"),
+]
+
+
+def _admin(directory: Path, url: str, ca: Path | None = None) -> DynsecAdmin:
+    from pantau.brokerauth import BrokerAccountFiles, DynsecAdmin  # noqa: PLC0415
+
+    password = BrokerAccountFiles(directory).admin_password()
+    return DynsecAdmin(url, password=password, ca_file=ca)
+
+
+@broker_app.command("init")
+def broker_init(directory: AuthDir) -> None:
+    """Create the accounts file for mosquitto's dynamic security plugin (once, broker stopped).
+
+    Writes dynamic-security.json (admin and collector accounts, roles) and admin.password and
+    collector.password (0600), owned like the directory. Point the broker's
+    `plugin_opt_config_file` at the JSON (see deploy/mosquitto/mosquitto.conf) and start it;
+    sites are then added at run time with `pantau sites add`, no reload needed.
+    """
+    from pantau.brokerauth import BrokerAccountFiles, BrokerAuthError  # noqa: PLC0415
+
+    files = BrokerAccountFiles(directory)
+    try:
+        files.init()
+    except (BrokerAuthError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    typer.echo(f"accounts: {files.dynsec_file}")
+    typer.echo(f"admin password: {files.admin_password_file}")
+    typer.echo(f"collector password: {files.collector_password_file}")
+
+
 @sites_app.command("add")
 def sites_add(
     site: Annotated[str, typer.Argument(help="site id (the broker user name)")],
     directory: AuthDir,
+    out: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--out", help="write the agent's broker: section here (mode 0600)"),
+    ] = None,
+    admin_url: AdminUrl = "mqtt://127.0.0.1:1883",
     broker: Annotated[
         str, typer.Option("--broker", help="broker URL the agent dials")
     ] = "mqtts://127.0.0.1:8883",
-    ca: Annotated[
-        Optional[Path],  # noqa: UP045 - typer needs Optional on 3.11
-        typer.Option("--ca", help="CA certificate the agent verifies the broker with"),
-    ] = None,
+    ca: CaOption = None,
 ) -> None:
-    """Create (or rotate) a site's credentials; print the agent's `broker:` section.
+    """Create a site's account (or give it a new password) on the running broker.
 
-    The password is shown once; only its hash is kept. Reload the broker afterwards
-    (`systemctl reload mosquitto` or SIGHUP).
+    The site may publish only its own readings and status, subscribe only to its own command and
+    receipt topics, and connect only as its own agent (client id pantau-agent-SITE). The agent's
+    `broker:` section, with the password (shown once, only its hash is kept), goes to --out
+    (0600); without --out it is printed with a warning. Takes effect at once.
     """
-    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+    from pantau.brokerauth import BrokerAuthError, write_private  # noqa: PLC0415
 
     try:
-        password = BrokerAuthFiles(directory).add_site(site)
+        password = _admin(directory, admin_url).add_site(site)
     except BrokerAuthError as exc:
         raise _fail(str(exc)) from None
     section: dict[str, object] = {"url": broker, "username": site, "password": password}
     if ca is not None:
         section["ca_file"] = str(ca)
-    typer.echo(f"# agent config for {site}: paste into its site.yaml (shown once)")
-    typer.echo(yaml.safe_dump({"broker": section}, sort_keys=False), nl=False)
-    err.print(f"{site} added to {directory}; reload the broker to apply", highlight=False)
+    text = f"# agent config for {site}: merge into its site.yaml\n" + yaml.safe_dump(
+        {"broker": section}, sort_keys=False
+    )
+    if out is not None:
+        write_private(out, text)
+        err.print(f"{site} added; its broker section is in {out} (mode 0600)", highlight=False)
+        return
+    err.print(
+        f"[yellow]warning:[/yellow] {site}'s password follows on stdout; keep it out of "
+        "world-readable files (use --out)",
+        highlight=False,
+    )
+    typer.echo(text, nl=False)
 
 
 @sites_app.command("remove")
 def sites_remove(
-    site: Annotated[str, typer.Argument(help="site id to revoke")], directory: AuthDir
+    site: Annotated[str, typer.Argument(help="site id to revoke")],
+    directory: AuthDir,
+    admin_url: AdminUrl = "mqtt://127.0.0.1:1883",
 ) -> None:
-    """Revoke a site's credentials (takes effect when the broker reloads)."""
-    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+    """Revoke a site's account; the broker disconnects it at once."""
+    from pantau.brokerauth import BrokerAuthError  # noqa: PLC0415
 
     try:
-        BrokerAuthFiles(directory).remove_site(site)
+        _admin(directory, admin_url).remove_site(site)
     except BrokerAuthError as exc:
         raise _fail(str(exc)) from None
-    typer.echo(f"{site} removed; reload the broker to apply")
+    typer.echo(f"{site} removed")
 
 
 @sites_app.command("list")
-def sites_list(directory: AuthDir) -> None:
+def sites_list(directory: AuthDir, admin_url: AdminUrl = "mqtt://127.0.0.1:1883") -> None:
     """Sites with broker accounts."""
-    from pantau.brokerauth import BrokerAuthError, BrokerAuthFiles  # noqa: PLC0415
+    from pantau.brokerauth import BrokerAuthError  # noqa: PLC0415
 
     try:
-        for site in BrokerAuthFiles(directory).sites():
+        for site in _admin(directory, admin_url).sites():
             typer.echo(site)
     except BrokerAuthError as exc:
         raise _fail(str(exc)) from None

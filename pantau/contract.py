@@ -24,8 +24,13 @@ TOPIC_ROOT = f"pantau/v{PROTOCOL_VERSION}"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
 """A site, district, camera or sensor id: letters, digits, ``_.-``; at most 64 characters."""
+RESERVED_ID_PREFIX = "pantau-"
+"""Broker accounts and client ids of pantau's own services start so; a site id never does."""
 
-TimestampNs = Annotated[int, Field(ge=0, lt=2**63)]
+# Every integer on the wire is bounded well inside InfluxDB's int64 (whose time range ends at
+# 2**63 - 2): nothing the contract accepts can make InfluxDB answer 400.
+MAX_COUNT = 2**53
+TimestampNs = Annotated[int, Field(ge=0, lt=2**63 - 1)]
 """Edge measurement time as integer nanoseconds since the Unix epoch."""
 
 PublishTopic = NewType("PublishTopic", str)
@@ -49,6 +54,16 @@ class TopicKind(enum.StrEnum):
 def site_topic(site: str, kind: TopicKind) -> PublishTopic:
     """Return the topic a site publishes ``kind`` messages to."""
     return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/{kind.value}")
+
+
+def agent_client_id(site: str) -> str:
+    """The MQTT client id of a site's agent; the broker binds the site's account to it."""
+    return f"pantau-agent-{site}"
+
+
+def site_receipts_topic(site: str) -> PublishTopic:
+    """Where the collector tells a site what InfluxDB has stored (read by that site only)."""
+    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/receipts")
 
 
 def site_command_filter(site: str) -> TopicFilter:
@@ -119,7 +134,7 @@ class CameraReading(_Strict):
     tcp_ms: Finite | None = Field(default=None, ge=0)
     rtsp_ms: Finite | None = Field(default=None, ge=0)
     snapshot_ms: Finite | None = Field(default=None, ge=0)
-    snapshot_bytes: int | None = Field(default=None, ge=0)
+    snapshot_bytes: int | None = Field(default=None, ge=0, le=2**31)
     rtsp_status: int | None = Field(default=None, ge=100, le=599)
     since: TimestampNs | None = Field(
         default=None, description="when the camera entered its current up/down state"
@@ -144,8 +159,10 @@ class AgentReading(_Strict):
     """The agent's own health: its store-and-forward backlog and losses."""
 
     ts: TimestampNs
-    backlog: int = Field(ge=0, description="readings waiting in the on-disk queue")
-    dropped_total: int = Field(ge=0, description="readings dropped since the queue was created")
+    backlog: int = Field(ge=0, le=MAX_COUNT, description="readings waiting in the on-disk queue")
+    dropped_total: int = Field(
+        ge=0, le=MAX_COUNT, description="readings dropped since the queue was created"
+    )
     oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
 
 
@@ -162,7 +179,7 @@ class StreamReading(_Strict):
     codec: Ident | None = None
     width: int | None = Field(default=None, ge=0, le=100_000)
     height: int | None = Field(default=None, ge=0, le=100_000)
-    frames: int = Field(default=0, ge=0)
+    frames: int = Field(default=0, ge=0, le=10**7)
     fps: Finite | None = Field(default=None, ge=0)
     bitrate_kbps: Finite | None = Field(default=None, ge=0)
     first_frame_ms: Finite | None = Field(default=None, ge=0)
@@ -179,7 +196,7 @@ class GapReading(_Strict):
     ts: TimestampNs = Field(description="when the drop happened")
     start_ts: TimestampNs
     end_ts: TimestampNs
-    count: int = Field(ge=1)
+    count: int = Field(ge=1, le=MAX_COUNT)
 
 
 class ReadingBatch(_Strict):
@@ -219,7 +236,9 @@ class SiteStatus(_Strict):
     ts: TimestampNs | None
     lat: Finite = Field(ge=-90, le=90)
     lon: Finite = Field(ge=-180, le=180)
-    session: int = Field(ge=0, description="agent connection start (ns); tells sessions apart")
+    session: int = Field(
+        ge=0, lt=2**63 - 1, description="agent connection start (ns); tells sessions apart"
+    )
     probe_interval_s: Finite | None = Field(
         default=None, gt=0, description="the agent's probe period: how long a probe result holds"
     )

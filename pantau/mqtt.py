@@ -13,6 +13,7 @@ import logging
 import random
 import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,11 @@ INBOUND_BLOCK_POLL_S = 0.5  # how often a blocked paho thread checks whether we 
 
 # CONNACK reason codes that retrying cannot fix (MQTT 5 §3.2.2.2): bad protocol version, client id
 # rejected, bad credentials, not authorized, bad auth method.
-NON_RETRYABLE_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
+# CONNACK codes that mean "not you" (bad protocol, client id, credentials, not authorized, bad
+# auth method): retried all the same, slowly and loudly, because the fix is on the broker (a
+# password file or account being repaired) and must not need every agent restarted.
+REFUSED_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
+REFUSED_LOG_EVERY_S = 60.0  # repeat the loud line at most this often while refused
 
 
 class MqttError(Exception):
@@ -104,6 +109,7 @@ class LinkSettings:
     key_file: str | None = None
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
+    max_packet_bytes: int | None = None  # told to the broker: larger messages are not sent to us
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,12 +165,15 @@ class MqttLink:
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._generation = 0
         self._fatal: FatalConnectError | None = None
+        self._refused: str | None = None
+        self._refused_logged_at = float("-inf")
         self._closing = False
         self._awaiting_subacks: set[int] = set()
         self.connected = asyncio.Event()
         self.disconnected = asyncio.Event()
         self.disconnected.set()
         self.failed = asyncio.Event()
+        self.refused_event = asyncio.Event()  # set at each refusal; cleared by a connection
         self.messages: asyncio.Queue[Message] = asyncio.Queue(maxsize=message_queue_size)
         self._client = self._make_client()
 
@@ -224,6 +233,8 @@ class MqttLink:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = s.session_expiry_s
         props.ReceiveMaximum = s.receive_maximum
+        if s.max_packet_bytes:
+            props.MaximumPacketSize = s.max_packet_bytes
         self._client.connect_async(
             s.address.host,
             s.address.port,
@@ -233,24 +244,38 @@ class MqttLink:
         )
         self._client.loop_start()
 
+    @property
+    def refused(self) -> str | None:
+        """Why the broker refused the latest attempt; ``None`` once connected."""
+        return self._refused
+
     async def wait_connected(self, timeout_s: float) -> None:
-        """Wait for a connection; raise ``FatalConnectError`` or ``TimeoutError``."""
+        """Wait for a connection; raise ``FatalConnectError`` or ``TimeoutError``.
+
+        A refusal by the broker raises ``FatalConnectError`` here (the caller asked for a
+        connection now), although the link itself keeps retrying until closed.
+        """
         async with asyncio.timeout(timeout_s):
-            connected = asyncio.create_task(self.connected.wait())
-            failed = asyncio.create_task(self.failed.wait())
+            waits = {
+                asyncio.create_task(event.wait())
+                for event in (self.connected, self.failed, self.refused_event)
+            }
             try:
-                await asyncio.wait({connected, failed}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                connected.cancel()
-                failed.cancel()
+                for task in waits:
+                    task.cancel()
         if self._fatal:
             raise self._fatal
+        if not self.connected.is_set() and self._refused:
+            raise FatalConnectError(f"broker refused: {self._refused}")
 
     async def raise_on_failure(self) -> None:
-        """Wait until the broker refuses us for good, then raise ``FatalConnectError``.
+        """Wait until the link cannot work without a local fix, then raise ``FatalConnectError``.
 
-        Services run this as a task so that bad credentials stop them loudly instead of
-        retrying forever.
+        That is an untrusted broker certificate or a refused subscription; refused credentials
+        are retried (see ``REFUSED_CONNACK``). Services run this as a task so that such errors
+        stop them loudly.
         """
         await self.failed.wait()
         assert self._fatal is not None
@@ -349,10 +374,8 @@ class MqttLink:
     def _paho_on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         code = int(reason.value)
         if code != 0:
-            if code in NON_RETRYABLE_CONNACK:
-                log.error("broker refused %s for good: %s", self._settings.client_id, reason)
-                self._call(self._set_fatal, FatalConnectError(f"broker refused: {reason}"))
-                client.disconnect()
+            if code in REFUSED_CONNACK:
+                self._call(self._set_refused, str(reason))
             else:
                 log.warning("broker refused %s: %s (retrying)", self._settings.client_id, reason)
             return
@@ -382,6 +405,23 @@ class MqttLink:
         if not self._awaiting_subacks:
             self._call(self._on_connect_loop)
 
+    def _set_refused(self, reason: str) -> None:
+        now = time.monotonic()
+        if self._refused != reason or now - self._refused_logged_at >= REFUSED_LOG_EVERY_S:
+            a = self._settings.address
+            log.error(
+                "broker %s:%d refused %s: %s; retrying every <= %g s until the broker's accounts "
+                "are fixed",
+                a.host,
+                a.port,
+                self._settings.client_id,
+                reason,
+                self._settings.reconnect_max_s,
+            )
+            self._refused_logged_at = now
+        self._refused = reason
+        self.refused_event.set()
+
     def _set_fatal(self, error: FatalConnectError) -> None:
         self._fatal = error
         self.failed.set()
@@ -393,6 +433,8 @@ class MqttLink:
             self._settings.address.port,
             self._settings.client_id,
         )
+        self._refused = None
+        self.refused_event.clear()
         self.connected.set()
         self.disconnected.clear()
         if self._on_connected:

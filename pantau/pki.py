@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pantau.contract import ID_PATTERN
+from pantau.contract import ID_PATTERN, RESERVED_ID_PREFIX
 
 CA_DAYS = 3650
 LEAF_DAYS = 825  # the longest lifetime browsers and most TLS stacks accept for a leaf
@@ -158,8 +158,11 @@ def issue_broker(directory: Path, hosts: list[str]) -> Issued:
 
 def issue_site(directory: Path, site: str) -> Issued:
     """A site's client certificate; its common name is the site id (the broker's username)."""
-    if not re.fullmatch(ID_PATTERN, site):
-        raise PkiError(f"{site!r} is not a valid site id (letters, digits, _ . -; max 64)")
+    if not re.fullmatch(ID_PATTERN, site) or site.startswith(RESERVED_ID_PREFIX):
+        raise PkiError(
+            f"{site!r} is not a valid site id (letters, digits, _ . -; max 64; not starting "
+            f"with {RESERVED_ID_PREFIX!r}: a certificate's CN becomes its broker user name)"
+        )
     return _issue(
         directory, site, usage=ExtendedKeyUsageOID.CLIENT_AUTH, hosts=[],
         out=directory / "sites" / site,
