@@ -114,6 +114,11 @@ class Agent:
         )
         self.cycles = 0
 
+    @property
+    def link(self) -> MqttLink:
+        """The agent's broker connection (state for health checks and tests)."""
+        return self._link
+
     def _status(self, *, online: bool, ts: int | None) -> SiteStatus:
         s = self.config.site
         return SiteStatus(

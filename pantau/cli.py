@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -39,6 +40,23 @@ WorkdirOpt = Annotated[
         "--workdir", help="keep simulation files (queues, logs) here instead of a temp dir"
     ),
 ]
+
+
+def _secret(value: str | None, path: Path | None, option: str) -> str | None:
+    """A secret from ``path`` if given, else ``value``; warn when it was typed on the command
+    line, where every local user can read it (``ps``, shell history)."""
+    if path is not None:
+        try:
+            return path.read_text().strip() or None
+        except OSError as exc:
+            raise _fail(f"cannot read {path}: {exc.strerror}") from None
+    if any(arg == option or arg.startswith(option + "=") for arg in sys.argv[1:]):
+        Console(stderr=True).print(
+            f"[yellow]warning:[/yellow] {option} on the command line is visible to every local "
+            "user; use its environment variable or a file instead",
+            highlight=False,
+        )
+    return value
 
 
 def _fail(message: str) -> typer.Exit:
@@ -385,6 +403,7 @@ def dashboards_push(
     """Upload every dashboard into the folder "Pantau" over Grafana's HTTP API."""
     import httpx  # noqa: PLC0415
 
+    _secret(token, None, "--token")
     from dashboards.build import PushError, push_all  # noqa: PLC0415
 
     try:
@@ -406,7 +425,16 @@ def api(
     ] = "sqlite:///var/pantau-state.sqlite",
     token: Annotated[
         Optional[str],  # noqa: UP045
-        typer.Option("--token", envvar="PANTAU_API_TOKEN", help="bearer token for writes"),
+        typer.Option(
+            "--token",
+            envvar="PANTAU_API_TOKEN",
+            help="bearer token for writes; prefer PANTAU_API_TOKEN or --token-file (a command "
+            "line is visible to every user in `ps`)",
+        ),
+    ] = None,
+    token_file: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option("--token-file", help="read the bearer token from this file"),
     ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
@@ -417,6 +445,7 @@ def api(
     from cloud.influx import InfluxSettings  # noqa: PLC0415
 
     configure_logging(log_level)
+    token = _secret(token, token_file, "--token")
     try:
         settings = InfluxSettings(url=influx, database=database)
     except ValueError as exc:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -23,10 +25,28 @@ def format_validation_error(source: str, error: ValidationError) -> str:
         message = item["msg"]
         if item["type"] == "extra_forbidden":
             message = "unknown key (check the spelling; see the docs for allowed keys)"
-        got = item.get("input")
-        shown = "" if item["type"] in ("missing", "extra_forbidden") else f" (got {got!r:.60})"
-        lines.append(f"  {location}: {message}{shown}")
+        shown = "" if item["type"] in ("missing", "extra_forbidden") else _shown(item)
+        lines.append(f"  {location}: {_redact_urls(message)}{shown}")
     return "\n".join(lines)
+
+
+_SECRET_KEYS = re.compile(r"password|passwd|token|secret|community|key", re.IGNORECASE)
+_URL_USERINFO = re.compile(r"(//[^/@:\s]*):[^/@\s]*@")
+
+
+def _redact_urls(text: str) -> str:
+    """``rtsp://admin:pw@host`` -> ``rtsp://admin:***@host``."""
+    return _URL_USERINFO.sub(r"\1:***@", text)
+
+
+def _shown(item: Mapping[str, Any]) -> str:
+    """What the user wrote, unless it is or may hold a secret (config errors reach logs)."""
+    got = item.get("input")
+    if any(_SECRET_KEYS.search(str(part)) for part in item["loc"]):
+        return " (value hidden)"
+    if isinstance(got, dict | list):
+        return ""  # a whole section: its keys are named above, its values may be secrets
+    return f" (got {_redact_urls(repr(got)):.60})"
 
 
 def load_yaml_model(path: Path, model: type[M]) -> M:

@@ -80,3 +80,21 @@ def test_cli_prints_error_without_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "site.lon: Input should be a valid number" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_errors_never_echo_secrets(tmp_path: Path) -> None:
+    """Passwords in a camera section, in URLs or in a mistyped secret field are not repeated in
+    the error (which ends up in logs and tickets)."""
+    text = GOOD.replace(
+        'rtsp_url: "rtsp://10.0.0.2/stream1"',
+        'rtsp_url: "http://admin:hunter2@10.0.0.2/x", password: "s3cr3t-cam"',
+    ).replace(
+        'broker: {url: "mqtt://127.0.0.1:1883"}', "broker: {url: 'ftp://u:brokerpw@x', password: 7}"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(write(tmp_path, text), AgentConfig)
+    message = str(info.value)
+    assert "rtsp_url 'http://admin:***@10.0.0.2/x' must start with rtsp://" in message
+    assert "broker.password: Input should be a valid string (value hidden)" in message
+    for secret in ("hunter2", "s3cr3t-cam", "brokerpw"):
+        assert secret not in message

@@ -19,7 +19,8 @@ import yaml
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from edge_agent.config import BrokerConfig
+from edge_agent.agent import Agent
+from edge_agent.config import AgentConfig, BrokerConfig
 from pantau.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
 from pantau.contract import (
     CameraReading,
@@ -350,3 +351,38 @@ def _has_user(name: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+async def test_an_agent_refused_by_the_broker_keeps_trying_until_its_account_is_fixed(
+    secure: SecureBroker, tmp_path: Path
+) -> None:
+    """An agent whose password the broker does not (yet) know does not exit: it logs the
+    refusal, keeps probing, and connects on its own once `pantau sites add` sets that password
+    (no restart of the agent, no reload of the broker)."""
+    config = AgentConfig.model_validate(
+        {
+            "site": {"id": "s9", "district": "d1", "lat": 0, "lon": 0},
+            "broker": {
+                "url": secure.broker.url,
+                "username": "s9",
+                "password": "typed-before-the-account-existed",
+                "reconnect_max_s": 1,
+            },
+            "probe": {"interval_s": 1, "timeout_s": 0.5},
+            "queue": {"path": str(tmp_path / "q.sqlite")},
+        }
+    )
+    agent = Agent(config)
+    task = asyncio.create_task(agent.run(), name="refused-agent")
+    try:
+        await asyncio.wait_for(agent.link.refused_event.wait(), 15)
+        assert agent.link.refused and "Not authorized" in agent.link.refused
+        await asyncio.sleep(0)  # the refusal has been handled: the agent is still running
+        assert not task.done()
+        admin = DynsecAdmin(secure.broker.url, password=secure.auth.admin_password())
+        await asyncio.to_thread(admin.add_site, "s9", password="typed-before-the-account-existed")
+        await asyncio.wait_for(agent.link.connected.wait(), 15)
+        assert agent.link.refused is None and not task.done()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
