@@ -9,7 +9,7 @@ written. The keys are learnt as they arrive (a collector restart learns them aga
 
 from __future__ import annotations
 
-from pantau.contract import ReadingBatch
+from pantau.core.contract import ReadingBatch
 
 
 class DeviceBudget:

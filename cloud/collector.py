@@ -29,9 +29,9 @@ from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, counter_value
 from cloud.sink import InfluxSink, RetryPolicy
-from pantau.contract import TopicKind, all_sites_filter
-from pantau.mqtt import BrokerAddress, LinkSettings, Message, MqttLink
-from pantau.webserver import bind_socket, serve_app
+from pantau.core.contract import TopicKind, all_sites_filter
+from pantau.core.mqtt import BrokerAddress, LinkSettings, Message, MqttLink
+from pantau.core.webserver import bind_socket, serve_app
 
 log = logging.getLogger(__name__)
 

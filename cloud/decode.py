@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from cloud.budget import DeviceBudget
 from cloud.lineproto import LineProtocolError, batch_lines, status_line
-from pantau.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
+from pantau.core.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
 
 
 class RejectReason(enum.StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pantau.contract import CameraReading, ReadingBatch, SiteStatus, StreamFault
+from pantau.core.contract import CameraReading, ReadingBatch, SiteStatus, StreamFault
 
 FieldValue = bool | int | float | str
 

@@ -19,7 +19,7 @@ from edge_agent.sensors.base import SensorDriver, SensorValue
 from edge_agent.sensors.errors import SensorError
 from edge_agent.sensors.host import HostDriver
 from edge_agent.sensors.simulated import SimulatedCabinetDriver
-from pantau.contract import (
+from pantau.core.contract import (
     AgentReading,
     CameraReading,
     SensorReading,
@@ -29,7 +29,7 @@ from pantau.contract import (
     agent_client_id,
     site_topic,
 )
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
 
 log = logging.getLogger(__name__)
 

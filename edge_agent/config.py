@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pantau.contract import Ident
-from pantau.units import Seconds
+from pantau.core.contract import Ident
+from pantau.core.units import Seconds
 
 
 class _Config(BaseModel):

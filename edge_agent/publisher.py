@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from edge_agent.config import PublishConfig
 from edge_agent.queue import KINDS, QueuedReading, ReadingQueue
-from pantau.contract import PROTOCOL_VERSION, TopicKind, site_topic
-from pantau.mqtt import MqttLink, NotConnectedError
+from pantau.core.contract import PROTOCOL_VERSION, TopicKind, site_topic
+from pantau.core.mqtt import MqttLink, NotConnectedError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -18,7 +18,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from pantau.contract import GapReading
+from pantau.core.contract import GapReading
 
 KINDS = ("cameras", "sensors", "agent", "gaps", "streams")
 PRUNE_CHUNK = 10_000

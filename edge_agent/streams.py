@@ -17,7 +17,7 @@ from edge_agent.probes.results import rounded
 from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ReadingQueue
-from pantau.contract import StreamFault, StreamReading
+from pantau.core.contract import StreamFault, StreamReading
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from pantau.localsvc import ServiceError, free_port
+from devtools.localsvc import ServiceError, free_port
 
 UPS_MIB = "1.3.6.1.2.1.33"
 PASS_SCRIPT = Path(__file__).with_name("ups_pass.py")

@@ -25,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 
 from cloud.influx import InfluxClient, InfluxSettings
-from pantau.localsvc import InfluxProcess, MosquittoProcess, make_influx, make_mosquitto
+from devtools.localsvc import InfluxProcess, MosquittoProcess, make_influx, make_mosquitto
 from simulators.demo import scrape_collectors
 from simulators.ledger import LedgerComparison, compare
 from simulators.runner import Simulation, SimulationOptions

@@ -22,7 +22,7 @@ from rich.table import Table
 from cloud.deadletter import DeadLetterStore
 from cloud.fleet import CameraState, SiteState, Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
-from pantau.localsvc import ManagedProcess, make_influx, make_mosquitto
+from devtools.localsvc import ManagedProcess, make_influx, make_mosquitto
 from simulators.cockpit import Cockpit, cockpit
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario

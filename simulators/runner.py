@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import yaml
 
+from devtools.localsvc import free_port
 from edge_agent.queue import count_queued
-from pantau.contract import TopicKind, site_topic
-from pantau.localsvc import free_port
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.contract import TopicKind, site_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from simulators.cabinet import FakeUps, UpsState
 from simulators.cameras import CameraMode, FakeCamera
 from simulators.scenario import (

@@ -7,9 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pantau.configfile import load_yaml_model
-from pantau.contract import Ident
-from pantau.units import Seconds
+from pantau.core.configfile import load_yaml_model
+from pantau.core.contract import Ident
+from pantau.core.units import Seconds
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.video import Picture

@@ -18,7 +18,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 
 DRIP_INTERVAL_S = 1.0  # slowloris: one byte per second
 _CSEQ = re.compile(rb"CSeq:\s*(\d+)", re.IGNORECASE)
@@ -128,7 +128,7 @@ class DeviceZoo:
                     await asyncio.wait_for(device.server.wait_closed(), 2)
 
     def _tls_context(self) -> ssl.SSLContext:
-        from pantau.pki import init_ca, issue_broker  # noqa: PLC0415 - cryptography only here
+        from pantau.ops.pki import init_ca, issue_broker  # noqa: PLC0415 - cryptography only here
 
         init_ca(self._tls_dir, force=True)
         issued = issue_broker(self._tls_dir, ["127.0.0.1"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pantau.localsvc import InfluxProcess, MosquittoProcess, make_influx, make_mosquitto
+from devtools.localsvc import InfluxProcess, MosquittoProcess, make_influx, make_mosquitto
 from tests.helpers import create_database
 
 _db_counter = itertools.count(1)

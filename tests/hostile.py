@@ -10,7 +10,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from pantau.contract import ID_PATTERN
+from pantau.core.contract import ID_PATTERN
 
 # Characters that break line protocol or InfluxQL when they leak into a tag or field.
 SPECIAL = [

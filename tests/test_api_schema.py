@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from pantau.localsvc import InfluxProcess, free_port
+from devtools.localsvc import InfluxProcess, free_port
 from tests.helpers import create_database, wait_for
 
 TOKEN = "schema-token"

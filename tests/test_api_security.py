@@ -13,7 +13,7 @@ import pytest
 
 from cloud.api.app import create_app
 from cloud.influx import InfluxSettings
-from pantau.localsvc import InfluxProcess
+from devtools.localsvc import InfluxProcess
 from tests.helpers import serving
 
 TOKEN = "right-token"

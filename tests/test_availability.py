@@ -21,7 +21,7 @@ from cloud.availability import camera_seconds, merge_spans
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from dashboards import command_center
 from dashboards.macros import expand
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.scenario import PowerEvent, Scenario, SimSite

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge_agent.config import AgentConfig
-from pantau.configfile import ConfigError, load_yaml_model
+from pantau.core.configfile import ConfigError, load_yaml_model
 from tests.helpers import run_pantau
 
 GOOD = """

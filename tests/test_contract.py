@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from pantau.contract import (
+from pantau.core.contract import (
     CameraReading,
     ReadingBatch,
     SiteStatus,

@@ -16,7 +16,7 @@ from dashboards import command_center
 from dashboards.build import all_dashboards, build_all
 from dashboards.macros import expand
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger

@@ -7,7 +7,14 @@ import json
 
 from cloud.budget import DeviceBudget
 from cloud.decode import Accepted, DecodeLimits, Rejection, RejectReason, decode_message
-from pantau.contract import CameraReading, Cause, ReadingBatch, SiteStatus, TopicKind, site_topic
+from pantau.core.contract import (
+    CameraReading,
+    Cause,
+    ReadingBatch,
+    SiteStatus,
+    TopicKind,
+    site_topic,
+)
 
 NOW = 1_800_000_000 * 10**9
 LIMITS = DecodeLimits(max_payload_bytes=262_144, max_future_ns=300 * 10**9)

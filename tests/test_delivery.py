@@ -17,12 +17,12 @@ from cloud.collector import BATCH_QUEUE_DEPTH, Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from cloud.metrics import counter_value
+from devtools.localsvc import InfluxProcess, MosquittoProcess, make_influx
 from edge_agent.config import PublishConfig
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ReadingQueue
-from pantau.contract import SensorReading, TopicKind, all_sites_filter, site_topic
-from pantau.localsvc import InfluxProcess, MosquittoProcess, make_influx
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.contract import SensorReading, TopicKind, all_sites_filter, site_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from tests.helpers import async_wait_for
 
 NS = 10**9

@@ -14,7 +14,7 @@ import httpx
 from dashboards import command_center
 from dashboards.build import all_dashboards
 from dashboards.macros import expand
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from tests.helpers import influx_rows, run_pantau, wait_for
 
 SCENARIO = """

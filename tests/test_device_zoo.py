@@ -13,12 +13,13 @@ import av
 import numpy as np
 import pytest
 
+from devtools.localsvc import MosquittoProcess
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.probes.camera import probe_camera
 from edge_agent.probes.snapshot import make_http_client
 from edge_agent.probes.stream import StreamThresholds, probe_stream
-from pantau.contract import (
+from pantau.core.contract import (
     Cause,
     ProbeStage,
     ReadingBatch,
@@ -26,8 +27,7 @@ from pantau.contract import (
     TopicKind,
     all_sites_filter,
 )
-from pantau.localsvc import MosquittoProcess
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from simulators.cameras import FakeCamera
 from simulators.zoo import EXPECTED, Behaviour, DeviceZoo, ZooDevice
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.runner import Simulation
 from simulators.scenario import Scenario, SimSite

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cloud.decode import Accepted, DecodeLimits, Rejection, RejectReason, decode_message
-from pantau.contract import TopicKind, site_topic
+from pantau.core.contract import TopicKind, site_topic
 from tests.hostile import NOW_NS, check_line, messages
 
 LIMITS = DecodeLimits(max_payload_bytes=262_144, max_future_ns=300 * 10**9)

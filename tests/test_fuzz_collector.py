@@ -14,9 +14,9 @@ from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.decode import Accepted, DecodeLimits, decode_message
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from pantau.contract import TopicKind, site_topic
-from pantau.localsvc import InfluxProcess, MosquittoProcess
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from devtools.localsvc import InfluxProcess, MosquittoProcess
+from pantau.core.contract import TopicKind, site_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from tests.helpers import async_wait_for, counters
 from tests.hostile import _TAG, MEASUREMENTS
 from tests.test_fuzz import hostile_corpus

@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
-from pantau.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
-from pantau.contract import (
+from devtools.localsvc import BrokerSecurity, InfluxProcess, MosquittoProcess, make_mosquitto
+from pantau.core.contract import (
     CameraReading,
     Cause,
     ReadingBatch,
@@ -30,8 +30,8 @@ from pantau.contract import (
     all_sites_filter,
     site_topic,
 )
-from pantau.localsvc import BrokerSecurity, InfluxProcess, MosquittoProcess, make_mosquitto
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.ops.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
 from tests.helpers import async_wait_for, counters, influx_rows
 
 pytestmark = pytest.mark.hostile

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from pantau.contract import CameraReading, Cause, ReadingBatch, TopicKind, site_topic
-from pantau.localsvc import InfluxProcess, MosquittoProcess
-from pantau.mqtt import BrokerAddress, LinkSettings, MqttLink
+from devtools.localsvc import InfluxProcess, MosquittoProcess
+from pantau.core.contract import CameraReading, Cause, ReadingBatch, TopicKind, site_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from tests.helpers import async_wait_for
 
 MAX_PAYLOAD = 16_384

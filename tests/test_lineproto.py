@@ -6,14 +6,14 @@ import httpx
 import pytest
 
 from cloud.lineproto import LineProtocolError, batch_lines, format_line, status_line
-from pantau.contract import (
+from devtools.localsvc import InfluxProcess
+from pantau.core.contract import (
     CameraReading,
     ReadingBatch,
     SensorReading,
     SiteStatus,
     StreamReading,
 )
-from pantau.localsvc import InfluxProcess
 from tests.helpers import influx_rows
 
 

@@ -10,7 +10,7 @@ from edge_agent.config import CameraConfig
 from edge_agent.probes.auth import authorization, choose_challenge
 from edge_agent.probes.camera import probe_camera
 from edge_agent.probes.snapshot import make_http_client
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 from simulators.cameras import CameraMode, FakeCamera
 
 TIMEOUT_S = 0.5

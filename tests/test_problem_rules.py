@@ -21,7 +21,7 @@ from cloud.problems.model import Problem, ProblemState
 from cloud.problems.service import problems_service
 from cloud.problems.store import ProblemStore
 from cloud.state import StateStore
-from pantau.localsvc import InfluxProcess
+from devtools.localsvc import InfluxProcess
 from tests.history import History, S
 from tests.receiver import Receiver, receiver
 

@@ -19,10 +19,16 @@ import yaml
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from devtools.localsvc import (
+    BrokerSecurity,
+    InfluxProcess,
+    MosquittoProcess,
+    free_port,
+    make_mosquitto,
+)
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig, BrokerConfig
-from pantau.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
-from pantau.contract import (
+from pantau.core.contract import (
     CameraReading,
     Cause,
     ReadingBatch,
@@ -30,15 +36,9 @@ from pantau.contract import (
     agent_client_id,
     site_topic,
 )
-from pantau.localsvc import (
-    BrokerSecurity,
-    InfluxProcess,
-    MosquittoProcess,
-    free_port,
-    make_mosquitto,
-)
-from pantau.mqtt import BrokerAddress, FatalConnectError, LinkSettings, MqttLink
-from pantau.pki import init_ca, issue_broker, issue_site
+from pantau.core.mqtt import BrokerAddress, FatalConnectError, LinkSettings, MqttLink
+from pantau.ops.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
+from pantau.ops.pki import init_ca, issue_broker, issue_site
 from tests.helpers import async_wait_for, counters, run_pantau
 
 

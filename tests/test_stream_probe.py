@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
-from pantau.contract import StreamFault
+from pantau.core.contract import StreamFault
 from simulators.cameras import CameraMode, FakeCamera
 from simulators.video import FPS, Picture
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.scenario import Scenario, SimSite
 from simulators.video import Picture
 from tests.helpers import running_simulation

@@ -22,7 +22,7 @@ from cloud.api.app import create_app
 from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
-from pantau.localsvc import InfluxProcess, MosquittoProcess
+from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from tests.helpers import async_wait_for, running_simulation, serving

@@ -6,7 +6,7 @@ import datetime as dt
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from pantau.contract import Ident
+from pantau.core.contract import Ident
 
 
 class Problem(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from pantau.units import Seconds
+from pantau.core.units import Seconds
 
 
 class _Config(BaseModel):

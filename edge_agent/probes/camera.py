@@ -13,7 +13,7 @@ from edge_agent.config import CameraConfig
 from edge_agent.probes.results import StageFailedError
 from edge_agent.probes.rtsp import probe_rtsp
 from edge_agent.probes.snapshot import probe_snapshot
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 
 
 class StageFailedError(Exception):

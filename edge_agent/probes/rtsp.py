@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from edge_agent.probes.auth import authorization, choose_challenge
 from edge_agent.probes.results import StageFailedError, StageResult, connect_error_cause
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 
 MAX_HEADER_BYTES = 16_384  # a camera's answer head is a few hundred bytes; more is hostile
 MAX_BODY_BYTES = 65_536  # an SDP is a few kB; a larger body is refused, not buffered

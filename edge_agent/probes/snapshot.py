@@ -11,7 +11,7 @@ import httpx
 
 from edge_agent.probes.auth import authorization, choose_challenge
 from edge_agent.probes.results import StageFailedError, StageResult
-from pantau.contract import Cause, ProbeStage
+from pantau.core.contract import Cause, ProbeStage
 
 JPEG_MAGIC = b"\xff\xd8\xff"
 MAX_SNAPSHOT_BYTES = 8 * 1024 * 1024

@@ -18,7 +18,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from pantau.contract import StreamFault
+from pantau.core.contract import StreamFault
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A load publisher for the benchmark: site-batched camera readings, as agents send them.
 
-Runs as its own process (``python -m simulators.bench_publisher``) so the publishers' CPU is not
+Runs as its own process (``python -m bench.publisher``) so the publishers' CPU is not
 the collector's. It prints one JSON line when done: how many readings it published (all PUBACKed).
 """
 
@@ -15,8 +15,8 @@ import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from pantau.contract import TopicKind, site_topic
-from pantau.mqtt import BrokerAddress
+from pantau.core.contract import TopicKind, site_topic
+from pantau.core.mqtt import BrokerAddress
 
 MAX_INFLIGHT = 64
 CAMERA_TEMPLATE = (
@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     client.loop_start()
     if not done.wait(10):
         raise SystemExit(f"cannot connect to {args.mqtt}")
-    topic = site_topic(args.site, TopicKind.READINGS)
+    topic = args.raw_topic or site_topic(args.site, TopicKind.READINGS)
+    raw = b"x" * args.raw_bytes if args.raw_topic else None
     cameras = args.cameras
     # Each message advances every camera's clock so identities never repeat within a run.
     base_ts = args.start_ns
@@ -81,7 +82,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             if delay > 0:
                 time.sleep(delay)
         acked.acquire()
-        client.publish(topic, build_payload(args.site, base_ts, args.batch, cameras), qos=1)
+        payload = raw or build_payload(args.site, base_ts, args.batch, cameras)
+        client.publish(topic, payload, qos=1)
         base_ts += step
         published += args.batch
     for _ in range(MAX_INFLIGHT):  # wait for every PUBACK
@@ -103,6 +105,8 @@ def main() -> None:
     parser.add_argument("--cameras", type=int, default=64)
     parser.add_argument("--start-ns", type=int, required=True)
     parser.add_argument("--allowance-file", help="file holding this publisher's allowance")
+    parser.add_argument("--raw-topic", help="publish raw messages here instead (broker ceiling)")
+    parser.add_argument("--raw-bytes", type=int, default=200, help="size of a raw message")
     result = run(parser.parse_args())
     sys.stdout.write(orjson.dumps(result).decode() + "\n")
 

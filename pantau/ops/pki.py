@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pantau.contract import ID_PATTERN, RESERVED_ID_PREFIX
+from pantau.core.contract import ID_PATTERN, RESERVED_ID_PREFIX
 
 CA_DAYS = 3650
 LEAF_DAYS = 825  # the longest lifetime browsers and most TLS stacks accept for a leaf

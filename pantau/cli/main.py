@@ -10,9 +10,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from pantau.cli_security import broker_app, certs_app, sites_app
-from pantau.configfile import ConfigError, load_yaml_model
-from pantau.service import configure_logging, run_with_stop, serve_until
+from pantau.cli.security import broker_app, certs_app, sites_app
+from pantau.core.configfile import ConfigError, load_yaml_model
+from pantau.core.service import configure_logging, run_with_stop, serve_until
 
 app = typer.Typer(
     name="pantau",
@@ -246,7 +246,7 @@ def _run_scenario(
     live: bool,
     page_port: int | None = None,
 ) -> None:
-    from pantau.localsvc import ServiceError  # noqa: PLC0415
+    from devtools.localsvc import ServiceError  # noqa: PLC0415
     from simulators.demo import print_summary, run_scenario  # noqa: PLC0415
     from simulators.scenario import Scenario  # noqa: PLC0415
 
@@ -293,7 +293,7 @@ def chaos(
 
     Prints `lost=N dup=N readings=N` last. Services given by URL are not restarted.
     """
-    from pantau.localsvc import ServiceError  # noqa: PLC0415
+    from devtools.localsvc import ServiceError  # noqa: PLC0415
     from simulators.chaos import run_chaos  # noqa: PLC0415
 
     configure_logging(log_level)
@@ -341,7 +341,7 @@ def bench(
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Measure ingest, latency, detection and edge cost beside the ceilings (bench/README.md)."""
-    from simulators.bench import BenchConfig, run_bench  # noqa: PLC0415
+    from bench import BenchConfig, run_bench  # noqa: PLC0415
 
     configure_logging(log_level)
     config = BenchConfig.tiny() if tiny else BenchConfig()

@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from pantau.brokerauth import DynsecAdmin
+    from pantau.ops.brokerauth import DynsecAdmin
 
 certs_app = typer.Typer(
     help="A development PKI: CA, broker certificate, per-site client certificates "
@@ -53,7 +53,7 @@ def certs_init(
     force: Annotated[bool, typer.Option("--force", help="replace an existing CA")] = False,
 ) -> None:
     """Create the CA and the broker's certificate (SAN = every --host)."""
-    from pantau.pki import PkiError, init_ca, issue_broker  # noqa: PLC0415 - see _lazy above
+    from pantau.ops.pki import PkiError, init_ca, issue_broker  # noqa: PLC0415 - see _lazy above
 
     try:
         ca = init_ca(directory, force=force)
@@ -70,7 +70,7 @@ def certs_site(
     directory: PkiDir,
 ) -> None:
     """Issue a site's client certificate (for brokers that authenticate by certificate)."""
-    from pantau.pki import PkiError, issue_site  # noqa: PLC0415
+    from pantau.ops.pki import PkiError, issue_site  # noqa: PLC0415
 
     try:
         issued = issue_site(directory, site)
@@ -93,7 +93,7 @@ CaOption = Annotated[
 
 
 def _admin(directory: Path, url: str, ca: Path | None = None) -> DynsecAdmin:
-    from pantau.brokerauth import BrokerAccountFiles, DynsecAdmin  # noqa: PLC0415
+    from pantau.ops.brokerauth import BrokerAccountFiles, DynsecAdmin  # noqa: PLC0415
 
     password = BrokerAccountFiles(directory).admin_password()
     return DynsecAdmin(url, password=password, ca_file=ca)
@@ -108,7 +108,7 @@ def broker_init(directory: AuthDir) -> None:
     `plugin_opt_config_file` at the JSON (see deploy/mosquitto/mosquitto.conf) and start it;
     sites are then added at run time with `pantau sites add`, no reload needed.
     """
-    from pantau.brokerauth import BrokerAccountFiles, BrokerAuthError  # noqa: PLC0415
+    from pantau.ops.brokerauth import BrokerAccountFiles, BrokerAuthError  # noqa: PLC0415
 
     files = BrokerAccountFiles(directory)
     try:
@@ -141,7 +141,7 @@ def sites_add(
     `broker:` section, with the password (shown once, only its hash is kept), goes to --out
     (0600); without --out it is printed with a warning. Takes effect at once.
     """
-    from pantau.brokerauth import BrokerAuthError, write_private  # noqa: PLC0415
+    from pantau.ops.brokerauth import BrokerAuthError, write_private  # noqa: PLC0415
 
     try:
         password = _admin(directory, admin_url).add_site(site)
@@ -172,7 +172,7 @@ def sites_remove(
     admin_url: AdminUrl = "mqtt://127.0.0.1:1883",
 ) -> None:
     """Revoke a site's account; the broker disconnects it at once."""
-    from pantau.brokerauth import BrokerAuthError  # noqa: PLC0415
+    from pantau.ops.brokerauth import BrokerAuthError  # noqa: PLC0415
 
     try:
         _admin(directory, admin_url).remove_site(site)
@@ -184,7 +184,7 @@ def sites_remove(
 @sites_app.command("list")
 def sites_list(directory: AuthDir, admin_url: AdminUrl = "mqtt://127.0.0.1:1883") -> None:
     """Sites with broker accounts."""
-    from pantau.brokerauth import BrokerAuthError  # noqa: PLC0415
+    from pantau.ops.brokerauth import BrokerAuthError  # noqa: PLC0415
 
     try:
         for site in _admin(directory, admin_url).sites():

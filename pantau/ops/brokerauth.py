@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pantau.contract import (
+from pantau.core.contract import (
     ID_PATTERN,
     RESERVED_ID_PREFIX,
     TOPIC_ROOT,
@@ -244,7 +244,7 @@ class DynsecAdmin:
         ca_file: Path | None = None,
         timeout_s: float = CONTROL_TIMEOUT_S,
     ) -> None:
-        from pantau.mqtt import BrokerAddress  # noqa: PLC0415 - keep paho out of pure helpers
+        from pantau.core.mqtt import BrokerAddress  # noqa: PLC0415 - keep paho out of pure helpers
 
         self._address = BrokerAddress.parse(url)
         self._password = password

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from pantau.contract import PublishTopic, TopicFilter
+from pantau.core.contract import PublishTopic, TopicFilter
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Development and test process control: local mosquitto, influxd (and friends) on free ports."""

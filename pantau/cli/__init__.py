@@ -1,0 +1,5 @@
+"""The ``pantau`` command line: the top of the import graph (nothing imports it)."""
+
+from pantau.cli.main import app
+
+__all__ = ["app"]

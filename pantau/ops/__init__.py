@@ -1,0 +1,1 @@
+"""Operator tools: the development PKI and the broker's accounts."""
