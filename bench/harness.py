@@ -9,7 +9,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 from rich.console import Console
 
@@ -19,6 +18,12 @@ from devtools.localsvc import (
     free_port,
     make_influx,
     make_mosquitto,
+)
+from devtools.processes import (
+    agent_argv,
+    collector_argv,
+    start_logged,
+    wait_collector_connected,
 )
 from simulators.cameras import FakeCamera
 
@@ -103,48 +108,24 @@ class Harness:
     async def start_collector(
         self, index: int, database: str
     ) -> tuple[asyncio.subprocess.Process, int]:
-        """A collector process."""
+        """A collector process, once it is connected to the broker."""
         port = free_port()
-        log = (self.workdir / f"collector-{index}.log").open("ab")
-        process = await self.spawn(
-            sys.executable,
-            "-m",
-            "pantau",
-            "collector",
-            "--mqtt",
-            self.broker.url,
-            "--influx",
-            self.influx.url,
-            "--database",
-            database,
-            "--http-port",
-            str(port),
-            "--client-id",
-            f"bench-collector-{database}-{index}",
+        argv = collector_argv(
+            mqtt=self.broker.url,
+            influx=self.influx.url,
+            database=database,
+            http_port=port,
+            client_id=f"bench-collector-{database}-{index}",
+            instance=f"c{index}",
+            dead_letter=self.workdir / f"dl-{database}-{index}.sqlite",
             # A group of its own: a stopped collector's persistent session stays in its group
             # and keeps receiving its share (queued for its return).
-            "--share-group",
-            f"bench-{database}",
-            "--instance",
-            f"c{index}",
-            "--dead-letter",
-            str(self.workdir / f"dl-{database}-{index}.sqlite"),
-            "--log-level",
-            "WARNING",
-            stdout=log,
-            stderr=log,
+            share_group=f"bench-{database}",
+            log_level="WARNING",
         )
-        log.close()
-        async with httpx.AsyncClient(timeout=1) as http, asyncio.timeout(30):
-            while True:
-                try:
-                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).json()[
-                        "mqtt_connected"
-                    ]:
-                        break
-                except (httpx.HTTPError, ValueError, KeyError):
-                    pass
-                await asyncio.sleep(0.1)
+        process = await start_logged(argv, self.workdir / f"collector-{index}.log")
+        self._processes.append(process)
+        await wait_collector_connected(port)
         return process, port
 
     async def publisher(
@@ -206,18 +187,7 @@ class Harness:
 
     async def start_agent(self, config: Path) -> asyncio.subprocess.Process:
         """An agent process."""
-        log = (self.workdir / f"{config.stem}.log").open("ab")
-        process = await self.spawn(
-            sys.executable,
-            "-m",
-            "pantau",
-            "agent",
-            "--config",
-            str(config),
-            "--log-level",
-            "WARNING",
-            stdout=log,
-            stderr=log,
-        )
-        log.close()
+        argv = agent_argv(config, log_level="WARNING")
+        process = await start_logged(argv, self.workdir / f"{config.stem}.log")
+        self._processes.append(process)
         return process

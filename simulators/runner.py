@@ -6,20 +6,25 @@ Agents and collectors are real ``pantau`` processes, so power cuts and crashes a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
 
 from devtools.localsvc import free_port
+from devtools.processes import (
+    agent_argv,
+    collector_argv,
+    collector_health,
+    kill_process,
+    start_logged,
+    stop_process,
+    wait_collector_connected,
+)
 from edge_agent.queue import count_queued
 from pantau.core.contract import TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -87,10 +92,6 @@ class SimulationLog:
     """What happened, for the summary."""
 
     events: list[tuple[float, str]] = field(default_factory=list)
-
-
-def _pantau_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "pantau", *args]
 
 
 class Simulation:
@@ -208,67 +209,31 @@ class Simulation:
     async def start_agent(self, runtime: SiteRuntime) -> None:
         """Start the site's agent process."""
         assert runtime.log_file is not None
-        with runtime.log_file.open("ab") as out:
-            runtime.process = await asyncio.create_subprocess_exec(
-                *_pantau_argv(
-                    "agent",
-                    "--config",
-                    str(runtime.config_path),
-                    "--log-level",
-                    self.options.agent_log_level,
-                ),
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        argv = agent_argv(runtime.config_path, log_level=self.options.agent_log_level)
+        runtime.process = await start_logged(argv, runtime.log_file, new_session=True)
 
     async def start_collector(self, collector: CollectorRuntime) -> None:
         """Start a collector process."""
         o = self.options
+        argv = collector_argv(
+            mqtt=o.mqtt_url,
+            influx=o.influx_url,
+            database=o.database,
+            http_port=collector.http_port,
+            client_id=f"pantau-sim-collector-{collector.index}",
+            instance=f"collector-{collector.index}",
+            dead_letter=o.workdir / f"dead-letter-{collector.index}.sqlite",
+        )
         log_file = o.workdir / "logs" / f"collector-{collector.index}.log"
-        with log_file.open("ab") as out:
-            collector.process = await asyncio.create_subprocess_exec(
-                *_pantau_argv(
-                    "collector",
-                    "--mqtt",
-                    o.mqtt_url,
-                    "--influx",
-                    o.influx_url,
-                    "--database",
-                    o.database,
-                    "--http-port",
-                    str(collector.http_port),
-                    "--client-id",
-                    f"pantau-sim-collector-{collector.index}",
-                    "--instance",
-                    f"collector-{collector.index}",
-                    "--dead-letter",
-                    str(o.workdir / f"dead-letter-{collector.index}.sqlite"),
-                ),
-                stdout=out,
-                stderr=asyncio.subprocess.STDOUT,
-                start_new_session=True,
-            )
+        collector.process = await start_logged(argv, log_file, new_session=True)
 
     async def kill_process(self, process: asyncio.subprocess.Process | None) -> None:
         """SIGKILL a process and reap it."""
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-        await process.wait()
+        await kill_process(process)
 
     async def stop_process(self, process: asyncio.subprocess.Process | None) -> None:
         """SIGTERM a process, SIGKILL it if it does not leave in time."""
-        if process is None or process.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            async with asyncio.timeout(PROCESS_STOP_TIMEOUT_S):
-                await process.wait()
-        except TimeoutError:
-            await self.kill_process(process)
+        await stop_process(process, PROCESS_STOP_TIMEOUT_S)
 
     async def stop(self) -> None:
         """Stop agents first (they say goodbye), then collectors, cameras and uplinks."""
@@ -282,22 +247,11 @@ class Simulation:
             if runtime.ups is not None:
                 await asyncio.to_thread(runtime.ups.stop)
 
-    async def _collector_health(self, http: httpx.AsyncClient, port: int) -> dict[str, Any]:
-        try:
-            response = await http.get(f"http://127.0.0.1:{port}/healthz")
-            return dict(response.json())
-        except (httpx.HTTPError, ValueError):
-            return {}
-
     async def wait_collectors_connected(self, timeout_s: float = 30.0) -> None:
         """Wait until every collector is connected and subscribed."""
-        async with httpx.AsyncClient(timeout=1.0) as http, asyncio.timeout(timeout_s):
+        async with asyncio.timeout(timeout_s):
             for collector in self.collectors:
-                while True:  # another process: poll its health endpoint
-                    health = await self._collector_health(http, collector.http_port)
-                    if health.get("mqtt_connected"):
-                        break
-                    await asyncio.sleep(0.1)
+                await wait_collector_connected(collector.http_port, timeout_s)
 
     def queued(self) -> dict[str, int]:
         """Readings waiting in each site's on-disk queue."""
@@ -322,7 +276,7 @@ class Simulation:
         async with httpx.AsyncClient(timeout=1.0) as http:
             for collector in self.collectors:
                 while time.monotonic() < deadline:
-                    health = await self._collector_health(http, collector.http_port)
+                    health = await collector_health(http, collector.http_port)
                     if health.get("pending_messages", 0) == 0:
                         break
                     await asyncio.sleep(0.1)

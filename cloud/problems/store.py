@@ -18,52 +18,7 @@ import sqlalchemy as sa
 
 from cloud.problems.config import Severity
 from cloud.problems.model import Event, Observation, Problem, ProblemState
-
-_metadata = sa.MetaData()
-problems_table = sa.Table(
-    "problems",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("key", sa.String(200), nullable=False, index=True),
-    # The key while unresolved, NULL once resolved: at most one unresolved problem per key.
-    sa.Column("open_key", sa.String(200), nullable=True, unique=True),
-    sa.Column("rule", sa.String(40), nullable=False),
-    sa.Column("title", sa.String(100), nullable=False),
-    sa.Column("severity", sa.String(20), nullable=False),
-    sa.Column("state", sa.String(20), nullable=False, index=True),
-    sa.Column("site", sa.String(64), nullable=False),
-    sa.Column("district", sa.String(64), nullable=False),
-    sa.Column("camera", sa.String(64), nullable=True),
-    sa.Column("subject", sa.String(200), nullable=False),
-    sa.Column("since_ns", sa.BigInteger, nullable=False),
-    sa.Column("opened_ns", sa.BigInteger, nullable=False),
-    sa.Column("last_bad_ns", sa.BigInteger, nullable=False),
-    sa.Column("resolved_ns", sa.BigInteger, nullable=True),
-    sa.Column("cause", sa.String(300), nullable=False),
-    sa.Column("details", sa.Text, nullable=False),
-    sa.Column("acknowledged_by", sa.String(100), nullable=True),
-    sa.Column("acknowledged_ns", sa.BigInteger, nullable=True),
-    sa.Column("ack_comment", sa.String(500), nullable=True),
-    sa.Column("in_maintenance", sa.Boolean, nullable=False),
-    sa.Column("notified_open", sa.Boolean, nullable=False),
-    sa.Column("reopen_count", sa.Integer, nullable=False),
-)
-outbox_table = sa.Table(
-    "notification_outbox",
-    _metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("problem_id", sa.Integer, nullable=False, index=True),
-    sa.Column("target", sa.String(40), nullable=False),
-    sa.Column("event", sa.String(20), nullable=False),
-    sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("created_ns", sa.BigInteger, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("next_attempt_ns", sa.BigInteger, nullable=False),
-    sa.Column("claimed_until_ns", sa.BigInteger, nullable=True),
-    sa.Column("sent_ns", sa.BigInteger, nullable=True, index=True),
-    sa.Column("gave_up", sa.Boolean, nullable=False),
-    sa.Column("last_error", sa.String(500), nullable=True),
-)
+from cloud.problems.tables import metadata, outbox_table, problems_table
 
 _UNRESOLVED = (ProblemState.OPEN.value, ProblemState.ACKNOWLEDGED.value)
 
@@ -107,7 +62,7 @@ class ProblemStore:
             # Several processes share the file (API, evaluators): wait for the write lock.
             connect_args["timeout"] = 30
         self._engine = sa.create_engine(url, future=True, connect_args=connect_args)
-        _metadata.create_all(self._engine)
+        metadata.create_all(self._engine)
 
     def close(self) -> None:
         """Release connections."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from pantau.cli.common import fail as _fail
+from pantau.cli.common import secret as _secret
+from pantau.cli.dashboards import dashboards_app
 from pantau.cli.security import broker_app, certs_app, sites_app
 from pantau.core.configfile import ConfigError, load_yaml_model
 from pantau.core.service import configure_logging, run_with_stop, serve_until
@@ -40,28 +42,6 @@ WorkdirOpt = Annotated[
         "--workdir", help="keep simulation files (queues, logs) here instead of a temp dir"
     ),
 ]
-
-
-def _secret(value: str | None, path: Path | None, option: str) -> str | None:
-    """A secret from ``path`` if given, else ``value``; warn when it was typed on the command
-    line, where every local user can read it (``ps``, shell history)."""
-    if path is not None:
-        try:
-            return path.read_text().strip() or None
-        except OSError as exc:
-            raise _fail(f"cannot read {path}: {exc.strerror}") from None
-    if any(arg == option or arg.startswith(option + "=") for arg in sys.argv[1:]):
-        Console(stderr=True).print(
-            f"[yellow]warning:[/yellow] {option} on the command line is visible to every local "
-            "user; use its environment variable or a file instead",
-            highlight=False,
-        )
-    return value
-
-
-def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code=2)
 
 
 @app.command()
@@ -351,66 +331,7 @@ def bench(
 app.add_typer(certs_app, name="certs")
 app.add_typer(sites_app, name="sites")
 app.add_typer(broker_app, name="broker")
-
-dashboards_app = typer.Typer(help="Grafana dashboards: build JSON + provisioning, or push them.")
 app.add_typer(dashboards_app, name="dashboards")
-
-
-@dashboards_app.command("build")
-def dashboards_build(
-    out: Annotated[Path, typer.Option("--out", help="output directory")],
-    influx: Annotated[
-        str, typer.Option("--influx", envvar="PANTAU_INFLUX_URL", help="InfluxDB URL for Grafana")
-    ] = "http://influxdb:8086",
-    database: Annotated[
-        str, typer.Option("--database", envvar="PANTAU_INFLUX_DB", help="InfluxDB database")
-    ] = "pantau",
-    user: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--influx-user", envvar="PANTAU_INFLUX_USER", help="InfluxDB user"),
-    ] = None,
-    password: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option("--influx-password", envvar="PANTAU_INFLUX_PASSWORD", help="its password"),
-    ] = None,
-    dashboards_path: Annotated[
-        str, typer.Option("--dashboards-path", help="where Grafana will find the JSON files")
-    ] = "/var/lib/grafana/dashboards/pantau",
-) -> None:
-    """Write DIR/dashboards/*.json and DIR/provisioning/{datasources,dashboards}/pantau.yaml."""
-    from dashboards.build import build_all  # noqa: PLC0415
-
-    for path in build_all(
-        out,
-        influx_url=influx,
-        database=database,
-        user=user,
-        password=password,
-        dashboards_path=dashboards_path,
-    ):
-        Console().print(f"wrote {path}")
-
-
-@dashboards_app.command("push")
-def dashboards_push(
-    grafana: Annotated[
-        str, typer.Option("--grafana", help="Grafana URL, e.g. http://grafana:3000")
-    ],
-    token: Annotated[
-        str, typer.Option("--token", envvar="GRAFANA_TOKEN", help="service account token")
-    ],
-) -> None:
-    """Upload every dashboard into the folder "Pantau" over Grafana's HTTP API."""
-    import httpx  # noqa: PLC0415
-
-    _secret(token, None, "--token")
-    from dashboards.build import PushError, push_all  # noqa: PLC0415
-
-    try:
-        uids = push_all(grafana, token)
-    except (PushError, httpx.HTTPError) as exc:
-        raise _fail(f"push to {grafana} failed: {exc}") from None
-    Console().print(f"pushed {len(uids)} dashboards: {', '.join(uids)}")
 
 
 @app.command()

@@ -9,6 +9,8 @@ import typer
 import yaml
 from rich.console import Console
 
+from pantau.cli.common import fail
+
 if TYPE_CHECKING:
     from pantau.ops.brokerauth import DynsecAdmin
 
@@ -38,11 +40,6 @@ err = Console(stderr=True)
 # imported only by the commands that make certificates and credentials.
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code=2)
-
-
 @certs_app.command("init")
 def certs_init(
     directory: PkiDir,
@@ -59,7 +56,7 @@ def certs_init(
         ca = init_ca(directory, force=force)
         broker = issue_broker(directory, host)
     except PkiError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"CA: {ca.cert} (key {ca.key}, keep it offline)")
     typer.echo(f"broker: {broker.cert} {broker.key} for {', '.join(host)}")
 
@@ -75,7 +72,7 @@ def certs_site(
     try:
         issued = issue_site(directory, site)
     except PkiError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"{site}: {issued.cert} {issued.key}")
 
 
@@ -114,7 +111,7 @@ def broker_init(directory: AuthDir) -> None:
     try:
         files.init()
     except (BrokerAuthError, OSError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"accounts: {files.dynsec_file}")
     typer.echo(f"admin password: {files.admin_password_file}")
     typer.echo(f"collector password: {files.collector_password_file}")
@@ -146,7 +143,7 @@ def sites_add(
     try:
         password = _admin(directory, admin_url).add_site(site)
     except BrokerAuthError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     section: dict[str, object] = {"url": broker, "username": site, "password": password}
     if ca is not None:
         section["ca_file"] = str(ca)
@@ -177,7 +174,7 @@ def sites_remove(
     try:
         _admin(directory, admin_url).remove_site(site)
     except BrokerAuthError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     typer.echo(f"{site} removed")
 
 
@@ -190,4 +187,4 @@ def sites_list(directory: AuthDir, admin_url: AdminUrl = "mqtt://127.0.0.1:1883"
         for site in _admin(directory, admin_url).sites():
             typer.echo(site)
     except BrokerAuthError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None

@@ -11,13 +11,10 @@ import asyncio
 import concurrent.futures
 import logging
 import random
-import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -25,119 +22,37 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pantau.core.contract import PublishTopic, TopicFilter
+from pantau.core.mqtt_types import (
+    BrokerAddress,
+    FatalConnectError,
+    LinkSettings,
+    Message,
+    MqttError,
+    NotConnectedError,
+    Will,
+    tls_verify_error,
+)
+
+__all__ = [
+    "BrokerAddress",
+    "FatalConnectError",
+    "LinkSettings",
+    "Message",
+    "MqttError",
+    "MqttLink",
+    "NotConnectedError",
+    "Will",
+]
 
 log = logging.getLogger(__name__)
 
 INBOUND_BLOCK_POLL_S = 0.5  # how often a blocked paho thread checks whether we are closing
 
-# CONNACK reason codes that retrying cannot fix (MQTT 5 §3.2.2.2): bad protocol version, client id
-# rejected, bad credentials, not authorized, bad auth method.
 # CONNACK codes that mean "not you" (bad protocol, client id, credentials, not authorized, bad
 # auth method): retried all the same, slowly and loudly, because the fix is on the broker (a
 # password file or account being repaired) and must not need every agent restarted.
 REFUSED_CONNACK = frozenset({0x84, 0x85, 0x86, 0x87, 0x8C})
 REFUSED_LOG_EVERY_S = 60.0  # repeat the loud line at most this often while refused
-
-
-class MqttError(Exception):
-    """Root of this module's errors."""
-
-
-class NotConnectedError(MqttError):
-    """Raised by ``publish`` while the link has no broker connection."""
-
-
-class FatalConnectError(MqttError):
-    """The broker refused us for a reason that retrying cannot fix (e.g. bad credentials)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class BrokerAddress:
-    """Where the broker is, parsed from ``mqtt://[user:pass@]host[:port]`` or ``mqtts://...``."""
-
-    host: str
-    port: int
-    tls: bool
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-
-    @classmethod
-    def parse(cls, url: str) -> BrokerAddress:
-        """Parse a broker URL; raise ``ValueError`` naming the problem."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-            raise ValueError(f"broker URL {url!r}: scheme must be mqtt:// or mqtts://")
-        if not parts.hostname:
-            raise ValueError(f"broker URL {url!r} has no host")
-        tls = parts.scheme in ("mqtts", "ssl")
-        return cls(
-            host=parts.hostname,
-            port=parts.port or (8883 if tls else 1883),
-            tls=tls,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Will:
-    """A Last Will the broker publishes when the connection drops without DISCONNECT."""
-
-    topic: PublishTopic
-    payload: bytes
-    qos: int = 1
-    retain: bool = True
-
-
-@dataclass(frozen=True, kw_only=True)
-class LinkSettings:
-    """How a link connects. Credentials given here override those in the URL."""
-
-    address: BrokerAddress
-    client_id: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    keepalive_s: int = 30
-    clean_start: bool = True
-    session_expiry_s: int = 0
-    receive_maximum: int = 1000
-    max_inflight_out: int = 100
-    manual_ack: bool = False
-    will: Will | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    max_packet_bytes: int | None = None  # told to the broker: larger messages are not sent to us
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    """A received message. ``generation`` identifies the connection it arrived on."""
-
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    mid: int
-    generation: int
-
-
-def tls_verify_error(
-    context: ssl.SSLContext, host: str, port: int, timeout_s: float = 5.0
-) -> str | None:
-    """The certificate verification error of a TLS handshake with ``host:port``, if any."""
-    try:
-        with (
-            socket.create_connection((host, port), timeout=timeout_s) as raw,
-            context.wrap_socket(raw, server_hostname=host),
-        ):
-            return None
-    except ssl.SSLCertVerificationError as exc:
-        return str(exc.verify_message or exc)
-    except (OSError, ssl.SSLError):
-        return None  # unreachable or another TLS failure: retrying may help
 
 
 class MqttLink:
@@ -181,11 +96,6 @@ class MqttLink:
     def generation(self) -> int:
         """Number of successful connects so far."""
         return self._generation
-
-    @property
-    def fatal_error(self) -> FatalConnectError | None:
-        """Set when the broker refused us for good."""
-        return self._fatal
 
     def _make_client(self) -> paho.Client:
         s = self._settings
