@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloud.budget import DeviceBudget
+from cloud.collector_http import create_collector_app
 from cloud.config import CollectorConfig
 from cloud.deadletter import DeadLetter, DeadLetterStore
 from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
-from cloud.http_api import create_collector_app
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, counter_value
 from cloud.sink import InfluxSink, RetryPolicy
+from cloud.webserver import bind_socket, serve_app
 from pantau.core.contract import TopicKind, all_sites_filter
 from pantau.core.mqtt import BrokerAddress, LinkSettings, Message, MqttLink
-from pantau.core.webserver import bind_socket, serve_app
 
 log = logging.getLogger(__name__)
 

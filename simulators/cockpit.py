@@ -16,7 +16,7 @@ from cloud.api.app import create_app
 from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
-from pantau.core.webserver import bind_socket, serve_app
+from cloud.webserver import bind_socket, serve_app
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from cloud.influx import series_rows
-from pantau.core.webserver import bind_socket, serve_app
+from cloud.webserver import bind_socket, serve_app
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from cloud.influx import InfluxClient, InfluxSettings
+from cloud.maintenance import StateStore
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.model import Problem, ProblemState
 from cloud.problems.service import problems_service
 from cloud.problems.store import ProblemStore
-from cloud.state import StateStore
 from devtools.localsvc import InfluxProcess
 from tests.history import History, S
 from tests.receiver import Receiver, receiver

@@ -31,8 +31,8 @@ from cloud.api.timeconv import from_ns, to_ns
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.fleet import Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
+from cloud.maintenance import StateStore
 from cloud.problems.store import ProblemStore
-from cloud.state import StateStore
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"

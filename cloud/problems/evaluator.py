@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from cloud.availability import MaintenanceSpan
 from cloud.influx import InfluxError
+from cloud.maintenance import StateStore
 from cloud.problems.config import RulesConfig
 from cloud.problems.model import Observation, Problem, ProblemState, Verdict
 from cloud.problems.observe import Observer
 from cloud.problems.store import ProblemStore
-from cloud.state import StateStore
 
 log = logging.getLogger(__name__)
 

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 import httpx
 
 from cloud.influx import InfluxClient, InfluxSettings
+from cloud.maintenance import StateStore
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.evaluator import Evaluator
 from cloud.problems.notify import Notifier, run_notifier
 from cloud.problems.observe import Observer
 from cloud.problems.store import ProblemStore
-from cloud.state import StateStore
 
 
 @dataclass(frozen=True)
