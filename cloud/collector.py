@@ -30,8 +30,8 @@ from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, counter_value
 from cloud.sink import InfluxSink, RetryPolicy
 from cloud.webserver import bind_socket, serve_app
-from pantau.core.contract import TopicKind, all_sites_filter
-from pantau.core.mqtt import BrokerAddress, LinkSettings, Message, MqttLink
+from pantau.core.contract import Receipt, TopicKind, all_sites_filter, site_receipts_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, Message, MqttLink, NotConnectedError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class _Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     readings: int = 0
     started: float = 0.0
+    receipts: dict[str, list[int]] = field(default_factory=dict)  # site -> message ids
 
 
 class Collector:
@@ -199,6 +200,8 @@ class Collector:
             self._pending_points += len(result.lines)
             if result.over_budget:
                 self._over_budget(batch, message, result.site, result.over_budget, now_ns)
+            if result.msg is not None:
+                batch.receipts.setdefault(result.site, []).append(result.msg)
         else:
             self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
             log.debug(
@@ -264,6 +267,7 @@ class Collector:
                         ]
                     )
                 self.metrics.readings_written.inc(len(batch.lines) - len(refused))
+            self._send_receipts(batch)
             if previous is not None:
                 await previous  # MQTT wants acks in arrival order
             for message in batch.messages:
@@ -275,6 +279,27 @@ class Collector:
             acked.set_result(None)
         finally:
             slots.release()
+
+    def _send_receipts(self, batch: _Batch) -> None:
+        """Tell each site which of its messages are stored; its agent then forgets them.
+
+        Fire and forget: a receipt lost on the way (site offline, broker restart) only makes the
+        agent send those readings again after its receipt timeout, and storage is idempotent.
+        """
+        now_ns = time.time_ns()
+        for site, msgs in batch.receipts.items():
+            payload = Receipt(site=site, msgs=msgs, ts=now_ns).model_dump_json().encode()
+            try:
+                sent = self._link.publish_nowait(site_receipts_topic(site), payload, qos=1)
+            except NotConnectedError:
+                self.metrics.receipts_unsent.inc()
+                continue
+            sent.add_done_callback(self._receipt_done)
+            self.metrics.receipts_sent.inc()
+
+    def _receipt_done(self, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self.metrics.receipts_unsent.inc()
 
     async def _dead_letter(self, letters: list[DeadLetter]) -> None:
         loop = asyncio.get_running_loop()

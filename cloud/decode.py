@@ -35,6 +35,7 @@ class Accepted:
     lines: list[str]
     readings: int
     over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
+    msg: int | None = None  # the agent's message id, to name in the site's receipt
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,9 @@ def decode_message(
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
-        return Accepted(message.site, batch_lines(message), message.count(), over_budget)
+        return Accepted(
+            message.site, batch_lines(message), message.count(), over_budget, message.msg
+        )
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
 

@@ -17,6 +17,16 @@ class CollectorMetrics:
         self.messages_rejected = Counter(
             "pantau_messages_rejected", "messages rejected, by reason", ["reason"], registry=r
         )
+        self.receipts_sent = Counter(
+            "pantau_receipts_sent",
+            "receipts handed to the broker (one per site per batch)",
+            registry=r,
+        )
+        self.receipts_unsent = Counter(
+            "pantau_receipts_unsent",
+            "receipts lost on the way out (their agents send the readings again)",
+            registry=r,
+        )
         self.budget_refused = Counter(
             "pantau_device_budget_refused",
             "device keys refused because their site was over its device budget, by site",

@@ -163,6 +163,8 @@ class Agent:
             config=c.publish,
         )
         http = make_http_client()
+        if c.publish.receipts:
+            await self._link.subscribe([publisher.receipts_filter])
         await self._link.start()
         try:
             async with asyncio.TaskGroup() as tasks:

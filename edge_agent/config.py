@@ -252,6 +252,25 @@ class PublishConfig(_Config):
     ack_timeout_s: Seconds = Field(
         default=60.0, gt=0, description="republish a message not acknowledged after this long"
     )
+    receipts: bool = Field(
+        default=True,
+        description="keep readings until the collector's receipt says InfluxDB stored them "
+        "(false: forget them at the broker's PUBACK, for brokers without a receipts topic)",
+    )
+    receipt_timeout_s: Seconds = Field(
+        default=120.0,
+        gt=0,
+        description="send a message again if no receipt came this long after its PUBACK (the "
+        "broker may have dropped it, or the receipt was lost); longer than a typical InfluxDB "
+        "outage, so an outage does not double the traffic",
+    )
+    max_unreceipted: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="messages awaiting a receipt at once; beyond, publishing pauses and readings "
+        "wait on disk",
+    )
     shutdown_flush_s: Seconds = Field(
         default=10.0,
         ge=0,

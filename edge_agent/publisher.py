@@ -5,24 +5,37 @@ are published as soon as they are queued; rows at or below it are the *backlog*,
 first and at most ``replay_rate_per_s`` readings per second, in the gaps between live batches. So
 live readings are never delayed behind a day of backlog, and the uplink is not flooded.
 
-A row leaves the queue only when the PUBACK of the message carrying it arrived. A message not
-acknowledged within ``ack_timeout_s`` is published again (duplicates are harmless: storage is
-idempotent on the reading's identity).
+A row leaves the queue only when the collector's receipt names the message carrying it: the
+receipt is sent once InfluxDB stored the batch, so nothing the broker does with its sessions
+(restarts, a shared subscription missing for a moment) can lose a reading. PUBACK only marks a
+message sent. A message not acknowledged within ``ack_timeout_s``, or not receipted within
+``receipt_timeout_s`` of its PUBACK, is published again (duplicates are harmless: storage is
+idempotent on the reading's identity). With ``receipts: false`` the PUBACK ends a row's stay.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
 from edge_agent.config import PublishConfig
 from edge_agent.queue import KINDS, QueuedReading, ReadingQueue
-from pantau.core.contract import PROTOCOL_VERSION, TopicKind, site_topic
+from pantau.core.contract import (
+    PROTOCOL_VERSION,
+    Receipt,
+    TopicFilter,
+    TopicKind,
+    site_receipts_topic,
+    site_topic,
+)
 from pantau.core.mqtt import MqttLink, NotConnectedError
 
 log = logging.getLogger(__name__)
@@ -36,6 +49,7 @@ class _InFlight:
     ids: list[int]
     backlog: bool
     deadline: float
+    msg: int
 
 
 class TokenBucket:
@@ -63,12 +77,17 @@ class TokenBucket:
         return max(0.0, missing / self._rate)
 
 
-def encode_batch(site: str, district: str, rows: list[QueuedReading]) -> bytes:
+def encode_batch(
+    site: str, district: str, rows: list[QueuedReading], *, msg: int | None = None
+) -> bytes:
     """Assemble a ``ReadingBatch`` JSON from queued bodies without re-serialising them."""
     groups: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
     for row in rows:
         groups[row.kind].append(row.body)
-    parts = [f'{{"v":{PROTOCOL_VERSION},"site":"{site}","district":"{district}"'.encode()]
+    head = f'{{"v":{PROTOCOL_VERSION},"site":"{site}","district":"{district}"'
+    if msg is not None:
+        head += f',"msg":{msg}'
+    parts = [head.encode()]
     for kind, bodies in groups.items():
         if bodies:
             parts.append(b',"' + kind.encode() + b'":[' + b",".join(bodies) + b"]")
@@ -101,13 +120,17 @@ class Publisher:
         self._live_cursor = 0
         self._backlog_cursor = 0
         self._deletes: set[asyncio.Future[None]] = set()
-        self.published_readings = 0
-        self.acked_readings = 0
+        self._awaiting: dict[int, _InFlight] = {}  # message id -> published, PUBACKed, no receipt
 
     @property
     def queue(self) -> ReadingQueue:
         """The queue this publisher drains."""
         return self._queue
+
+    @property
+    def receipts_filter(self) -> TopicFilter:
+        """What the agent's link must subscribe to (before it starts) for receipts."""
+        return TopicFilter(site_receipts_topic(self._site))
 
     def notify(self) -> None:
         """Tell the publisher new readings were queued."""
@@ -118,33 +141,75 @@ class Publisher:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def run(self) -> None:
-        """Publish until cancelled."""
+        """Publish (and take receipts) until cancelled."""
+        if not self._config.receipts:
+            await self._publish_loop()
+            return
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(self._receipt_loop(), name=f"receipts-{self._site}")
+            await self._publish_loop()
+
+    async def _publish_loop(self) -> None:
         while True:
             await self._link.connected.wait()
             if self._link.generation != self._generation:
                 await self._on_new_connection()
             self._expire_unacked()
-            if len(self._inflight) >= self._config.max_inflight:
+            if (
+                len(self._inflight) >= self._config.max_inflight
+                or len(self._awaiting) >= self._config.max_unreceipted
+            ):
                 await self._sleep_until_woken(IDLE_POLL_S)
                 continue
             rows, backlog = await self._next_rows()
             if not rows:
                 await self._idle()
                 continue
+            msg = secrets.randbits(62) if self._config.receipts else None
             try:
                 future = self._link.publish_nowait(
-                    self._topic, encode_batch(self._site, self._district, rows), qos=1
+                    self._topic, encode_batch(self._site, self._district, rows, msg=msg), qos=1
                 )
             except NotConnectedError:
                 self._rewind(rows[0].id, backlog=backlog)
                 continue
             ids = [row.id for row in rows]
             self._inflight[future] = _InFlight(
-                ids, backlog, time.monotonic() + self._config.ack_timeout_s
+                ids, backlog, time.monotonic() + self._config.ack_timeout_s, msg or 0
             )
             self._inflight_ids.update(ids)
-            self.published_readings += len(ids)
             future.add_done_callback(self._on_done)
+
+    async def _receipt_loop(self) -> None:
+        """Forget the readings of every message a receipt names."""
+        while True:
+            message = await self._link.messages.get()
+            try:
+                receipt = Receipt.model_validate_json(message.payload)
+            except ValidationError as exc:
+                log.warning("ignored a malformed receipt on %s: %s", message.topic, exc)
+                continue
+            if receipt.site != self._site:
+                continue
+            self.on_receipt(receipt.msgs)
+
+    def on_receipt(self, msgs: list[int]) -> None:
+        """Delete the rows of these messages from the queue (unknown ids are ignored)."""
+        ids: list[int] = []
+        for msg in msgs:
+            item = self._awaiting.pop(msg, None)
+            if item is not None:
+                ids += item.ids
+                self._inflight_ids.difference_update(item.ids)
+        if ids:
+            self._delete(ids)
+            self._wake.set()
+
+    def _delete(self, ids: list[int]) -> None:
+        # Runs on the queue's single worker thread, so it lands before any later take().
+        delete = asyncio.get_running_loop().run_in_executor(self._executor, self._queue.delete, ids)
+        self._deletes.add(delete)
+        delete.add_done_callback(self._on_deleted)
 
     async def _on_new_connection(self) -> None:
         self._generation = self._link.generation
@@ -204,17 +269,16 @@ class Publisher:
         item = self._inflight.pop(future, None)
         if item is None:
             return
-        self._inflight_ids.difference_update(item.ids)
         if future.cancelled() or future.exception() is not None:
+            self._inflight_ids.difference_update(item.ids)
             self._rewind(min(item.ids), backlog=item.backlog)
+        elif self._config.receipts:
+            # Sent, not yet stored: the rows stay queued (and out of the cursors' reach).
+            item.deadline = time.monotonic() + self._config.receipt_timeout_s
+            self._awaiting[item.msg] = item
         else:
-            self.acked_readings += len(item.ids)
-            # Runs on the queue's single worker thread, so it lands before any later take().
-            delete = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._queue.delete, item.ids
-            )
-            self._deletes.add(delete)
-            delete.add_done_callback(self._on_deleted)
+            self._inflight_ids.difference_update(item.ids)
+            self._delete(item.ids)
         self._wake.set()
 
     def _on_deleted(self, future: asyncio.Future[None]) -> None:
@@ -230,7 +294,7 @@ class Publisher:
         """
         runner = asyncio.create_task(self.run(), name=f"flush-{self._site}")
         try:
-            while len(self._queue) > 0 or self._inflight or self._deletes:
+            while len(self._queue) > 0 or self._inflight or self._awaiting or self._deletes:
                 if runner.done():
                     runner.result()
                 await asyncio.sleep(0.05)
@@ -255,3 +319,14 @@ class Publisher:
                 del self._inflight[future]
                 self._inflight_ids.difference_update(item.ids)
                 self._rewind(min(item.ids), backlog=item.backlog)
+        expired = [m for m, item in self._awaiting.items() if item.deadline < now]
+        if expired:
+            log.warning(
+                "no receipt for %d messages %.0fs after their PUBACK; sending them again",
+                len(expired),
+                self._config.receipt_timeout_s,
+            )
+        for msg in expired:
+            item = self._awaiting.pop(msg)
+            self._inflight_ids.difference_update(item.ids)
+            self._rewind(min(item.ids), backlog=item.backlog)

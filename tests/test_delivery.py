@@ -62,7 +62,10 @@ async def test_backlog_replays_rate_limited_while_live_goes_first(
         executor=executor,
         site="s1",
         district="d1",
-        config=PublishConfig(batch_max_readings=100, replay_rate_per_s=1000, max_inflight=4),
+        # No collector here to send receipts: rows leave the queue at their PUBACK.
+        config=PublishConfig(
+            batch_max_readings=100, replay_rate_per_s=1000, max_inflight=4, receipts=False
+        ),
     )
     await link.start()
     task = asyncio.create_task(publisher.run())

@@ -6,6 +6,7 @@ Topic tree (``{site}`` is the per-site prefix that broker ACLs key on)::
 
     pantau/v1/sites/{site}/readings   QoS 1, a batch of readings (ReadingBatch)
     pantau/v1/sites/{site}/status     QoS 1, retained; birth (online) and Last Will (offline)
+    pantau/v1/sites/{site}/receipts   QoS 1, collector -> site: messages now stored (Receipt)
 
 Identifiers (site, district, camera, sensor ids) are restricted to ``[A-Za-z0-9_.-]`` so they are
 safe as MQTT topic levels and as InfluxDB tag values without any escaping ambiguity.
@@ -199,12 +200,21 @@ class GapReading(_Strict):
     count: int = Field(ge=1, le=MAX_COUNT)
 
 
+MessageId = Annotated[int, Field(ge=0, lt=2**63)]
+"""An agent's id for one published batch (random per publish); receipts name it."""
+
+
 class ReadingBatch(_Strict):
     """A site's batch of readings, published on ``.../sites/{site}/readings``."""
 
     v: Literal[1] = 1
     site: Ident
     district: Ident
+    msg: MessageId | None = Field(
+        default=None,
+        description="the agent's id for this message: the collector names it in a receipt once "
+        "InfluxDB stored the batch, and only then does the agent forget its readings",
+    )
     cameras: list[CameraReading] = Field(default_factory=list)
     sensors: list[SensorReading] = Field(default_factory=list)
     agent: list[AgentReading] = Field(default_factory=list)
@@ -220,6 +230,16 @@ class ReadingBatch(_Strict):
             + len(self.gaps)
             + len(self.streams)
         )
+
+
+class Receipt(_Strict):
+    """Collector -> site, on ``.../sites/{site}/receipts``: these messages are stored (written to
+    InfluxDB, or dead-lettered as invalid) and their readings may leave the agent's queue."""
+
+    v: Literal[1] = 1
+    site: Ident
+    msgs: list[MessageId] = Field(min_length=1, max_length=100_000)
+    ts: TimestampNs = Field(description="collector clock when the batch was stored")
 
 
 class SiteStatus(_Strict):
