@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 
 MALFORMED_PAYLOAD = b'{"v": 1, "site": "this is not valid JSON'
 PROCESS_STOP_TIMEOUT_S = 10.0
+SIM_RECEIPT_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,6 +199,9 @@ class Simulation:
             ],
             "queue": {"path": str(runtime.queue_path)},
             "ledger": self.options.ledger,
+            # Simulations and chaos runs last minutes: a message the broker dropped is sent
+            # again well inside their drain time (production waits 2 minutes).
+            "publish": {"receipt_timeout_s": SIM_RECEIPT_TIMEOUT_S},
             "stream": {
                 "enabled": self.scenario.stream_interval is not None,
                 "interval_s": self.scenario.stream_interval or 300.0,

@@ -25,9 +25,12 @@ from pantau.core.contract import (
     CameraReading,
     Cause,
     ReadingBatch,
+    Receipt,
+    TopicFilter,
     TopicKind,
     agent_client_id,
     all_sites_filter,
+    site_receipts_topic,
     site_topic,
 )
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -124,6 +127,7 @@ async def victims(fleet: Fleet) -> AsyncIterator[list[Victim]]:
                 password=fleet.passwords[site],
             )
         )
+        await link.subscribe([TopicFilter(site_receipts_topic(site))])
         await link.start()
         await link.wait_connected(10)
         running.append(Victim(site, link))
@@ -264,6 +268,18 @@ async def test_one_site_cannot_hurt_the_others(fleet: Fleet) -> None:
         await asyncio.wait_for(attacker_link.disconnected.wait(), 10)
         await attacker_link.close(graceful=False)
         delays["oversized"] = max([await delay_of_next(fleet, v) for v in running])
+        # 7. A forged receipt (to make s1 forget readings InfluxDB never got) is dropped by the
+        # broker: the first receipt s1 sees is the collector's for its own message.
+        with raw_client(fleet, ATTACKER, agent_client_id(ATTACKER)) as forger:
+            forged = Receipt(site="s1", msgs=[42], ts=time.time_ns()).model_dump_json()
+            forger.client.publish(site_receipts_topic("s1"), forged, qos=1).wait_for_publish(5)
+        body = json.loads(reading_batch("s1", "cam", time.time_ns()))
+        body["msg"] = 4242
+        await running[0].link.publish(
+            site_topic("s1", TopicKind.READINGS), json.dumps(body).encode()
+        )
+        first = await asyncio.wait_for(running[0].link.messages.get(), 10)
+        assert Receipt.model_validate_json(first.payload).msgs == [4242]
         # A victim's new camera is still accepted after the bomb.
         await running[0].link.publish(
             site_topic("s1", TopicKind.READINGS), reading_batch("s1", "new-cam", time.time_ns())
