@@ -7,6 +7,11 @@ The schedule (times scale with the duration; these are for 150 s):
     t=30s   SIGKILL collector 1; restart it 6 s later (its persistent session is redelivered)
     t=45s   stop InfluxDB for 60 s (collectors hold, the broker queues, nothing is acked)
     t=75s   SIGKILL site s3's agent; restart it 7.5 s later (its disk queue survives)
+    t=108s  SIGKILL both collectors (a bad deploy); while they are away:
+    t=111s  SIGKILL the broker and start it again (what it had queued for them is gone)
+    t=116s  restart the broker gracefully (mosquitto 2.0 forgets what it queued for an offline
+            shared subscriber even then)
+    t=121s  start both collectors again; agents send again whatever was not receipted
 
 Two collectors share the subscription throughout. At the end the agents are stopped cleanly
 (they flush their queues), the collectors drain, and every reading in the agents' ledgers is
@@ -100,6 +105,7 @@ class ChaosMonkey:
             tasks.create_task(self._at(30, self.kill_collector), name="chaos-collector")
             tasks.create_task(self._at(45, self.stop_influx), name="chaos-influx")
             tasks.create_task(self._at(75, self.kill_agent), name="chaos-agent")
+            tasks.create_task(self._at(108, self.collectors_away), name="chaos-away")
 
     async def restart_broker(self) -> None:
         """Stop and start mosquitto on the same port and data."""
@@ -138,6 +144,26 @@ class ChaosMonkey:
         await asyncio.sleep(60 * self.scale)
         await asyncio.to_thread(self.influx.start)
         self._note("InfluxDB started")
+
+    async def collectors_away(self) -> None:
+        """Both collectors SIGKILLed; the broker killed, then restarted, while they are away."""
+        for collector in self.sim.collectors:
+            await self.sim.kill_process(collector.process)
+        self._note("collectors SIGKILL")
+        if self.broker is None:
+            self.skipped.append("broker faults while collectors are away (broker not ours)")
+        else:
+            await asyncio.sleep(3 * self.scale)
+            await asyncio.to_thread(self.broker.kill)
+            await asyncio.to_thread(self.broker.start)
+            self._note("broker SIGKILL and back")
+            await asyncio.sleep(5 * self.scale)
+            await asyncio.to_thread(self.broker.restart)
+            self._note("broker graceful restart")
+        await asyncio.sleep(5 * self.scale)
+        for collector in self.sim.collectors:
+            await self.sim.start_collector(collector)
+        self._note("collectors restarted")
 
     async def kill_agent(self) -> None:
         """SIGKILL s3's agent, restart it later."""

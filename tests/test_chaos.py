@@ -1,5 +1,6 @@
 """Chaos: broker restart, 60 s InfluxDB outage, 120 s uplink cut, SIGKILLed collector and agent,
-two collectors sharing the load. InfluxDB must hold exactly the agents' ledger."""
+both collectors away while the broker is SIGKILLed and restarted, two collectors sharing the load.
+InfluxDB must hold exactly the agents' ledger."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ async def test_full_chaos_schedule_loses_and_duplicates_nothing(tmp_path: Path) 
         "s3 agent SIGKILL",
         "s3 agent restarted",
         "InfluxDB started",
+        "collectors SIGKILL",
+        "broker SIGKILL and back",
+        "broker graceful restart",
+        "collectors restarted",
         "s2 uplink restored",
     ]
     assert result.skipped == []
