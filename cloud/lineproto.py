@@ -114,9 +114,10 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             f"sensor,kind={s.kind},sensor={s.sensor},site={site} value={float(s.value)!r} {s.ts}"
         )
     for a in batch.agent:
+        fault = f",queue_error={format_field(a.queue_error)}" if a.queue_error else ""
         lines.append(
             f"agent,district={district},site={site} backlog={a.backlog}i,"
-            f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r} {a.ts}"
+            f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{fault} {a.ts}"
         )
     for r in batch.streams:
         lines.append(

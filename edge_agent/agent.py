@@ -14,7 +14,7 @@ from edge_agent.probes.camera import CameraProbe, probe_camera
 from edge_agent.probes.results import rounded
 from edge_agent.probes.snapshot import make_http_client
 from edge_agent.publisher import Publisher
-from edge_agent.queue import ReadingQueue
+from edge_agent.queue_guard import GuardedQueue
 from edge_agent.sensors.base import SensorDriver, SensorValue
 from edge_agent.sensors.errors import SensorError
 from edge_agent.sensors.host import HostDriver
@@ -148,7 +148,7 @@ class Agent:
         """Probe, queue and publish until cancelled; on the way out, publish offline."""
         c = self.config
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"queue-{c.site.id}")
-        queue = ReadingQueue(
+        queue = GuardedQueue(
             c.queue.path,
             max_readings=c.queue.max_readings,
             max_age_s=c.queue.max_age_s,
@@ -233,7 +233,7 @@ class Agent:
 
     async def _probe_loop(
         self,
-        queue: ReadingQueue,
+        queue: GuardedQueue,
         executor: ThreadPoolExecutor,
         publisher: Publisher,
         http: Any,
@@ -261,7 +261,7 @@ class Agent:
             await asyncio.sleep(delay)
 
     async def collect_once(
-        self, queue: ReadingQueue, executor: ThreadPoolExecutor, http: Any
+        self, queue: GuardedQueue, executor: ThreadPoolExecutor, http: Any
     ) -> list[tuple[str, int, bytes]]:
         """Probe every camera and read every sensor once; return queue items."""
         c = self.config
@@ -304,6 +304,7 @@ class Agent:
             sensor = SensorReading(sensor=value.sensor, kind=value.kind, ts=ts, value=value.value)
             items.append(("sensors", ts, sensor.model_dump_json().encode()))
         stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
+        fault = queue.take_fault()
         ts = self._clock.stamp(("agent",), started_ns)
         oldest_age = max(0.0, (started_ns - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
         agent = AgentReading(
@@ -311,6 +312,7 @@ class Agent:
             backlog=stats.backlog,
             dropped_total=stats.dropped_total,
             oldest_age_s=round(oldest_age, 3),
+            queue_error=fault.replace("\n", " ")[:200] if fault else None,
         )
         items.append(("agent", ts, agent.model_dump_json().encode()))
         return items

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from edge_agent.config import PublishConfig
-from edge_agent.queue import KINDS, QueuedReading, ReadingQueue
+from edge_agent.queue import KINDS, ForwardQueue, QueuedReading
 from pantau.core.contract import (
     PROTOCOL_VERSION,
     Receipt,
@@ -102,7 +102,7 @@ class Publisher:
         self,
         *,
         link: MqttLink,
-        queue: ReadingQueue,
+        queue: ForwardQueue,
         executor: ThreadPoolExecutor,
         site: str,
         district: str,
@@ -123,7 +123,7 @@ class Publisher:
         self._awaiting: dict[int, _InFlight] = {}  # message id -> published, PUBACKed, no receipt
 
     @property
-    def queue(self) -> ReadingQueue:
+    def queue(self) -> ForwardQueue:
         """The queue this publisher drains."""
         return self._queue
 

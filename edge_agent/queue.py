@@ -17,6 +17,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from pantau.core.contract import GapReading
 
@@ -41,6 +42,21 @@ class QueueStats:
     backlog: int
     dropped_total: int
     oldest_ts: int | None
+
+
+class ForwardQueue(Protocol):
+    """What the publisher and the stream scheduler need of a queue (``ReadingQueue`` or the
+    ``GuardedQueue`` around it)."""
+
+    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int: ...
+
+    def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]: ...
+
+    def delete(self, ids: list[int]) -> None: ...
+
+    def max_id(self) -> int: ...
+
+    def __len__(self) -> int: ...
 
 
 class ReadingQueue:
@@ -92,7 +108,7 @@ class ReadingQueue:
             dropped = self._enforce_bounds(now_ns)
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             self._count = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
             raise
         return dropped
@@ -155,8 +171,38 @@ class ReadingQueue:
             self._count -= self._db.total_changes - before
             self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            self._rollback()
             raise
+
+    def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (SQLITE_FULL, I/O): a second ROLLBACK
+        # would raise and hide the error that matters.
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+    def restore(self, rows: list[QueuedReading]) -> None:
+        """Insert rows moved from another queue file, keeping their ids (the publisher's cursors
+        and in-flight messages refer to them)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO readings (id, kind, ts, body) VALUES (?, ?, ?, ?)",
+                [(r.id, r.kind, r.ts, r.body) for r in rows],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        self._count = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def continue_ids_after(self, last_id: int) -> None:
+        """Make new ids start after ``last_id`` (a fresh file replacing one that had ids)."""
+        if last_id <= self.max_id():
+            return
+        self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'readings'")
+        self._db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('readings', ?)", (last_id,)
+        )
 
     def max_id(self) -> int:
         """Highest id ever assigned (0 if none)."""

@@ -16,7 +16,7 @@ from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.probes.results import rounded
 from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
 from edge_agent.publisher import Publisher
-from edge_agent.queue import ReadingQueue
+from edge_agent.queue import ForwardQueue
 from pantau.core.contract import StreamFault, StreamReading
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class StreamScheduler:
         *,
         clock: Clock,
         pictures: dict[str, StreamFault],
-        queue: ReadingQueue,
+        queue: ForwardQueue,
         executor: ThreadPoolExecutor,
         publisher: Publisher,
     ) -> None:

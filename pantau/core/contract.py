@@ -165,6 +165,13 @@ class AgentReading(_Strict):
         ge=0, le=MAX_COUNT, description="readings dropped since the queue was created"
     )
     oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
+    queue_error: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[^\r\n]*$",
+        description="set while the disk queue fails (disk full, file lost or corrupt): readings "
+        "are held in memory meanwhile, and what does not fit becomes a gap",
+    )
 
 
 class StreamReading(_Strict):
