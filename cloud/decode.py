@@ -104,7 +104,7 @@ def decode_message(
     try:
         if isinstance(message, SiteStatus):
             return _status(message, retain=retain, now_ns=now_ns, horizon=horizon)
-        if any(ts > horizon for ts in _timestamps(message)):
+        if any(r.ts > horizon for r in message.readings()):
             return Rejection(RejectReason.FUTURE_TIMESTAMP, "a reading is stamped in the future")
         over_budget: list[str] = []
         if budget is not None:
@@ -114,16 +114,6 @@ def decode_message(
         )
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
-
-
-def _timestamps(batch: ReadingBatch) -> list[int]:
-    return [
-        *(r.ts for r in batch.cameras),
-        *(r.ts for r in batch.sensors),
-        *(r.ts for r in batch.agent),
-        *(r.ts for r in batch.gaps),
-        *(r.ts for r in batch.streams),
-    ]
 
 
 def _status(status: SiteStatus, *, retain: bool, now_ns: int, horizon: int) -> Accepted | Rejection:

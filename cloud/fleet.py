@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import enum
 import time
 from dataclasses import dataclass
 
 from cloud.influx import InfluxClient, series_rows
+from cloud.schema import (
+    CAMERA,
+    LAST_CAMERA_FIELDS,
+    LAST_SITE_FIELDS,
+    SITE,
+    Status,
+    camera_status_now,
+    site_online_now,
+)
 
-
-class Status(enum.StrEnum):
-    """A camera's state now: ``unknown`` when no fresh measurement exists (site unreachable)."""
-
-    UP = "up"
-    DEGRADED = "degraded"  # answering, but the picture is frozen, dark, blurred or absent
-    DOWN = "down"
-    UNKNOWN = "unknown"
+__all__ = ["CameraState", "SiteState", "Status", "current_cameras", "current_sites"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +48,17 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
     """Each camera's last probe; older than ``stale_after_s`` counts as unknown."""
     # A selector (last) beside a plain field returns that field from the selected point.
     results = await client.query(
-        'SELECT last("up") AS "up", "cause", "since", "state", "picture" FROM "camera" '
+        f'SELECT {LAST_CAMERA_FIELDS} FROM "{CAMERA}" '
         'WHERE time > now() - 30d GROUP BY "site", "district", "camera"'
     )
     horizon = time.time_ns() - int(stale_after_s * 1e9)
     states = []
     for row in series_rows(results):
         last_seen = int(row["time"])
+        status = camera_status_now(row, stale_before_ns=horizon)
         cause = str(row["cause"])
-        if last_seen < horizon:
-            status = Status.UNKNOWN
-        elif row["up"] != 1:
-            status = Status.DOWN
-        elif row.get("state") == "degraded":
-            status, cause = Status.DEGRADED, f"picture {row.get('picture')}"
-        else:
-            status = Status.UP
+        if status is Status.DEGRADED:
+            cause = f"picture {row.get('picture')}"
         states.append(
             CameraState(
                 row["site"],
@@ -80,14 +76,14 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
 async def current_sites(client: InfluxClient) -> list[SiteState]:
     """Each site's latest online/offline transition."""
     results = await client.query(
-        'SELECT last("online") AS "online", "lat", "lon" FROM "site" GROUP BY "site", "district"'
+        f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" GROUP BY "site", "district"'
     )
     return sorted(
         (
             SiteState(
                 row["site"],
                 row.get("district", ""),
-                row["online"] == 1,
+                site_online_now(row),
                 int(row["time"]),
                 row.get("lat"),
                 row.get("lon"),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from pantau.core.contract import CameraReading, ReadingBatch, SiteStatus, StreamFault
+from cloud.schema import camera_state
+from pantau.core.contract import ReadingBatch, SiteStatus, StreamFault
 
 FieldValue = bool | int | float | str
 
@@ -70,15 +71,6 @@ def format_line(
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ns}"
 
 
-def camera_state(reading: CameraReading) -> str:
-    """``down`` (not answering), ``degraded`` (answering, picture at fault) or ``up``."""
-    if not reading.up:
-        return "down"
-    if reading.picture is not None and reading.picture is not StreamFault.NONE:
-        return "degraded"
-    return "up"
-
-
 def batch_lines(batch: ReadingBatch) -> list[str]:
     """Map a reading batch to line-protocol lines (see docs/data-model.md)."""
     site, district = batch.site, batch.district
@@ -105,7 +97,7 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             fields.append(f"since={c.since}i")
         if c.picture is not None:
             fields.append(f'picture="{c.picture.value}"')
-        fields.append(f'state="{camera_state(c)}"')
+        fields.append(f'state="{camera_state(c).value}"')
         lines.append(
             f"camera,camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
         )

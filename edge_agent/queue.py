@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pantau.core.contract import GapReading
+from pantau.core.contract import READING_KINDS, GapReading
 
-KINDS = ("cameras", "sensors", "agent", "gaps", "streams")
+KINDS = READING_KINDS
 PRUNE_CHUNK = 10_000
 
 

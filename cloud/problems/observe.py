@@ -14,6 +14,16 @@ from typing import Any
 from cloud.influx import InfluxClient, series_rows
 from cloud.problems.config import RulesConfig, Severity, ThresholdRule
 from cloud.problems.model import Observation, Verdict
+from cloud.schema import (
+    AGENT,
+    CAMERA,
+    LAST_CAMERA_FIELDS,
+    LAST_SITE_FIELDS,
+    SITE,
+    Status,
+    camera_status_now,
+    site_online_now,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +102,17 @@ class Observer:
     async def _sites(self, now_ns: int) -> dict[str, _Site]:
         rule = self._rules.site
         wills = await self._query(
-            'SELECT last("online") AS "online" FROM "site" '
+            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" '
             f'WHERE time <= {now_ns} GROUP BY "site", "district"'
         )
         agents = await self._query(
-            'SELECT last("backlog") FROM "agent" '
+            f'SELECT last("backlog") FROM "{AGENT}" '
             f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)} "
             'GROUP BY "site", "district"'
         )
         last_report = {row["site"]: int(row["time"]) for row in agents}
         districts = {row["site"]: row.get("district", "") for row in agents}
-        status = {row["site"]: (row["online"] == 1, int(row["time"])) for row in wills}
+        status = {row["site"]: (site_online_now(row), int(row["time"])) for row in wills}
         districts.update({row["site"]: row.get("district", "") for row in wills})
         stale_before = now_ns - _ns(rule.stale_after)
         sites = {}
@@ -120,8 +130,7 @@ class Observer:
     async def _cameras_and_sites(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
         rule = self._rules.camera
         last = await self._query(
-            'SELECT last("up") AS "up", "cause", "stage", "since", "state", "picture" '
-            'FROM "camera" '
+            f'SELECT {LAST_CAMERA_FIELDS} FROM "{CAMERA}" '
             f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)} "
             'GROUP BY "site", "district", "camera"'
         )
@@ -147,7 +156,7 @@ class Observer:
             since = int(row["since"]) if row.get("since") is not None else int(row["time"])
             changes = states.get((site, camera), 1) - 1
             flapping = changes >= rule.flap_changes
-            degraded = up and row.get("state") == "degraded"
+            degraded = camera_status_now(row, stale_before_ns=stale_before) is Status.DEGRADED
             if degraded and not flapping:
                 # The stream probe runs every few minutes: one faulty picture is the evidence.
                 verdict, cause = Verdict.BAD, f"picture {row.get('picture')}"

@@ -15,6 +15,7 @@ safe as MQTT topic levels and as InfluxDB tag values without any escaping ambigu
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from typing import Annotated, Literal, NewType
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -211,6 +212,10 @@ MessageId = Annotated[int, Field(ge=0, lt=2**63)]
 """An agent's id for one published batch (random per publish); receipts name it."""
 
 
+Reading = CameraReading | SensorReading | AgentReading | GapReading | StreamReading
+"""Any one reading."""
+
+
 class ReadingBatch(_Strict):
     """A site's batch of readings, published on ``.../sites/{site}/readings``."""
 
@@ -228,15 +233,23 @@ class ReadingBatch(_Strict):
     gaps: list[GapReading] = Field(default_factory=list)
     streams: list[StreamReading] = Field(default_factory=list)
 
+    def readings(self) -> Iterator[Reading]:
+        """Every reading of every kind (``READING_KINDS``)."""
+        for kind in READING_KINDS:
+            yield from getattr(self, kind)
+
     def count(self) -> int:
         """Number of readings in the batch."""
-        return (
-            len(self.cameras)
-            + len(self.sensors)
-            + len(self.agent)
-            + len(self.gaps)
-            + len(self.streams)
-        )
+        return sum(len(getattr(self, kind)) for kind in READING_KINDS)
+
+
+READING_KINDS: tuple[str, ...] = tuple(
+    name
+    for name, info in ReadingBatch.model_fields.items()
+    if info.annotation is not None and getattr(info.annotation, "__origin__", None) is list
+)
+"""The reading lists of a ``ReadingBatch`` (``cameras``, ``sensors``, ...): a new reading kind is a
+new list there, and the agent's queue, the collector and the tests follow from this tuple."""
 
 
 class Receipt(_Strict):
