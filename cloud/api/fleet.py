@@ -1,0 +1,56 @@
+"""The fleet resource: sites and cameras as they are now."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from cloud.api.deps import influx_client
+from cloud.api.schemas import CameraOut, SiteOut
+from cloud.api.timeconv import from_ns
+from cloud.fleet import Status, current_cameras, current_sites
+from cloud.influx import InfluxClient
+
+
+def fleet_router() -> APIRouter:
+    """Routes under /api: /sites, /cameras."""
+    fleet = APIRouter(prefix="/api", tags=["fleet"])
+
+    @fleet.get("/sites", response_model=list[SiteOut])
+    async def sites(client: Annotated[InfluxClient, Depends(influx_client)]) -> list[SiteOut]:
+        """Every site's latest online/offline state."""
+        return [
+            SiteOut(
+                site=s.site,
+                district=s.district,
+                online=s.online,
+                since=from_ns(s.since_ns),
+                lat=s.lat,
+                lon=s.lon,
+            )
+            for s in await current_sites(client)
+        ]
+
+    @fleet.get("/cameras", response_model=list[CameraOut])
+    async def cameras(
+        request: Request,
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        status: Annotated[Literal["up", "degraded", "down", "unknown"] | None, Query()] = None,
+    ) -> list[CameraOut]:
+        """Every camera's current state: up, degraded (picture fault), down, or unknown when no
+        fresh probe exists."""
+        found = await current_cameras(client, stale_after_s=request.app.state.stale_after_s)
+        return [
+            CameraOut(
+                site=c.site,
+                district=c.district,
+                camera=c.camera,
+                status=c.status.value,
+                since=from_ns(c.since_ns) if c.since_ns else None,
+                cause=c.cause,
+                last_seen=from_ns(c.last_seen_ns),
+            )
+            for c in found
+            if status is None or c.status is Status(status)
+        ]
+
+    return fleet
