@@ -43,7 +43,6 @@ class _Batch:
     lines: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    readings: int = 0
     started: float = 0.0
     receipts: dict[str, list[int]] = field(default_factory=dict)  # site -> message ids
 
@@ -196,7 +195,6 @@ class Collector:
         self._pending_messages += 1
         if isinstance(result, Accepted):
             batch.lines.extend(result.lines)
-            batch.readings += len(result.lines)
             self._pending_points += len(result.lines)
             if result.over_budget:
                 self._over_budget(batch, message, result.site, result.over_budget, now_ns)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pantau.core.paths import dead_letter_path
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -119,7 +121,7 @@ class CollectorConfig(_Config):
     batch: BatchConfig = Field(default_factory=BatchConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     dead_letter_path: Path = Field(
-        default=Path("var/collector/dead-letter.sqlite"),
+        default_factory=dead_letter_path,
         description="SQLite file keeping rejected messages with their reason",
     )
     dead_letter_max_rows: int = Field(

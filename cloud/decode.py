@@ -33,7 +33,6 @@ class Accepted:
 
     site: str
     lines: list[str]
-    readings: int
     over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
     msg: int | None = None  # the agent's message id, to name in the site's receipt
 
@@ -109,9 +108,7 @@ def decode_message(
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
-        return Accepted(
-            message.site, batch_lines(message), message.count(), over_budget, message.msg
-        )
+        return Accepted(message.site, batch_lines(message), over_budget, message.msg)
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
 
@@ -123,10 +120,10 @@ def _status(status: SiteStatus, *, retain: bool, now_ns: int, horizon: int) -> A
         if retain:
             # A retained will replayed on (re)subscribe: it fired earlier and was stored then;
             # stamping it now would invent a second offline transition.
-            return Accepted(status.site, [], 0)
-        return Accepted(status.site, [status_line(status, now_ns)], 1)
+            return Accepted(status.site, [])
+        return Accepted(status.site, [status_line(status, now_ns)])
     if status.ts > horizon:
         return Rejection(RejectReason.FUTURE_TIMESTAMP, "status is stamped in the future")
     # A status cannot have happened after it arrived: a birth from a clock running ahead is
     # stored at its arrival, so a Last Will stamped on delivery later still comes after it.
-    return Accepted(status.site, [status_line(status, min(status.ts, now_ns))], 1)
+    return Accepted(status.site, [status_line(status, min(status.ts, now_ns))])

@@ -97,14 +97,6 @@ class InfluxClient:
         """Close the HTTP connection pool."""
         await self._http.aclose()
 
-    async def ping(self) -> bool:
-        """True if InfluxDB answers ``/ping``."""
-        try:
-            response = await self._http.get("/ping")
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 204
-
     async def write(self, body: bytes) -> None:
         """Write line protocol (nanosecond precision); raise ``InfluxWriteError`` classified."""
         try:

@@ -112,7 +112,6 @@ class Agent:
             ),
             on_connected=self._publish_birth,
         )
-        self.cycles = 0
 
     @property
     def link(self) -> MqttLink:
@@ -252,7 +251,6 @@ class Agent:
                     "queue full: dropped the %d oldest readings (reported as a gap)", dropped
                 )
             publisher.notify()
-            self.cycles += 1
             next_at += interval
             delay = next_at - time.monotonic()
             if delay < 0:  # fell behind (slow probes or a suspended host): do not burst

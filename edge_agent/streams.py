@@ -111,8 +111,7 @@ class StreamScheduler:
         self._executor = executor
         self._publisher = publisher
         self._slots = asyncio.Semaphore(config.stream.concurrency)
-        self.active = 0
-        self.max_active = 0  # the most decodes seen at once (the budget is never exceeded)
+        self.active = 0  # decodes running now (never above the site's concurrency)
 
     async def run(self) -> None:
         """Probe forever; each camera's first probe is offset by its share of the interval."""
@@ -139,7 +138,6 @@ class StreamScheduler:
         limits = camera.stream.thresholds or settings.thresholds
         async with self._slots:
             self.active += 1
-            self.max_active = max(self.max_active, self.active)
             started_ns = time.time_ns()
             try:
                 result = await asyncio.to_thread(

@@ -20,12 +20,12 @@ from cloud.api.app import create_app
 from cloud.availability import camera_seconds, merge_spans
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from dashboards import command_center
-from dashboards.macros import expand
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from tests.helpers import async_wait_for, running_simulation, serving
+from tests.macros import expand
 
 TOKEN = "s3cret-token"
 TOLERANCE_S = 2.5  # one probe interval (1 s) per transition, plus the window's edges

@@ -14,7 +14,6 @@ import yaml
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from dashboards import command_center
 from dashboards.build import all_dashboards, build_all
-from dashboards.macros import expand
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cabinet import UpsState
@@ -24,6 +23,7 @@ from simulators.runner import MALFORMED_PAYLOAD, Simulation
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from simulators.video import Picture
 from tests.helpers import async_wait_for, running_simulation
+from tests.macros import expand
 
 FRESH = "5s"
 

@@ -13,9 +13,9 @@ import httpx
 
 from dashboards import command_center
 from dashboards.build import all_dashboards
-from dashboards.macros import expand
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from tests.helpers import influx_rows, run_pantau, wait_for
+from tests.macros import expand
 
 SCENARIO = """
 seed: 5

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from pantau.core.paths import state_db_url
 from pantau.core.units import Seconds
 
 
@@ -231,7 +232,7 @@ class EvaluatorConfig(_Config):
     influx_url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB URL")
     database: str = Field(default="pantau", min_length=1, description="InfluxDB database")
     state_url: str = Field(
-        default="sqlite:///var/pantau-state.sqlite",
+        default_factory=state_db_url,
         description="state database shared with the API (sqlite:///FILE or postgresql://...)",
     )
     interval: Seconds = Field(default=10.0, gt=0, description="evaluate the rules this often")

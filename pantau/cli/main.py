@@ -14,6 +14,7 @@ from pantau.cli.common import secret as _secret
 from pantau.cli.dashboards import dashboards_app
 from pantau.cli.security import broker_app, certs_app, sites_app
 from pantau.core.configfile import ConfigError, load_yaml_model
+from pantau.core.paths import state_db_url
 from pantau.core.service import configure_logging, run_with_stop, serve_until
 
 app = typer.Typer(
@@ -342,8 +343,12 @@ def api(
     database: Annotated[str, typer.Option("--database", help="InfluxDB database")] = "pantau",
     state: Annotated[
         str,
-        typer.Option("--state", help="state database URL (sqlite:///FILE or postgresql://...)"),
-    ] = "sqlite:///var/pantau-state.sqlite",
+        typer.Option(
+            "--state",
+            help="state database URL (sqlite:///FILE or postgresql://...); default: state.sqlite "
+            "in PANTAU_DATA_DIR, /var/lib/pantau (root) or ~/.local/state/pantau",
+        ),
+    ] = "",
     token: Annotated[
         Optional[str],  # noqa: UP045
         typer.Option(
@@ -372,7 +377,7 @@ def api(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     uvicorn.run(
-        create_app(influx=settings, state_url=state, token=token),
+        create_app(influx=settings, state_url=state or state_db_url(), token=token),
         host=host,
         port=port,
         log_level=log_level.lower(),
