@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -30,13 +30,14 @@ from edge_agent.config import PublishConfig
 from edge_agent.queue import KINDS, ForwardQueue, QueuedReading
 from pantau.core.contract import (
     PROTOCOL_VERSION,
+    PublishTopic,
     Receipt,
     TopicFilter,
     TopicKind,
     site_receipts_topic,
     site_topic,
 )
-from pantau.core.mqtt import MqttLink, NotConnectedError
+from pantau.core.mqtt import Message, NotConnectedError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -50,6 +51,24 @@ class _InFlight:
     backlog: bool
     deadline: float
     msg: int
+
+
+class PublishLink(Protocol):
+    """What the publisher needs of a broker connection: ``MqttLink``, or a fake in unit tests."""
+
+    connected: asyncio.Event
+    messages: asyncio.Queue[Message]
+
+    @property
+    def generation(self) -> int:
+        """Number of successful connects so far."""
+        ...
+
+    def publish_nowait(
+        self, topic: PublishTopic, payload: bytes, *, qos: int = 1, retain: bool = False
+    ) -> asyncio.Future[None]:
+        """Publish; the future resolves at the PUBACK. Raises ``NotConnectedError``."""
+        ...
 
 
 class TokenBucket:
@@ -96,12 +115,12 @@ def encode_batch(
 
 
 class Publisher:
-    """Drains a ``ReadingQueue`` into an ``MqttLink``."""
+    """Drains a queue into a ``PublishLink`` (an ``MqttLink``)."""
 
     def __init__(
         self,
         *,
-        link: MqttLink,
+        link: PublishLink,
         queue: ForwardQueue,
         executor: ThreadPoolExecutor,
         site: str,
