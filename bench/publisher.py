@@ -25,12 +25,16 @@ CAMERA_TEMPLATE = (
 )
 
 
-def build_payload(site: str, base_ts: int, batch: int, cameras: int) -> bytes:
-    """A batch of ``batch`` camera readings; readings of one camera are 1 ns apart."""
+def build_payload(site: str, base_ts: int, batch: int, cameras: int, msg: int) -> bytes:
+    """A batch of ``batch`` camera readings; readings of one camera are 1 ns apart. ``msg`` is
+    the message id an agent sends, so the collector publishes receipts as it does for agents."""
     readings = [
         CAMERA_TEMPLATE.format(cam=i % cameras + 1, ts=base_ts + i // cameras) for i in range(batch)
     ]
-    return f'{{"v":1,"site":"{site}","district":"bench","cameras":[{",".join(readings)}]}}'.encode()
+    return (
+        f'{{"v":1,"site":"{site}","district":"bench","msg":{msg},'
+        f'"cameras":[{",".join(readings)}]}}'
+    ).encode()
 
 
 class _Allowance:
@@ -82,7 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             if delay > 0:
                 time.sleep(delay)
         acked.acquire()
-        payload = raw or build_payload(args.site, base_ts, args.batch, cameras)
+        payload = raw or build_payload(args.site, base_ts, args.batch, cameras, published)
         client.publish(topic, payload, qos=1)
         base_ts += step
         published += args.batch

@@ -141,12 +141,21 @@ class ReadingQueue:
         if not dropped_ids or start_ts is None or end_ts is None:
             return 0
         self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in dropped_ids])
-        gap = GapReading(ts=now_ns, start_ts=start_ts, end_ts=end_ts, count=len(dropped_ids))
+        # One gap row per outage, however long: earlier gap rows merge into the new one, so
+        # gaps never crowd readings out of a small queue.
+        count = len(dropped_ids)
+        earlier = self._db.execute("SELECT id, body FROM readings WHERE kind = 'gaps'").fetchall()
+        for _, body in earlier:
+            old = GapReading.model_validate_json(body)
+            start_ts, end_ts = min(start_ts, old.start_ts), max(end_ts, old.end_ts)
+            count += old.count
+        self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i, _ in earlier])
+        gap = GapReading(ts=now_ns, start_ts=start_ts, end_ts=end_ts, count=count)
         self._db.execute(
             "INSERT INTO readings (kind, ts, body) VALUES ('gaps', ?, ?)",
             (now_ns, gap.model_dump_json().encode()),
         )
-        self._count += 1 - len(dropped_ids)
+        self._count += 1 - len(dropped_ids) - len(earlier)
         self._db.execute(
             "INSERT INTO meta (key, value) VALUES ('dropped_total', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from cloud.influx import InfluxClient, InfluxSettings
+from cloud.lineproto import format_line
 from cloud.maintenance import StateStore
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.model import Problem, ProblemState
@@ -295,3 +296,25 @@ async def test_cabinet_thresholds_with_hysteresis(rig: Rig) -> None:
     mains = found["mains_lost:s1/cab"]
     assert rig.rel(mains.opened_ns) == 6 * MIN and rig.rel(mains.resolved_ns) == 10 * MIN
     assert all(p.state is ProblemState.RESOLVED for p in found.values())
+
+
+async def test_two_agents_with_one_site_id_are_a_duplicate_not_a_flapping_site(rig: Rig) -> None:
+    """Two agents configured as s1 take its connection from each other every 30 s from 5:00 to
+    10:00 (births alternate between two sessions): one 'duplicate site id' problem naming both
+    sessions, resolved once one agent is left; an agent restarting (a new session that never
+    hands back) is not a duplicate."""
+    one_site(rig, 25 * MIN, c1=lambda _t: True)
+    h = rig.history
+    tags = {"site": "s1", "district": "d1"}
+    for i, t in enumerate(range(5 * MIN, 10 * MIN, 30)):
+        session = 111 if i % 2 == 0 else 222
+        h.lines.append(format_line("site", tags, {"online": 1, "session": session}, h.at(t)))
+    for t, session in ((18 * MIN, 333), (19 * MIN, 444)):  # two restarts later: not duplicates
+        h.lines.append(format_line("site", tags, {"online": 1, "session": session}, h.at(t)))
+    await rig.walk(0, 25 * MIN)
+    [problem] = rig.problems()
+    assert (problem.key, problem.rule, problem.state) == ("duplicate:s1", "duplicate", "resolved")
+    assert problem.details["sessions"] == [111, 222]
+    assert "2 agents take the connection from each other" in problem.cause
+    assert (rig.rel(problem.opened_ns) or 0) == 6 * MIN + 40  # the second return (6:30)
+    assert rig.rel(problem.resolved_ns) == 13 * MIN  # window 5 min: < 2 returns from 13:00

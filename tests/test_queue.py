@@ -49,6 +49,22 @@ def test_count_bound_drops_oldest_and_reports_a_gap(tmp_path: Path) -> None:
     assert kept == list(range(20, 120))
 
 
+def test_a_long_outage_keeps_one_gap_row_and_the_newest_readings(tmp_path: Path) -> None:
+    """Hundreds of overflowing cycles in a small queue: gap rows merge into one spanning them
+    all, so the queue keeps holding the newest readings (issue 13: it used to end full of gaps
+    and drop every new reading)."""
+    queue = ReadingQueue(tmp_path / "q.sqlite", max_readings=100, max_age_s=10**6)
+    for cycle in range(300):
+        queue.append(items(cycle * 10, 10), now_ns=(cycle * 10 + 10) * NS)
+    rows = queue.take(after_id=0, upto_id=None, limit=1000)
+    gaps = [orjson.loads(r.body) for r in rows if r.kind == "gaps"]
+    kept = [orjson.loads(r.body)["i"] for r in rows if r.kind == "cameras"]
+    assert len(gaps) == 1 and len(rows) <= 101
+    assert kept[-1] == 2999 and len(kept) >= 99
+    assert gaps[0]["start_ts"] == 0 and gaps[0]["end_ts"] == (kept[0] - 1) * NS
+    assert gaps[0]["count"] == 3000 - len(kept) == queue.stats().dropped_total
+
+
 def test_age_bound(tmp_path: Path) -> None:
     """Readings older than max_age are dropped and reported the same way."""
     queue = ReadingQueue(tmp_path / "q.sqlite", max_readings=1000, max_age_s=50)

@@ -68,6 +68,23 @@ class SiteRule(_Config):
     severity: Severity = Field(default=Severity.CRITICAL, description="severity of site problems")
 
 
+class DuplicateSiteRule(_Config):
+    """Two agents configured with one site id take the site's connection from each other in
+    turn: that is a configuration fault to fix, not a flapping site."""
+
+    enabled: bool = Field(default=True, description="raise duplicate site id problems")
+    window: Seconds = Field(
+        default=300.0, gt=0, description="births (connects) looked at, this far back"
+    )
+    min_returns: int = Field(
+        default=2,
+        ge=1,
+        description="a session connecting again after another one took over, this many times, "
+        "is a duplicate (an agent restart gives a new session that never hands back)",
+    )
+    severity: Severity = Field(default=Severity.MAJOR, description="severity of the problem")
+
+
 class ThresholdRule(_Config):
     """A cabinet or agent value beyond a threshold for a while (with hysteresis to clear)."""
 
@@ -149,6 +166,9 @@ class RulesConfig(_Config):
 
     camera: CameraRule = Field(default_factory=CameraRule, description="camera down / flapping")
     site: SiteRule = Field(default_factory=SiteRule, description="site offline")
+    duplicate: DuplicateSiteRule = Field(
+        default_factory=DuplicateSiteRule, description="two agents using one site id"
+    )
     thresholds: list[ThresholdRule] = Field(
         default_factory=default_threshold_rules,
         description="cabinet and agent thresholds (replaces the defaults when given)",

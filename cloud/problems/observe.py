@@ -61,6 +61,8 @@ class Observer:
         sites = await self._sites(now_ns)
         observations = [ingest]
         observations += await self._cameras_and_sites(now_ns, sites)
+        if self._rules.duplicate.enabled:
+            observations += await self._duplicates(now_ns, sites)
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations
@@ -199,6 +201,46 @@ class Observer:
         ]
         return observations
 
+    async def _duplicates(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
+        """Sessions of one site taking turns: a session that connects again after another one
+        connected in between is a second agent with the same site id."""
+        rule = self._rules.duplicate
+        births = await self._query(
+            f'SELECT "session" FROM "{SITE}" WHERE "online" = 1 AND time <= {now_ns} '
+            f'AND time > {now_ns - _ns(rule.window)} GROUP BY "site"'
+        )
+        sequences: dict[str, list[int]] = defaultdict(list)
+        for row in sorted(births, key=lambda r: int(r["time"])):
+            if row.get("session") is not None:
+                sequences[row["site"]].append(int(row["session"]))
+        observations = []
+        for site, state in sorted(sites.items()):
+            returns, sessions = _returns(sequences.get(site, []))
+            bad = returns >= rule.min_returns
+            observations.append(
+                Observation(
+                    key=f"duplicate:{site}",
+                    rule="duplicate",
+                    title="duplicate site id (two agents use one site id)",
+                    severity=rule.severity,
+                    verdict=Verdict.BAD if bad else Verdict.GOOD,
+                    site=site,
+                    district=state.district,
+                    camera=None,
+                    subject=site,
+                    since_ns=now_ns - _ns(rule.window) if bad else None,
+                    cause=(
+                        f"{len(sessions)} agents take the connection from each other: "
+                        f"{returns} takeovers in {rule.window / 60:.0f} min; give each its own "
+                        "site id and credentials"
+                        if bad
+                        else "one agent"
+                    ),
+                    details={"sessions": sorted(sessions)} if bad else {},
+                )
+            )
+        return observations
+
     def _site(
         self, now_ns: int, site: str, state: _Site, cameras: list[dict[str, Any]]
     ) -> Observation:
@@ -300,3 +342,14 @@ def _camera_cause(row: dict[str, Any]) -> str:
     cause = str(row.get("cause") or "down")
     stage = row.get("stage")
     return f"{cause} at {stage}" if stage else cause
+
+
+def _returns(sessions: list[int]) -> tuple[int, set[int]]:
+    """How often a session connected again after another one had connected (A B A: once)."""
+    returns, seen, previous = 0, set(), None
+    for session in sessions:
+        if session != previous and session in seen:
+            returns += 1
+        seen.add(session)
+        previous = session
+    return returns, seen
