@@ -23,6 +23,9 @@ PENDING = (
 REJECTED = (
     'SELECT last("count") AS "rejected" FROM "pantau_rejected" WHERE $timeFilter GROUP BY "reason"'
 )
+GAPS = (
+    'SELECT sum("count") AS "readings lost" FROM "gap" WHERE $timeFilter GROUP BY "site"'
+)
 BACKLOG = (
     'SELECT max("backlog") AS "queued" FROM "agent" WHERE $timeFilter '
     'GROUP BY time($__interval), "site" fill(none)'
@@ -54,6 +57,15 @@ def build() -> g.Dashboard:
             [q(BACKLOG)],
             pos(0, 16, 24, 8),
             description="readings in each agent's disk queue",
+        ),
+        bar_gauge(
+            "Readings lost at the edge per site (gaps)",
+            GAPS,
+            pos(0, 24, 24, 6),
+            unit="short",
+            low=0.0,
+            description="readings agents had to drop (queue bounds, disk trouble); each span "
+            "counts as unknown in availability",
         ),
     ]
     return dashboard("Pantau — Health", UID, panels, tags=["ops"])

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
-from dashboards.panels import dashboard, pos, q, query_variable, state_timeline, timeseries
+from dashboards.panels import (
+    dashboard,
+    pos,
+    q,
+    query_variable,
+    state_timeline,
+    table,
+    timeseries,
+)
 
 UID = "pantau-site"
 SITE = '"site" =~ /^$site$/'
@@ -43,6 +51,13 @@ UPS = (
     '"kind" =~ /^(ups_on_battery|ups_battery_pct|ups_minutes_remaining)$/ AND $timeFilter '
     'GROUP BY time($__interval), "kind" fill(previous)'
 )
+GAPS = (
+    f'SELECT "count" AS "readings lost", "start_ts" / 1000000 AS "from", '
+    f'"end_ts" / 1000000 AS "to" FROM "gap" WHERE {SITE} AND $timeFilter'
+)
+QUEUE_ERRORS = (
+    f'SELECT "queue_error" FROM "agent" WHERE {SITE} AND "queue_error" =~ /.+/ AND $timeFilter'
+)
 SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
 
 
@@ -70,6 +85,20 @@ def build() -> g.Dashboard:
             [q(UPS)],
             pos(0, 37, 24, 8),
             description="ups_on_battery is 1 while the cabinet runs on battery",
+        ),
+        table(
+            "Readings lost at the edge (gaps)",
+            GAPS,
+            pos(0, 45, 12, 8),
+            description="spans whose readings the agent had to drop (queue full, too old, disk "
+            "trouble): unknown in availability, never up or down; times are epoch ms",
+        ),
+        table(
+            "Disk queue trouble",
+            QUEUE_ERRORS,
+            pos(12, 45, 12, 8),
+            description="the agent's queue could not write (disk full, file lost or corrupt); "
+            "readings were held in memory meanwhile",
         ),
         state_timeline(
             "Picture checks (stream probe)",

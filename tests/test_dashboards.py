@@ -12,10 +12,12 @@ import pytest
 import yaml
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from dashboards import command_center
+from dashboards import command_center, health
+from dashboards import site as site_dashboard
 from dashboards.build import all_dashboards, build_all
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from devtools.localsvc import InfluxProcess, MosquittoProcess
+from pantau.core.contract import AgentReading, GapReading, ReadingBatch
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
@@ -173,6 +175,20 @@ async def test_every_panel_against_ground_truth(
         assert ups is not None
         ups.set_state(UpsState.ON_BATTERY)
         await sim.publish_raw("pantau/v1/sites/s1/readings", MALFORMED_PAYLOAD)
+        # What an agent sends after a queue fault: a gap and the queue error it had.
+        now = time.time_ns()
+        fault = ReadingBatch(
+            site="s1",
+            district="d1",
+            gaps=[GapReading(ts=now, start_ts=now - 60 * 10**9, end_ts=now - 30 * 10**9, count=30)],
+            agent=[
+                AgentReading(
+                    ts=now - 7, backlog=0, dropped_total=30, oldest_age_s=0.0,
+                    queue_error="queue write failed: database or disk is full",
+                )
+            ],
+        )  # fmt: skip
+        await sim.publish_raw("pantau/v1/sites/s1/readings", fault.model_dump_json().encode())
         await sim.apply(
             PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
         )
@@ -210,6 +226,15 @@ async def test_every_panel_against_ground_truth(
                 if variable["type"] == "query":
                     values = await rows(influx, expanded(variable["query"]))
                     assert values, f"{name}: variable {variable['name']} has no values"
+
+        gaps = await rows(influx, expanded(site_dashboard.GAPS))
+        assert [(r["readings lost"], r["to"] - r["from"]) for r in gaps] == [(30, 30_000)]
+        queue_errors = await rows(influx, expanded(site_dashboard.QUEUE_ERRORS))
+        assert [r["queue_error"] for r in queue_errors] == [
+            "queue write failed: database or disk is full"
+        ]
+        lost = await rows(influx, expanded(health.GAPS))
+        assert [(r["site"], r["readings lost"]) for r in lost] == [("s1", 30)]
 
         # The Command Center's numbers are the ground truth.
         online = await rows(influx, expanded(command_center.CAMERAS_ONLINE))
