@@ -32,8 +32,7 @@ def build_payload(site: str, base_ts: int, batch: int, cameras: int, msg: int) -
         CAMERA_TEMPLATE.format(cam=i % cameras + 1, ts=base_ts + i // cameras) for i in range(batch)
     ]
     return (
-        f'{{"v":1,"site":"{site}","district":"bench","msg":{msg},'
-        f'"cameras":[{",".join(readings)}]}}'
+        f'{{"v":1,"site":"{site}","district":"bench","msg":{msg},"cameras":[{",".join(readings)}]}}'
     ).encode()
 
 

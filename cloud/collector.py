@@ -202,6 +202,8 @@ class Collector:
                 batch.receipts.setdefault(result.site, []).append(result.msg)
         else:
             self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
+            if result.reason is RejectReason.FUTURE_TIMESTAMP and result.site:
+                self.metrics.future_rejected.labels(site=result.site).inc()
             log.debug(
                 "rejected message on %s: %s (%s)", message.topic, result.reason, result.detail
             )

@@ -43,6 +43,7 @@ class Rejection:
 
     reason: RejectReason
     detail: str
+    site: str | None = None  # the topic's site, where the message got that far
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,9 +103,13 @@ def decode_message(
     horizon = now_ns + limits.max_future_ns
     try:
         if isinstance(message, SiteStatus):
-            return _status(message, retain=retain, now_ns=now_ns, horizon=horizon)
+            return _status(message, retain=retain, now_ns=now_ns)
         if any(r.ts > horizon for r in message.readings()):
-            return Rejection(RejectReason.FUTURE_TIMESTAMP, "a reading is stamped in the future")
+            return Rejection(
+                RejectReason.FUTURE_TIMESTAMP,
+                "a reading is stamped in the future (the site's clock is ahead)",
+                message.site,
+            )
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
@@ -113,7 +118,7 @@ def decode_message(
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
 
 
-def _status(status: SiteStatus, *, retain: bool, now_ns: int, horizon: int) -> Accepted | Rejection:
+def _status(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:
     if status.ts is None:
         if status.online:
             return Rejection(RejectReason.SCHEMA, "ts: an online (birth) status needs a timestamp")
@@ -122,8 +127,9 @@ def _status(status: SiteStatus, *, retain: bool, now_ns: int, horizon: int) -> A
             # stamping it now would invent a second offline transition.
             return Accepted(status.site, [])
         return Accepted(status.site, [status_line(status, now_ns)])
-    if status.ts > horizon:
-        return Rejection(RejectReason.FUTURE_TIMESTAMP, "status is stamped in the future")
     # A status cannot have happened after it arrived: a birth from a clock running ahead is
-    # stored at its arrival, so a Last Will stamped on delivery later still comes after it.
-    return Accepted(status.site, [status_line(status, min(status.ts, now_ns))])
+    # stored at its arrival, so a Last Will stamped on delivery later still comes after it. How
+    # far ahead it was is kept (``clock_ahead_s``): a late delivery can make a clock look behind,
+    # never ahead, so only a live status says so.
+    ahead_s = (status.ts - now_ns) / 1e9 if not retain and status.ts > now_ns else None
+    return Accepted(status.site, [status_line(status, min(status.ts, now_ns), ahead_s=ahead_s)])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from cloud.schema import camera_state
-from pantau.core.contract import ReadingBatch, SiteStatus, StreamFault
+from pantau.core.contract import AgentReading, ReadingBatch, SiteStatus, StreamFault
 
 FieldValue = bool | int | float | str
 
@@ -105,12 +105,7 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
         lines.append(
             f"sensor,kind={s.kind},sensor={s.sensor},site={site} value={float(s.value)!r} {s.ts}"
         )
-    for a in batch.agent:
-        fault = f",queue_error={format_field(a.queue_error)}" if a.queue_error else ""
-        lines.append(
-            f"agent,district={district},site={site} backlog={a.backlog}i,"
-            f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{fault} {a.ts}"
-        )
+    lines += [_agent_line(a, site, district) for a in batch.agent]
     for r in batch.streams:
         lines.append(
             format_line(
@@ -150,8 +145,19 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
     return lines
 
 
-def status_line(status: SiteStatus, ts_ns: int) -> str:
-    """Map a site birth/will to a ``site`` point at ``ts_ns``."""
+def _agent_line(a: AgentReading, site: str, district: str) -> str:
+    extra = f",queue_error={format_field(a.queue_error)}" if a.queue_error else ""
+    if a.clock_offset_ms is not None:
+        extra += f",clock_offset_ms={float(a.clock_offset_ms)!r}"
+    return (
+        f"agent,district={district},site={site} backlog={a.backlog}i,"
+        f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{extra} {a.ts}"
+    )
+
+
+def status_line(status: SiteStatus, ts_ns: int, *, ahead_s: float | None = None) -> str:
+    """Map a site birth/will to a ``site`` point at ``ts_ns`` (``ahead_s``: how far its stamp
+    was ahead of its arrival)."""
     return format_line(
         "site",
         {"site": status.site, "district": status.district},
@@ -163,6 +169,7 @@ def status_line(status: SiteStatus, ts_ns: int) -> str:
             "probe_interval_s": (
                 None if status.probe_interval_s is None else float(status.probe_interval_s)
             ),
+            "clock_ahead_s": None if ahead_s is None else round(ahead_s, 3),
         },
         ts_ns,
     )

@@ -27,6 +27,13 @@ class CollectorMetrics:
             "receipts lost on the way out (their agents send the readings again)",
             registry=r,
         )
+        self.future_rejected = Counter(
+            "pantau_future_rejected",
+            "messages refused because a reading was stamped in the future (the site's clock "
+            "runs ahead; its agent keeps the readings), by site",
+            ["site"],
+            registry=r,
+        )
         self.budget_refused = Counter(
             "pantau_device_budget_refused",
             "device keys refused because their site was over its device budget, by site",

@@ -23,9 +23,7 @@ PENDING = (
 REJECTED = (
     'SELECT last("count") AS "rejected" FROM "pantau_rejected" WHERE $timeFilter GROUP BY "reason"'
 )
-GAPS = (
-    'SELECT sum("count") AS "readings lost" FROM "gap" WHERE $timeFilter GROUP BY "site"'
-)
+GAPS = 'SELECT sum("count") AS "readings lost" FROM "gap" WHERE $timeFilter GROUP BY "site"'
 BACKLOG = (
     'SELECT max("backlog") AS "queued" FROM "agent" WHERE $timeFilter '
     'GROUP BY time($__interval), "site" fill(none)'

@@ -90,6 +90,7 @@ class Agent:
         self._address = BrokerAddress.parse(config.broker.url)
         self._drivers = build_drivers(config, self._address)
         self._births: set[asyncio.Future[None]] = set()
+        self._publisher: Publisher | None = None  # set by run()
         b = config.broker
         will = self._status(online=False, ts=None)
         self._link = MqttLink(
@@ -153,7 +154,7 @@ class Agent:
             max_age_s=c.queue.max_age_s,
             ledger=c.ledger,
         )
-        publisher = Publisher(
+        publisher = self._publisher = Publisher(
             link=self._link,
             queue=queue,
             executor=executor,
@@ -303,6 +304,7 @@ class Agent:
             items.append(("sensors", ts, sensor.model_dump_json().encode()))
         stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
         fault = queue.take_fault()
+        offset = self._publisher.clock_offset_ms if self._publisher else None
         ts = self._clock.stamp(("agent",), started_ns)
         oldest_age = max(0.0, (started_ns - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
         agent = AgentReading(
@@ -311,6 +313,7 @@ class Agent:
             dropped_total=stats.dropped_total,
             oldest_age_s=round(oldest_age, 3),
             queue_error=fault.replace("\n", " ")[:200] if fault else None,
+            clock_offset_ms=None if offset is None else round(offset, 3),
         )
         items.append(("agent", ts, agent.model_dump_json().encode()))
         return items

@@ -51,6 +51,10 @@ class _InFlight:
     backlog: bool
     deadline: float
     msg: int
+    sent_ns: int = 0  # wall clock at publish, for the clock offset
+
+
+CLOCK_SAMPLES = 20  # receipts whose round trip estimates the clock offset (the fastest wins)
 
 
 class PublishLink(Protocol):
@@ -140,6 +144,7 @@ class Publisher:
         self._backlog_cursor = 0
         self._deletes: set[asyncio.Future[None]] = set()
         self._awaiting: dict[int, _InFlight] = {}  # message id -> published, PUBACKed, no receipt
+        self._clock_samples: list[tuple[int, int]] = []  # (round trip ns, offset ns)
 
     @property
     def queue(self) -> ForwardQueue:
@@ -194,7 +199,11 @@ class Publisher:
                 continue
             ids = [row.id for row in rows]
             self._inflight[future] = _InFlight(
-                ids, backlog, time.monotonic() + self._config.ack_timeout_s, msg or 0
+                ids,
+                backlog,
+                time.monotonic() + self._config.ack_timeout_s,
+                msg or 0,
+                time.time_ns(),
             )
             self._inflight_ids.update(ids)
             future.add_done_callback(self._on_done)
@@ -210,16 +219,30 @@ class Publisher:
                 continue
             if receipt.site != self._site:
                 continue
-            self.on_receipt(receipt.msgs)
+            self.on_receipt(receipt.msgs, stored_ns=receipt.ts)
 
-    def on_receipt(self, msgs: list[int]) -> None:
+    @property
+    def clock_offset_ms(self) -> float | None:
+        """The collector's clock minus ours (ms), from the fastest recent receipt round trip:
+        the receipt was stamped between our publish and its arrival, so the error is at most
+        half that round trip. ``None`` before the first receipt."""
+        if not self._clock_samples:
+            return None
+        return min(self._clock_samples)[1] / 1e6
+
+    def on_receipt(self, msgs: list[int], *, stored_ns: int | None = None) -> None:
         """Delete the rows of these messages from the queue (unknown ids are ignored)."""
         ids: list[int] = []
+        arrived_ns = time.time_ns()
         for msg in msgs:
             item = self._awaiting.pop(msg, None)
             if item is not None:
                 ids += item.ids
                 self._inflight_ids.difference_update(item.ids)
+                if stored_ns is not None and item.sent_ns:
+                    midpoint = (item.sent_ns + arrived_ns) // 2
+                    self._clock_samples.append((arrived_ns - item.sent_ns, stored_ns - midpoint))
+                    del self._clock_samples[:-CLOCK_SAMPLES]
         if ids:
             self._delete(ids)
             self._wake.set()

@@ -224,9 +224,11 @@ MEASUREMENTS = {
                "rtsp_ms", "snapshot_ms", "snapshot_bytes", "rtsp_status", "since", "picture",
                "state"}),
     "sensor": ({"site", "sensor", "kind"}, {"value"}),
-    "agent": ({"site", "district"}, {"backlog", "dropped_total", "oldest_age_s"}),
+    "agent": ({"site", "district"}, {"backlog", "dropped_total", "oldest_age_s",
+              "queue_error", "clock_offset_ms"}),
     "gap": ({"site", "district"}, {"start_ts", "end_ts", "count"}),
-    "site": ({"site", "district"}, {"online", "lat", "lon", "session", "probe_interval_s"}),
+    "site": ({"site", "district"}, {"online", "lat", "lon", "session", "probe_interval_s",
+             "clock_ahead_s"}),
 }  # fmt: skip
 _TAG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _FIELD_VALUE = re.compile(r'^(-?\d+i|-?[0-9.e+-]+|t|f|"[a-z_]*")$')

@@ -77,3 +77,20 @@ def test_device_budget_keeps_known_devices_and_refuses_new_ones() -> None:
     other, _ = budget.filter(batch.model_copy(update={"district": "elsewhere"}))
     assert other.count() == 0  # a new district is a new series too
     assert budget.filter(batch.model_copy(update={"site": "s2"}))[1] == ["camera:c2", "camera:c3"]
+
+
+def test_a_birth_from_a_clock_ten_minutes_ahead_is_stored_at_arrival_with_its_error() -> None:
+    """Beyond the readings' future horizon a status is still stored (at its arrival), and how
+    far ahead its clock was goes with it, for the clock problem."""
+    birth = SiteStatus(
+        site="s1", district="d1", online=True, ts=NOW + 600 * 10**9, lat=0, lon=0, session=1
+    )
+    result = decode_message(
+        STATUS, birth.model_dump_json().encode(), retain=False, now_ns=NOW, limits=LIMITS
+    )
+    assert isinstance(result, Accepted)
+    assert "clock_ahead_s=600.0" in result.lines[0] and result.lines[0].endswith(f" {NOW}")
+    replayed = decode_message(
+        STATUS, birth.model_dump_json().encode(), retain=True, now_ns=NOW, limits=LIMITS
+    )
+    assert isinstance(replayed, Accepted) and "clock_ahead_s" not in replayed.lines[0]

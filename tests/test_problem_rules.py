@@ -318,3 +318,36 @@ async def test_two_agents_with_one_site_id_are_a_duplicate_not_a_flapping_site(r
     assert "2 agents take the connection from each other" in problem.cause
     assert (rig.rel(problem.opened_ns) or 0) == 6 * MIN + 40  # the second return (6:30)
     assert rig.rel(problem.resolved_ns) == 13 * MIN  # window 5 min: < 2 returns from 13:00
+
+
+async def test_a_site_clock_ahead_or_behind_is_a_problem_until_fixed(rig: Rig) -> None:
+    """A birth stamped 10 min ahead of its arrival (the collector stores clock_ahead_s) opens
+    'site clock wrong ... ahead by 600 s'; the agent's later receipt round trips showing the
+    clock right resolve it. Agent offsets say 'behind' the same way."""
+    one_site(rig, 30 * MIN, c1=lambda _t: True)
+    h = rig.history
+    tags = {"site": "s1", "district": "d1"}
+    h.lines.append(format_line("site", tags, {"online": 1, "clock_ahead_s": 600.0}, h.at(5 * MIN)))
+    h.lines.append(
+        format_line(
+            "agent", tags, {"backlog": 0, "dropped_total": 0, "oldest_age_s": 0.0,
+                            "clock_offset_ms": 0.4}, h.at(12 * MIN) + 1,
+        )
+    )  # fmt: skip
+    h.lines.append(
+        format_line(
+            "agent", tags, {"backlog": 0, "dropped_total": 0, "oldest_age_s": 0.0,
+                            "clock_offset_ms": 90_000.0}, h.at(20 * MIN) + 1,
+        )
+    )  # fmt: skip
+    await rig.walk(0, 30 * MIN)
+    [problem] = rig.problems()  # the clock going wrong again soon after reopens it
+    assert rig.messages() == [
+        ("open", "clock:s1"),
+        ("resolve", "clock:s1"),
+        ("open", "clock:s1"),
+    ]
+    first_open = rig.hook.bodies()[0]["problem"]
+    assert first_open["cause"].startswith("site clock ahead by 600 s")
+    assert rig.rel(problem.opened_ns) == 5 * MIN and problem.reopen_count == 1
+    assert problem.state == "open" and problem.cause.startswith("site clock behind by 90 s")

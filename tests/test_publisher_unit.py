@@ -59,12 +59,12 @@ class FakeLink:
         self.new_sends.set()
         return future
 
-    def receipt(self, *sent: Sent) -> None:
+    def receipt(self, *sent: Sent, ts: int | None = None) -> None:
         body = {
             "v": 1,
             "site": "s1",
             "msgs": [s.payload["msg"] for s in sent],
-            "ts": time.time_ns(),
+            "ts": ts or time.time_ns(),
         }
         self.messages.put_nowait(
             Message("pantau/v1/sites/s1/receipts", orjson.dumps(body), 1, False, 1, 1)
@@ -210,3 +210,16 @@ async def _length_is(queue: ReadingQueue, n: int) -> bool:
 
 async def _consumed(link: FakeLink) -> bool:
     return link.messages.empty()
+
+
+async def test_receipt_round_trips_measure_the_clock_offset(rig) -> None:  # type: ignore[no-untyped-def]
+    """A collector clock 120 s ahead of ours shows as +120,000 ms (within the round trip)."""
+    link, queue, publisher, _ = rig
+    queue.append(readings(range(3), 10**18), now_ns=10**18)
+    task = await running(publisher)
+    await link.wait_sent(1)
+    assert publisher.clock_offset_ms is None
+    link.receipt(link.sent[0], ts=time.time_ns() + 120 * 10**9)
+    await async_wait_for(lambda: _length_is(queue, 0), timeout_s=5, interval_s=0.01)
+    await stop(task)
+    assert publisher.clock_offset_ms == pytest.approx(120_000, abs=500)

@@ -85,6 +85,23 @@ class DuplicateSiteRule(_Config):
     severity: Severity = Field(default=Severity.MAJOR, description="severity of the problem")
 
 
+class ClockRule(_Config):
+    """A site whose clock is wrong stamps its readings at wrong times (ahead beyond the
+    collector's max_future_s, they are refused and wait at the edge)."""
+
+    enabled: bool = Field(default=True, description="raise site clock problems")
+    max_offset: Seconds = Field(
+        default=60.0, gt=0, description="a site clock further off than this is a problem"
+    )
+    window: Seconds = Field(
+        default=86400.0,
+        gt=0,
+        description="how far back the latest measurement (a birth's stamp, or the agent's "
+        "receipt round trips) is looked for",
+    )
+    severity: Severity = Field(default=Severity.MAJOR, description="severity of the problem")
+
+
 class ThresholdRule(_Config):
     """A cabinet or agent value beyond a threshold for a while (with hysteresis to clear)."""
 
@@ -166,6 +183,7 @@ class RulesConfig(_Config):
 
     camera: CameraRule = Field(default_factory=CameraRule, description="camera down / flapping")
     site: SiteRule = Field(default_factory=SiteRule, description="site offline")
+    clock: ClockRule = Field(default_factory=ClockRule, description="site clock wrong")
     duplicate: DuplicateSiteRule = Field(
         default_factory=DuplicateSiteRule, description="two agents using one site id"
     )

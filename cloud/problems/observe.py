@@ -63,6 +63,8 @@ class Observer:
         observations += await self._cameras_and_sites(now_ns, sites)
         if self._rules.duplicate.enabled:
             observations += await self._duplicates(now_ns, sites)
+        if self._rules.clock.enabled:
+            observations += await self._clocks(now_ns, sites)
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations
@@ -237,6 +239,53 @@ class Observer:
                         else "one agent"
                     ),
                     details={"sessions": sorted(sessions)} if bad else {},
+                )
+            )
+        return observations
+
+    async def _clocks(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
+        """Each site's clock error from its newest measurement: the agent's receipt round trips
+        (``clock_offset_ms``, either way) or a birth stamped ahead of its arrival."""
+        rule = self._rules.clock
+        since = now_ns - _ns(rule.window)
+        offsets = await self._query(
+            f'SELECT last("clock_offset_ms") AS "v" FROM "{AGENT}" '
+            f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'
+        )
+        births = await self._query(
+            f'SELECT last("online") AS "online", "clock_ahead_s" FROM "{SITE}" '
+            f'WHERE "online" = 1 AND time <= {now_ns} AND time > {since} GROUP BY "site"'
+        )
+        # (time of the measurement, seconds the site's clock is ahead)
+        newest: dict[str, tuple[int, float]] = {
+            r["site"]: (int(r["time"]), -float(r["v"]) / 1000) for r in offsets
+        }
+        for r in births:
+            when = int(r["time"])
+            if r["site"] not in newest or newest[r["site"]][0] < when:
+                newest[r["site"]] = (when, float(r.get("clock_ahead_s") or 0.0))
+        observations = []
+        for site, state in sorted(sites.items()):
+            _, ahead_s = newest.get(site, (0, 0.0))
+            bad = abs(ahead_s) > rule.max_offset
+            way = "ahead" if ahead_s > 0 else "behind"
+            observations.append(
+                Observation(
+                    key=f"clock:{site}",
+                    rule="clock",
+                    title="site clock wrong",
+                    severity=rule.severity,
+                    verdict=Verdict.BAD if bad else Verdict.GOOD,
+                    site=site,
+                    district=state.district,
+                    camera=None,
+                    subject=site,
+                    since_ns=None,
+                    cause=f"site clock {way} by {abs(ahead_s):.0f} s (readings carry that "
+                    "error; fix NTP on the edge box)"
+                    if bad
+                    else "clock within bounds",
+                    details={"value": round(ahead_s, 3)} if bad else {},
                 )
             )
         return observations

@@ -166,6 +166,13 @@ class AgentReading(_Strict):
         ge=0, le=MAX_COUNT, description="readings dropped since the queue was created"
     )
     oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
+    clock_offset_ms: Finite | None = Field(
+        default=None,
+        ge=-1e12,
+        le=1e12,
+        description="the collector's clock minus this agent's, from receipt round trips "
+        "(positive: the site's clock is behind); absent until a receipt came",
+    )
     queue_error: str | None = Field(
         default=None,
         max_length=200,
