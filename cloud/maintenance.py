@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import sqlalchemy as sa
+
+from cloud.statedb import make_engine
 
 _metadata = sa.MetaData()
 maintenance_table = sa.Table(
@@ -48,9 +49,7 @@ class StateStore:
     """Maintenance windows in a SQL database shared by every API instance."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self._engine = sa.create_engine(url, future=True)
+        self._engine = make_engine(url)
         _metadata.create_all(self._engine)
 
     def close(self) -> None:

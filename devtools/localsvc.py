@@ -7,6 +7,7 @@ be stopped, killed and restarted on the same port and data directory to inject f
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import signal
 import socket
@@ -283,6 +284,85 @@ def make_mosquitto(
     if user:
         shutil.chown(data, user)
     return MosquittoProcess("mosquitto", [binary, "-c", str(conf)], port, data, data / "stdout.log")
+
+
+class PostgresProcess(ManagedProcess):
+    """A PostgreSQL server of our own (trust auth on loopback), for the shared state database."""
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Fast shutdown (SIGINT): open sessions are ended, not waited for."""
+        if not self.process or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    @property
+    def url(self) -> str:
+        """The server's URL (database ``postgres``)."""
+        return f"postgresql://pantau@127.0.0.1:{self.port}/postgres"
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; return its URL."""
+        subprocess.run(
+            [
+                *self._as_owner(),
+                str(postgres_bin_dir() / "psql"),
+                "-h", "127.0.0.1", "-p", str(self.port), "-U", "pantau", "-d", "postgres",
+                "-v", "ON_ERROR_STOP=1", "-q", "-c", f'CREATE DATABASE "{name}"',
+            ],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        return f"postgresql://pantau@127.0.0.1:{self.port}/{name}"
+
+    def _as_owner(self) -> list[str]:
+        return _postgres_owner()
+
+
+def _postgres_owner() -> list[str]:
+    """PostgreSQL refuses to run as root: as root, run it as the ``postgres`` user."""
+    if os.geteuid() != 0:
+        return []
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+
+
+def postgres_bin_dir() -> Path:
+    """Where Debian (or the PATH) has PostgreSQL's server binaries."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if found:
+        return found[-1].parent
+    on_path = shutil.which("postgres")
+    if on_path:
+        return Path(on_path).parent
+    raise ServiceError(
+        "PostgreSQL server not found; install it (Debian: apt-get install postgresql)"
+    )
+
+
+def make_postgres(base: Path, *, port: int | None = None) -> PostgresProcess:
+    """Prepare (not start) a PostgreSQL in ``base/postgres``: initdb'd, trust auth on loopback.
+
+    As root the data directory belongs to ``postgres`` and ``base`` must be enterable by it.
+    """
+    bin_dir = postgres_bin_dir()
+    data = base / "postgres"
+    data.mkdir(parents=True, exist_ok=True)
+    owner = _postgres_owner()
+    if owner:
+        shutil.chown(data, "postgres", "postgres")
+    port = port or free_port()
+    subprocess.run(
+        [*owner, str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "pantau",
+         "--auth=trust", "--no-sync", "-E", "UTF8"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    argv = [
+        *owner, str(bin_dir / "postgres"), "-D", str(data / "db"), "-h", "127.0.0.1",
+        "-p", str(port), "-k", str(data),
+    ]  # fmt: skip
+    return PostgresProcess("postgres", argv, port, data, data / "stdout.log")
 
 
 def make_influx(base: Path, *, port: int | None = None) -> InfluxProcess:

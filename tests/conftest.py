@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devtools.localsvc import InfluxProcess, MosquittoProcess, make_influx, make_mosquitto
+from devtools.localsvc import (
+    InfluxProcess,
+    MosquittoProcess,
+    PostgresProcess,
+    make_influx,
+    make_mosquitto,
+    make_postgres,
+)
 from tests.helpers import create_database
 
 _db_counter = itertools.count(1)
@@ -22,6 +31,26 @@ def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxProcess]
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresProcess]:
+    """One PostgreSQL for the session (the shared state database of several API and problems
+    instances); tests isolate themselves by database. Its directory is enterable by the
+    ``postgres`` user the server runs as."""
+    base = Path(tempfile.mkdtemp(prefix="pantau-pg-"))
+    base.chmod(0o755)
+    process = make_postgres(base)
+    process.start()
+    yield process
+    process.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def state_db(postgres: PostgresProcess) -> str:
+    """A fresh PostgreSQL database's URL for this test."""
+    return postgres.create_database(f"state{next(_db_counter)}")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 from cloud.problems.config import Severity
 from cloud.problems.model import Event, Observation, Problem, ProblemState
 from cloud.problems.tables import metadata, outbox_table, problems_table
+from cloud.statedb import make_engine
 
 _UNRESOLVED = (ProblemState.OPEN.value, ProblemState.ACKNOWLEDGED.value)
 
@@ -56,12 +56,7 @@ class ProblemStore:
     """Problems and outbox in a SQL database (SQLite file by default, PostgreSQL by URL)."""
 
     def __init__(self, url: str) -> None:
-        connect_args: dict[str, Any] = {}
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            # Several processes share the file (API, evaluators): wait for the write lock.
-            connect_args["timeout"] = 30
-        self._engine = sa.create_engine(url, future=True, connect_args=connect_args)
+        self._engine = make_engine(url)
         metadata.create_all(self._engine)
 
     def close(self) -> None:

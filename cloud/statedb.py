@@ -1,0 +1,23 @@
+"""The state database's engine (maintenance windows, problems): a SQLite file by default, or
+PostgreSQL for several API and problems instances (``postgresql://user@host/db``, psycopg 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+SQLITE_LOCK_TIMEOUT_S = 30  # several processes share one file: wait for the write lock
+
+
+def make_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; ``postgresql://`` uses psycopg 3 (``pantau[cloud]`` installs it)."""
+    connect_args: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        connect_args["timeout"] = SQLITE_LOCK_TIMEOUT_S
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            url = "postgresql+psycopg://" + url.removeprefix(plain)
+    return sa.create_engine(url, future=True, connect_args=connect_args, pool_pre_ping=True)
