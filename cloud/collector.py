@@ -27,7 +27,7 @@ from cloud.deadletter import DeadLetter, DeadLetterStore
 from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
-from cloud.metrics import CollectorMetrics, counter_value
+from cloud.metrics import CollectorMetrics, by_label, counter_value
 from cloud.sink import InfluxSink, RetryPolicy
 from cloud.webserver import bind_socket, serve_app
 from pantau.core.contract import Receipt, TopicKind, all_sites_filter, site_receipts_topic
@@ -331,6 +331,15 @@ class Collector:
                     format_line(
                         "pantau_rejected",
                         {"instance": instance, "reason": reason},
+                        {"count": int(count)},
+                        now_ns,
+                    )
+                )
+            for site, count in by_label(self.metrics.future_rejected, "site").items():
+                lines.append(
+                    format_line(
+                        "pantau_future_rejected",
+                        {"instance": instance, "site": site},
                         {"count": int(count)},
                         now_ns,
                     )

@@ -70,12 +70,17 @@ class CollectorMetrics:
 
     def rejected_by_reason(self) -> dict[str, float]:
         """Current rejection counts keyed by reason."""
-        counts: dict[str, float] = {}
-        for metric in self.messages_rejected.collect():
-            for sample in metric.samples:
-                if sample.name.endswith("_total"):
-                    counts[sample.labels["reason"]] = sample.value
-        return counts
+        return by_label(self.messages_rejected, "reason")
+
+
+def by_label(counter: Counter, label: str) -> dict[str, float]:
+    """A labelled counter's totals keyed by one label's values."""
+    counts: dict[str, float] = {}
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total"):
+                counts[sample.labels[label]] = sample.value
+    return counts
 
 
 def counter_value(counter: Counter) -> float:

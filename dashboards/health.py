@@ -23,6 +23,10 @@ PENDING = (
 REJECTED = (
     'SELECT last("count") AS "rejected" FROM "pantau_rejected" WHERE $timeFilter GROUP BY "reason"'
 )
+FUTURE = (
+    'SELECT last("count") AS "refused" FROM "pantau_future_rejected" WHERE $timeFilter '
+    'GROUP BY "site"'
+)
 GAPS = 'SELECT sum("count") AS "readings lost" FROM "gap" WHERE $timeFilter GROUP BY "site"'
 BACKLOG = (
     'SELECT max("backlog") AS "queued" FROM "agent" WHERE $timeFilter '
@@ -55,6 +59,15 @@ def build() -> g.Dashboard:
             [q(BACKLOG)],
             pos(0, 16, 24, 8),
             description="readings in each agent's disk queue",
+        ),
+        bar_gauge(
+            "Messages refused as future-stamped, per site (clock ahead)",
+            FUTURE,
+            pos(0, 30, 24, 6),
+            unit="short",
+            low=0.0,
+            description="since each collector started; the readings wait at the site's edge "
+            "until its clock is fixed (see the 'site clock wrong' problem)",
         ),
         bar_gauge(
             "Readings lost at the edge per site (gaps)",

@@ -189,6 +189,13 @@ async def test_every_panel_against_ground_truth(
             ],
         )  # fmt: skip
         await sim.publish_raw("pantau/v1/sites/s1/readings", fault.model_dump_json().encode())
+        ahead = time.time_ns() + 3600 * 10**9  # a site clock an hour ahead: refused, counted
+        future = ReadingBatch(
+            site="s1",
+            district="d1",
+            agent=[AgentReading(ts=ahead, backlog=0, dropped_total=0, oldest_age_s=0.0)],
+        )
+        await sim.publish_raw("pantau/v1/sites/s1/readings", future.model_dump_json().encode())
         await sim.apply(
             PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
         )
@@ -210,6 +217,7 @@ async def test_every_panel_against_ground_truth(
                 and time.monotonic() - powered_off > 6
                 and bool(collector_points)
                 and collector_points[0]["count"] >= 2
+                and bool(await rows(influx, expanded(health.FUTURE)))
             )
 
         await async_wait_for(
@@ -233,6 +241,8 @@ async def test_every_panel_against_ground_truth(
         assert [r["queue_error"] for r in queue_errors] == [
             "queue write failed: database or disk is full"
         ]
+        refused = await rows(influx, expanded(health.FUTURE))
+        assert [(r["site"], r["refused"]) for r in refused] == [("s1", 1)]
         lost = await rows(influx, expanded(health.GAPS))
         assert [(r["site"], r["readings lost"]) for r in lost] == [("s1", 30)]
 
