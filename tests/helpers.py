@@ -144,3 +144,15 @@ async def counters(port: int) -> dict[str, float]:
             name = sample.name + "".join(f":{v}" for v in sample.labels.values())
             found[name] = sample.value
     return found
+
+
+# Python source that builds an agent with TCP/RTSP cameras and host sensors, run in a fresh
+# interpreter by the tests that check what an agent imports.
+BUILD_AN_AGENT = (
+    "from edge_agent.agent import Agent\n"
+    "from edge_agent.config import AgentConfig\n"
+    "Agent(AgentConfig.model_validate({'site': {'id': 's1', 'district': 'd1', 'lat': 0, "
+    "'lon': 0}, 'broker': {'url': 'mqtt://127.0.0.1:1'}, 'queue': {'path': '/tmp/q'}, "
+    "'cameras': [{'id': 'c1', 'rtsp_url': 'rtsp://127.0.0.1:1/s'}], "
+    "'sensors': [{'type': 'host'}]}))\n"
+)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.helpers import BUILD_AN_AGENT
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("pantau", "edge_agent", "cloud", "dashboards", "simulators", "devtools", "bench")
 MAX_MODULE_LINES = 400
@@ -119,14 +121,7 @@ def test_the_agent_runs_without_the_cloud_libraries() -> None:
         "from typer.testing import CliRunner\n"
         "from pantau.cli import app\n"
         "result = CliRunner().invoke(app, ['agent', '--help'])\n"
-        "assert result.exit_code == 0, result.output\n"
-        "from edge_agent.agent import Agent\n"
-        "from edge_agent.config import AgentConfig\n"
-        "Agent(AgentConfig.model_validate({'site': {'id': 's1', 'district': 'd1', 'lat': 0, "
-        "'lon': 0}, 'broker': {'url': 'mqtt://127.0.0.1:1'}, 'queue': {'path': '/tmp/q'}, "
-        "'cameras': [{'id': 'c1', 'rtsp_url': 'rtsp://127.0.0.1:1/s'}], "
-        "'sensors': [{'type': 'host'}]}))\n"
-        "print('ok')\n"
+        "assert result.exit_code == 0, result.output\n" + BUILD_AN_AGENT + "print('ok')\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False

@@ -14,7 +14,7 @@ from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.scenario import Scenario, SimSite
 from simulators.video import Picture
-from tests.helpers import running_simulation
+from tests.helpers import BUILD_AN_AGENT, running_simulation
 
 INTERVAL_S = 8.0
 
@@ -81,13 +81,8 @@ def test_heavy_libraries_load_only_where_configured() -> None:
     code = (
         "import sys\n"
         "import pantau.cli\n"
-        "from edge_agent.agent import Agent\n"
-        "from edge_agent.config import AgentConfig\n"
-        "Agent(AgentConfig.model_validate({'site': {'id': 's1', 'district': 'd1', 'lat': 0, "
-        "'lon': 0}, 'broker': {'url': 'mqtt://127.0.0.1:1'}, 'queue': {'path': '/tmp/q'}, "
-        "'cameras': [{'id': 'c1', 'rtsp_url': 'rtsp://127.0.0.1:1/s'}], "
-        "'sensors': [{'type': 'host'}]}))\n"
-        "heavy = ('av', 'numpy', 'pysnmp', 'pymodbus', 'cryptography')\n"
+        + BUILD_AN_AGENT
+        + "heavy = ('av', 'numpy', 'pysnmp', 'pymodbus', 'cryptography')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )
     result = subprocess.run(

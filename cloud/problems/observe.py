@@ -220,16 +220,13 @@ class Observer:
             returns, sessions = _returns(sequences.get(site, []))
             bad = returns >= rule.min_returns
             observations.append(
-                Observation(
-                    key=f"duplicate:{site}",
-                    rule="duplicate",
-                    title="duplicate site id (two agents use one site id)",
-                    severity=rule.severity,
-                    verdict=Verdict.BAD if bad else Verdict.GOOD,
-                    site=site,
-                    district=state.district,
-                    camera=None,
-                    subject=site,
+                _site_check(
+                    "duplicate",
+                    "duplicate site id (two agents use one site id)",
+                    rule.severity,
+                    site,
+                    state,
+                    bad=bad,
                     since_ns=now_ns - _ns(rule.window) if bad else None,
                     cause=(
                         f"{len(sessions)} agents take the connection from each other: "
@@ -270,16 +267,13 @@ class Observer:
             bad = abs(ahead_s) > rule.max_offset
             way = "ahead" if ahead_s > 0 else "behind"
             observations.append(
-                Observation(
-                    key=f"clock:{site}",
-                    rule="clock",
-                    title="site clock wrong",
-                    severity=rule.severity,
-                    verdict=Verdict.BAD if bad else Verdict.GOOD,
-                    site=site,
-                    district=state.district,
-                    camera=None,
-                    subject=site,
+                _site_check(
+                    "clock",
+                    "site clock wrong",
+                    rule.severity,
+                    site,
+                    state,
+                    bad=bad,
                     since_ns=None,
                     cause=f"site clock {way} by {abs(ahead_s):.0f} s (readings carry that "
                     "error; fix NTP on the edge box)"
@@ -402,3 +396,32 @@ def _returns(sessions: list[int]) -> tuple[int, set[int]]:
         seen.add(session)
         previous = session
     return returns, seen
+
+
+def _site_check(
+    rule: str,
+    title: str,
+    severity: Severity,
+    site: str,
+    state: _Site,
+    *,
+    bad: bool,
+    since_ns: int | None,
+    cause: str,
+    details: dict[str, Any],
+) -> Observation:
+    """A whole-site rule's observation (duplicate id, clock): bad or good, nothing pending."""
+    return Observation(
+        key=f"{rule}:{site}",
+        rule=rule,
+        title=title,
+        severity=severity,
+        verdict=Verdict.BAD if bad else Verdict.GOOD,
+        site=site,
+        district=state.district,
+        camera=None,
+        subject=site,
+        since_ns=since_ns,
+        cause=cause,
+        details=details,
+    )
