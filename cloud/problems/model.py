@@ -38,6 +38,15 @@ class Event(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class SiteContact:
+    """Whether we are in contact with a site's agent, and since when."""
+
+    district: str
+    offline: bool
+    since_ns: int  # start of the current online/offline state
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """One rule applied to one subject (camera, site, sensor) at one instant."""
 

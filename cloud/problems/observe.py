@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
 from cloud.problems.config import RulesConfig, Severity, ThresholdRule
-from cloud.problems.model import Observation, Verdict
+from cloud.problems.model import Observation, SiteContact, Verdict
+from cloud.problems.site_checks import duplicate_sites, site_clocks
 from cloud.schema import (
     AGENT,
     CAMERA,
@@ -38,13 +38,6 @@ def _ns(seconds: float) -> int:
     return int(seconds * S)
 
 
-@dataclass(frozen=True, slots=True)
-class _Site:
-    district: str
-    offline: bool
-    since_ns: int  # start of the current online/offline state
-
-
 class Observer:
     """Turns the latest data into one observation per rule and subject."""
 
@@ -62,9 +55,9 @@ class Observer:
         observations = [ingest]
         observations += await self._cameras_and_sites(now_ns, sites)
         if self._rules.duplicate.enabled:
-            observations += await self._duplicates(now_ns, sites)
+            observations += await duplicate_sites(self._query, self._rules.duplicate, now_ns, sites)
         if self._rules.clock.enabled:
-            observations += await self._clocks(now_ns, sites)
+            observations += await site_clocks(self._query, self._rules.clock, now_ns, sites)
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations
@@ -103,7 +96,7 @@ class Observer:
             cause=cause,
         )
 
-    async def _sites(self, now_ns: int) -> dict[str, _Site]:
+    async def _sites(self, now_ns: int) -> dict[str, SiteContact]:
         rule = self._rules.site
         wills = await self._query(
             f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" '
@@ -124,14 +117,16 @@ class Observer:
             online, changed = status.get(site, (True, 0))
             report = last_report.get(site)
             if not online:
-                sites[site] = _Site(district, offline=True, since_ns=changed)
+                sites[site] = SiteContact(district, offline=True, since_ns=changed)
             elif report is None or report < stale_before:
-                sites[site] = _Site(district, offline=True, since_ns=report or changed)
+                sites[site] = SiteContact(district, offline=True, since_ns=report or changed)
             else:
-                sites[site] = _Site(district, offline=False, since_ns=changed)
+                sites[site] = SiteContact(district, offline=False, since_ns=changed)
         return sites
 
-    async def _cameras_and_sites(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
+    async def _cameras_and_sites(
+        self, now_ns: int, sites: dict[str, SiteContact]
+    ) -> list[Observation]:
         rule = self._rules.camera
         last = await self._query(
             f'SELECT {LAST_CAMERA_FIELDS} FROM "{CAMERA}" '
@@ -203,89 +198,8 @@ class Observer:
         ]
         return observations
 
-    async def _duplicates(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
-        """Sessions of one site taking turns: a session that connects again after another one
-        connected in between is a second agent with the same site id."""
-        rule = self._rules.duplicate
-        births = await self._query(
-            f'SELECT "session" FROM "{SITE}" WHERE "online" = 1 AND time <= {now_ns} '
-            f'AND time > {now_ns - _ns(rule.window)} GROUP BY "site"'
-        )
-        sequences: dict[str, list[int]] = defaultdict(list)
-        for row in sorted(births, key=lambda r: int(r["time"])):
-            if row.get("session") is not None:
-                sequences[row["site"]].append(int(row["session"]))
-        observations = []
-        for site, state in sorted(sites.items()):
-            returns, sessions = _returns(sequences.get(site, []))
-            bad = returns >= rule.min_returns
-            observations.append(
-                _site_check(
-                    "duplicate",
-                    "duplicate site id (two agents use one site id)",
-                    rule.severity,
-                    site,
-                    state,
-                    bad=bad,
-                    since_ns=now_ns - _ns(rule.window) if bad else None,
-                    cause=(
-                        f"{len(sessions)} agents take the connection from each other: "
-                        f"{returns} takeovers in {rule.window / 60:.0f} min; give each its own "
-                        "site id and credentials"
-                        if bad
-                        else "one agent"
-                    ),
-                    details={"sessions": sorted(sessions)} if bad else {},
-                )
-            )
-        return observations
-
-    async def _clocks(self, now_ns: int, sites: dict[str, _Site]) -> list[Observation]:
-        """Each site's clock error from its newest measurement: the agent's receipt round trips
-        (``clock_offset_ms``, either way) or a birth stamped ahead of its arrival."""
-        rule = self._rules.clock
-        since = now_ns - _ns(rule.window)
-        offsets = await self._query(
-            f'SELECT last("clock_offset_ms") AS "v" FROM "{AGENT}" '
-            f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'
-        )
-        births = await self._query(
-            f'SELECT last("online") AS "online", "clock_ahead_s" FROM "{SITE}" '
-            f'WHERE "online" = 1 AND time <= {now_ns} AND time > {since} GROUP BY "site"'
-        )
-        # (time of the measurement, seconds the site's clock is ahead)
-        newest: dict[str, tuple[int, float]] = {
-            r["site"]: (int(r["time"]), -float(r["v"]) / 1000) for r in offsets
-        }
-        for r in births:
-            when = int(r["time"])
-            if r["site"] not in newest or newest[r["site"]][0] < when:
-                newest[r["site"]] = (when, float(r.get("clock_ahead_s") or 0.0))
-        observations = []
-        for site, state in sorted(sites.items()):
-            _, ahead_s = newest.get(site, (0, 0.0))
-            bad = abs(ahead_s) > rule.max_offset
-            way = "ahead" if ahead_s > 0 else "behind"
-            observations.append(
-                _site_check(
-                    "clock",
-                    "site clock wrong",
-                    rule.severity,
-                    site,
-                    state,
-                    bad=bad,
-                    since_ns=None,
-                    cause=f"site clock {way} by {abs(ahead_s):.0f} s (readings carry that "
-                    "error; fix NTP on the edge box)"
-                    if bad
-                    else "clock within bounds",
-                    details={"value": round(ahead_s, 3)} if bad else {},
-                )
-            )
-        return observations
-
     def _site(
-        self, now_ns: int, site: str, state: _Site, cameras: list[dict[str, Any]]
+        self, now_ns: int, site: str, state: SiteContact, cameras: list[dict[str, Any]]
     ) -> Observation:
         rule = self._rules.site
         held_ns = now_ns - state.since_ns
@@ -309,7 +223,7 @@ class Observer:
         )
 
     async def _threshold(
-        self, now_ns: int, rule: ThresholdRule, sites: dict[str, _Site]
+        self, now_ns: int, rule: ThresholdRule, sites: dict[str, SiteContact]
     ) -> list[Observation]:
         measurement = rule.measurement
         where = f"\"kind\" = '{rule.kind}' AND " if measurement == "sensor" else ""
@@ -385,43 +299,3 @@ def _camera_cause(row: dict[str, Any]) -> str:
     cause = str(row.get("cause") or "down")
     stage = row.get("stage")
     return f"{cause} at {stage}" if stage else cause
-
-
-def _returns(sessions: list[int]) -> tuple[int, set[int]]:
-    """How often a session connected again after another one had connected (A B A: once)."""
-    returns, seen, previous = 0, set(), None
-    for session in sessions:
-        if session != previous and session in seen:
-            returns += 1
-        seen.add(session)
-        previous = session
-    return returns, seen
-
-
-def _site_check(
-    rule: str,
-    title: str,
-    severity: Severity,
-    site: str,
-    state: _Site,
-    *,
-    bad: bool,
-    since_ns: int | None,
-    cause: str,
-    details: dict[str, Any],
-) -> Observation:
-    """A whole-site rule's observation (duplicate id, clock): bad or good, nothing pending."""
-    return Observation(
-        key=f"{rule}:{site}",
-        rule=rule,
-        title=title,
-        severity=severity,
-        verdict=Verdict.BAD if bad else Verdict.GOOD,
-        site=site,
-        district=state.district,
-        camera=None,
-        subject=site,
-        since_ns=since_ns,
-        cause=cause,
-        details=details,
-    )

@@ -1,0 +1,143 @@
+"""Whole-site problem rules: two agents using one site id, and a site clock that is wrong."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from cloud.problems.config import ClockRule, DuplicateSiteRule, Severity
+from cloud.problems.model import Observation, SiteContact, Verdict
+from cloud.schema import AGENT, SITE
+
+S = 1_000_000_000
+Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * S)
+
+
+async def duplicate_sites(
+    query: Query, rule: DuplicateSiteRule, now_ns: int, sites: Mapping[str, SiteContact]
+) -> list[Observation]:
+    """Sessions of one site taking turns: a session that connects again after another one
+    connected in between is a second agent with the same site id."""
+    births = await query(
+        f'SELECT "session" FROM "{SITE}" WHERE "online" = 1 AND time <= {now_ns} '
+        f'AND time > {now_ns - _ns(rule.window)} GROUP BY "site"'
+    )
+    sequences: dict[str, list[int]] = defaultdict(list)
+    for row in sorted(births, key=lambda r: int(r["time"])):
+        if row.get("session") is not None:
+            sequences[row["site"]].append(int(row["session"]))
+    observations = []
+    for site, state in sorted(sites.items()):
+        returns, sessions = _returns(sequences.get(site, []))
+        bad = returns >= rule.min_returns
+        observations.append(
+            _site_check(
+                "duplicate",
+                "duplicate site id (two agents use one site id)",
+                rule.severity,
+                site,
+                state,
+                bad=bad,
+                since_ns=now_ns - _ns(rule.window) if bad else None,
+                cause=(
+                    f"{len(sessions)} agents take the connection from each other: "
+                    f"{returns} takeovers in {rule.window / 60:.0f} min; give each its own "
+                    "site id and credentials"
+                    if bad
+                    else "one agent"
+                ),
+                details={"sessions": sorted(sessions)} if bad else {},
+            )
+        )
+    return observations
+
+
+async def site_clocks(
+    query: Query, rule: ClockRule, now_ns: int, sites: Mapping[str, SiteContact]
+) -> list[Observation]:
+    """Each site's clock error from its newest measurement: the agent's receipt round trips
+    (``clock_offset_ms``, either way) or a birth stamped ahead of its arrival."""
+    since = now_ns - _ns(rule.window)
+    offsets = await query(
+        f'SELECT last("clock_offset_ms") AS "v" FROM "{AGENT}" '
+        f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'
+    )
+    births = await query(
+        f'SELECT last("online") AS "online", "clock_ahead_s" FROM "{SITE}" '
+        f'WHERE "online" = 1 AND time <= {now_ns} AND time > {since} GROUP BY "site"'
+    )
+    # (time of the measurement, seconds the site's clock is ahead)
+    newest: dict[str, tuple[int, float]] = {
+        r["site"]: (int(r["time"]), -float(r["v"]) / 1000) for r in offsets
+    }
+    for r in births:
+        when = int(r["time"])
+        if r["site"] not in newest or newest[r["site"]][0] < when:
+            newest[r["site"]] = (when, float(r.get("clock_ahead_s") or 0.0))
+    observations = []
+    for site, state in sorted(sites.items()):
+        _, ahead_s = newest.get(site, (0, 0.0))
+        bad = abs(ahead_s) > rule.max_offset
+        way = "ahead" if ahead_s > 0 else "behind"
+        observations.append(
+            _site_check(
+                "clock",
+                "site clock wrong",
+                rule.severity,
+                site,
+                state,
+                bad=bad,
+                since_ns=None,
+                cause=f"site clock {way} by {abs(ahead_s):.0f} s (readings carry that "
+                "error; fix NTP on the edge box)"
+                if bad
+                else "clock within bounds",
+                details={"value": round(ahead_s, 3)} if bad else {},
+            )
+        )
+    return observations
+
+
+def _returns(sessions: list[int]) -> tuple[int, set[int]]:
+    """How often a session connected again after another one had connected (A B A: once)."""
+    returns, seen, previous = 0, set(), None
+    for session in sessions:
+        if session != previous and session in seen:
+            returns += 1
+        seen.add(session)
+        previous = session
+    return returns, seen
+
+
+def _site_check(
+    rule: str,
+    title: str,
+    severity: Severity,
+    site: str,
+    state: SiteContact,
+    *,
+    bad: bool,
+    since_ns: int | None,
+    cause: str,
+    details: dict[str, Any],
+) -> Observation:
+    """A whole-site rule's observation (duplicate id, clock): bad or good, nothing pending."""
+    return Observation(
+        key=f"{rule}:{site}",
+        rule=rule,
+        title=title,
+        severity=severity,
+        verdict=Verdict.BAD if bad else Verdict.GOOD,
+        site=site,
+        district=state.district,
+        camera=None,
+        subject=site,
+        since_ns=since_ns,
+        cause=cause,
+        details=details,
+    )
