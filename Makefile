@@ -12,16 +12,18 @@ PYTEST_ARGS ?=
 setup: system-packages $(VENV)/.installed
 
 # Real mosquitto and influxd binaries, chromium for the technician page's browser test, snmpd
-# (net-snmp) behind the simulated UPS and PostgreSQL for the shared state database
+# (net-snmp) behind the simulated UPS, PostgreSQL for the shared state database and faketime
+# for agents whose clock is wrong
 # (Debian packages); deploy/docker-compose.yml is the alternative on machines without apt.
 system-packages:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
-		|| [ ! -x /usr/sbin/snmpd ] || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
-		echo "installing mosquitto, influxdb, chromium, snmpd and postgresql (Debian packages)"; \
+		|| [ ! -x /usr/sbin/snmpd ] || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
+		|| ! command -v faketime >/dev/null; then \
+		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
-			mosquitto influxdb chromium chromium-driver snmpd postgresql >/dev/null; \
+			mosquitto influxdb chromium chromium-driver snmpd postgresql faketime >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
 	@-$(SUDO) systemctl disable --now mosquitto influxdb snmpd postgresql >/dev/null 2>&1 || true

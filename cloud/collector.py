@@ -96,6 +96,9 @@ class Collector:
             max_payload_bytes=config.validation.max_payload_bytes,
             max_future_ns=int(config.validation.max_future_s * 1e9),
         )
+        # Sites' clock offsets seen since the last self-report: written at the collector's time,
+        # because a site whose clock is wrong stamps its own readings where "now" never looks.
+        self._site_clocks: dict[str, float] = {}
         self._budget = DeviceBudget(
             max_devices=config.validation.max_devices_per_site,
             max_sites=config.validation.max_sites,
@@ -200,6 +203,8 @@ class Collector:
                 self._over_budget(batch, message, result.site, result.over_budget, now_ns)
             if result.msg is not None:
                 batch.receipts.setdefault(result.site, []).append(result.msg)
+            if result.clock_offset_ms is not None:
+                self._site_clocks[result.site] = result.clock_offset_ms
         else:
             self.metrics.messages_rejected.labels(reason=result.reason.value).inc()
             if result.reason is RejectReason.FUTURE_TIMESTAMP and result.site:
@@ -332,6 +337,16 @@ class Collector:
                         "pantau_rejected",
                         {"instance": instance, "reason": reason},
                         {"count": int(count)},
+                        now_ns,
+                    )
+                )
+            clocks, self._site_clocks = self._site_clocks, {}
+            for site, offset_ms in clocks.items():
+                lines.append(
+                    format_line(
+                        "pantau_site_clock",
+                        {"instance": instance, "site": site},
+                        {"offset_ms": float(offset_ms)},
                         now_ns,
                     )
                 )

@@ -35,6 +35,7 @@ class Accepted:
     lines: list[str]
     over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
     msg: int | None = None  # the agent's message id, to name in the site's receipt
+    clock_offset_ms: float | None = None  # the agent's latest clock measurement in the batch
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +114,14 @@ def decode_message(
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
-        return Accepted(message.site, batch_lines(message), over_budget, message.msg)
+        offsets = [a.clock_offset_ms for a in message.agent if a.clock_offset_ms is not None]
+        return Accepted(
+            message.site,
+            batch_lines(message),
+            over_budget,
+            message.msg,
+            offsets[-1] if offsets else None,
+        )
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
 

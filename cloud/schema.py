@@ -23,6 +23,7 @@ GAP = "gap"
 SITE = "site"
 COLLECTOR = "pantau_collector"
 REJECTED = "pantau_rejected"
+SITE_CLOCK = "pantau_site_clock"  # sites' clock offsets, written at the collector's time
 
 # Tags.
 SITE_TAG, DISTRICT_TAG, CAMERA_TAG = "site", "district", "camera"

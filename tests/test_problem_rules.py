@@ -328,18 +328,10 @@ async def test_a_site_clock_ahead_or_behind_is_a_problem_until_fixed(rig: Rig) -
     h = rig.history
     tags = {"site": "s1", "district": "d1"}
     h.lines.append(format_line("site", tags, {"online": 1, "clock_ahead_s": 600.0}, h.at(5 * MIN)))
-    h.lines.append(
-        format_line(
-            "agent", tags, {"backlog": 0, "dropped_total": 0, "oldest_age_s": 0.0,
-                            "clock_offset_ms": 0.4}, h.at(12 * MIN) + 1,
-        )
-    )  # fmt: skip
-    h.lines.append(
-        format_line(
-            "agent", tags, {"backlog": 0, "dropped_total": 0, "oldest_age_s": 0.0,
-                            "clock_offset_ms": 90_000.0}, h.at(20 * MIN) + 1,
-        )
-    )  # fmt: skip
+    # What the collector records (at its own time) from the agent's receipt round trips.
+    clock = {"instance": "c1", "site": "s1"}
+    h.lines.append(format_line("pantau_site_clock", clock, {"offset_ms": 0.4}, h.at(12 * MIN)))
+    h.lines.append(format_line("pantau_site_clock", clock, {"offset_ms": 90_000.0}, h.at(20 * MIN)))
     await rig.walk(0, 30 * MIN)
     [problem] = rig.problems()  # the clock going wrong again soon after reopens it
     assert rig.messages() == [

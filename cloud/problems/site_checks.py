@@ -8,7 +8,7 @@ from typing import Any
 
 from cloud.problems.config import ClockRule, DuplicateSiteRule, Severity
 from cloud.problems.model import Observation, SiteContact, Verdict
-from cloud.schema import AGENT, SITE
+from cloud.schema import SITE, SITE_CLOCK
 
 S = 1_000_000_000
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
@@ -61,10 +61,12 @@ async def site_clocks(
     query: Query, rule: ClockRule, now_ns: int, sites: Mapping[str, SiteContact]
 ) -> list[Observation]:
     """Each site's clock error from its newest measurement: the agent's receipt round trips
-    (``clock_offset_ms``, either way) or a birth stamped ahead of its arrival."""
+    (``clock_offset_ms``, recorded by the collector at its own time in ``pantau_site_clock``,
+    because a wrong clock stamps its own readings where "now" never looks) or a birth stamped
+    ahead of its arrival."""
     since = now_ns - _ns(rule.window)
     offsets = await query(
-        f'SELECT last("clock_offset_ms") AS "v" FROM "{AGENT}" '
+        f'SELECT last("offset_ms") AS "v" FROM "{SITE_CLOCK}" '
         f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'
     )
     births = await query(
