@@ -26,12 +26,13 @@ from devtools.processes import (
     wait_collector_connected,
 )
 from edge_agent.queue import count_queued
-from pantau.core.contract import TopicKind, site_topic
+from pantau.core.contract import AgentReading, GapReading, ReadingBatch, TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from simulators.cabinet import FakeUps, UpsState
 from simulators.cameras import CameraMode, FakeCamera
 from simulators.scenario import (
     CameraEvent,
+    EdgeFaultEvent,
     Event,
     MalformedEvent,
     PowerEvent,
@@ -93,6 +94,26 @@ class SimulationLog:
     """What happened, for the summary."""
 
     events: list[tuple[float, str]] = field(default_factory=list)
+
+
+def edge_fault_reports(site: str, district: str, now_ns: int) -> list[bytes]:
+    """What an agent publishes after its disk filled (a gap and its queue error), and a batch
+    from a clock an hour ahead."""
+    gap = GapReading(ts=now_ns, start_ts=now_ns - 60 * 10**9, end_ts=now_ns - 30 * 10**9, count=30)
+    health = AgentReading(
+        ts=now_ns - 7,
+        backlog=0,
+        dropped_total=30,
+        oldest_age_s=0.0,
+        queue_error="queue write failed: database or disk is full",
+    )
+    ahead = AgentReading(ts=now_ns + 3600 * 10**9, backlog=0, dropped_total=0, oldest_age_s=0.0)
+    return [
+        ReadingBatch(site=site, district=district, gaps=[gap], agent=[health])
+        .model_dump_json()
+        .encode(),
+        ReadingBatch(site=site, district=district, agent=[ahead]).model_dump_json().encode(),
+    ]
 
 
 class Simulation:
@@ -345,6 +366,12 @@ class Simulation:
                 site_topic(event.malformed, TopicKind.READINGS), MALFORMED_PAYLOAD
             )
             self._note(f"malformed message sent on site {event.malformed}'s topic")
+        elif isinstance(event, EdgeFaultEvent):
+            site = self.sites[event.edge_faults].site
+            topic = site_topic(site.id, TopicKind.READINGS)
+            for payload in edge_fault_reports(site.id, site.district, time.time_ns()):
+                await self.publish_raw(topic, payload)
+            self._note(f"edge fault reports sent on site {site.id}'s topic")
 
     async def _power(self, runtime: SiteRuntime, *, on: bool) -> None:
         runtime.powered = on

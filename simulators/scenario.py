@@ -86,8 +86,17 @@ class MalformedEvent(_Model):
     malformed: Ident = Field(description="site whose topic receives the bad message")
 
 
+class EdgeFaultEvent(_Model):
+    """Publish, on a site's topic, what an agent sends after edge faults: a gap with the disk
+    queue error it had, and a batch stamped an hour ahead (as from a site whose clock is wrong,
+    which the collector refuses and counts)."""
+
+    at: Seconds = Field(ge=0)
+    edge_faults: Ident = Field(description="site whose topic receives the fault reports")
+
+
 Event = Annotated[
-    CameraEvent | UplinkEvent | PowerEvent | UpsEvent | MalformedEvent,
+    CameraEvent | UplinkEvent | PowerEvent | UpsEvent | MalformedEvent | EdgeFaultEvent,
     Field(union_mode="left_to_right"),
 ]
 
@@ -118,6 +127,8 @@ class Scenario(_Model):
                 if isinstance(event, CameraEvent)
                 else event.malformed
                 if isinstance(event, MalformedEvent)
+                else event.edge_faults
+                if isinstance(event, EdgeFaultEvent)
                 else event.site
             )
             if site_id not in sites:
@@ -143,8 +154,9 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
 
     A camera goes down, one hangs, one rejects credentials, one shows a frozen picture and one a
     blurred (covered) one, s1's UPS goes on battery, one site loses its uplink (store and
-    forward), the last site loses power (offline via Last Will, then back), and one malformed
-    message is sent.
+    forward), the last site loses power (offline via Last Will, then back), one malformed
+    message is sent, and s1's topic gets edge fault reports (a gap, a disk-queue error, a batch
+    from a clock an hour ahead).
     """
     sim_sites = [
         SimSite(
@@ -158,7 +170,10 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
         for i in range(1, sites + 1)
     ]
     d = duration_s
-    events: list[Event] = [MalformedEvent(at=0.1 * d, malformed="s1")]
+    events: list[Event] = [
+        MalformedEvent(at=0.1 * d, malformed="s1"),
+        EdgeFaultEvent(at=0.1 * d, edge_faults="s1"),
+    ]
     if cameras >= 2:
         events.append(CameraEvent(at=0.15 * d, camera="s1/c2", state=CameraMode.DOWN))
     if cameras >= 3:

@@ -17,11 +17,10 @@ from dashboards import site as site_dashboard
 from dashboards.build import all_dashboards, build_all
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from devtools.localsvc import InfluxProcess, MosquittoProcess
-from pantau.core.contract import AgentReading, GapReading, ReadingBatch
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
-from simulators.runner import MALFORMED_PAYLOAD, Simulation
+from simulators.runner import MALFORMED_PAYLOAD, Simulation, edge_fault_reports
 from simulators.scenario import PowerEvent, Scenario, SimSite
 from simulators.video import Picture
 from tests.helpers import async_wait_for, running_simulation
@@ -175,27 +174,9 @@ async def test_every_panel_against_ground_truth(
         assert ups is not None
         ups.set_state(UpsState.ON_BATTERY)
         await sim.publish_raw("pantau/v1/sites/s1/readings", MALFORMED_PAYLOAD)
-        # What an agent sends after a queue fault: a gap and the queue error it had.
-        now = time.time_ns()
-        fault = ReadingBatch(
-            site="s1",
-            district="d1",
-            gaps=[GapReading(ts=now, start_ts=now - 60 * 10**9, end_ts=now - 30 * 10**9, count=30)],
-            agent=[
-                AgentReading(
-                    ts=now - 7, backlog=0, dropped_total=30, oldest_age_s=0.0,
-                    queue_error="queue write failed: database or disk is full",
-                )
-            ],
-        )  # fmt: skip
-        await sim.publish_raw("pantau/v1/sites/s1/readings", fault.model_dump_json().encode())
-        ahead = time.time_ns() + 3600 * 10**9  # a site clock an hour ahead: refused, counted
-        future = ReadingBatch(
-            site="s1",
-            district="d1",
-            agent=[AgentReading(ts=ahead, backlog=0, dropped_total=0, oldest_age_s=0.0)],
-        )
-        await sim.publish_raw("pantau/v1/sites/s1/readings", future.model_dump_json().encode())
+        # What an agent sends after a queue fault, and a batch from a clock an hour ahead.
+        for payload in edge_fault_reports("s1", "d1", time.time_ns()):
+            await sim.publish_raw("pantau/v1/sites/s1/readings", payload)
         await sim.apply(
             PowerEvent.model_validate({"at": 0, "site": "s3", "power": "down", "for": 60}), "start"
         )
