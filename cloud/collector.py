@@ -28,10 +28,17 @@ from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, by_label, counter_value
+from cloud.sessions import clear_sessions
 from cloud.sink import InfluxSink, RetryPolicy
 from cloud.webserver import bind_socket, serve_app
 from pantau.core.contract import Receipt, TopicKind, all_sites_filter, site_receipts_topic
-from pantau.core.mqtt import BrokerAddress, LinkSettings, Message, MqttLink, NotConnectedError
+from pantau.core.mqtt import (
+    BrokerAddress,
+    LinkSettings,
+    Message,
+    MqttLink,
+    NotConnectedError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +149,7 @@ class Collector:
                 all_sites_filter(TopicKind.STATUS, share_group=share),
             ]
         )
+        await clear_sessions(self.config.mqtt)
         await self._link.start()
         try:
             async with asyncio.TaskGroup() as tasks:

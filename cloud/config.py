@@ -27,6 +27,14 @@ class MqttConfig(_Config):
         description="fixed per instance: the persistent session (and its queued messages) is "
         "keyed on it",
     )
+    replaces: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="client ids of collectors this one replaces for good: their persistent "
+        "sessions are cleared at start, so the shared group stops routing messages to them "
+        "(what was queued there is sent again by the agents, who got no receipt); never list "
+        "an id that is still running, it would be disconnected",
+    )
     share_group: str | None = Field(
         default="pantau",
         description="shared-subscription group; collectors in one group split the load",

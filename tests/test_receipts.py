@@ -45,13 +45,21 @@ async def running_agent(broker: MosquittoProcess, tmp_path: Path) -> AsyncIterat
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def start_collector(broker: MosquittoProcess, influx_url: str, database: str, tmp: Path):  # type: ignore[no-untyped-def]
+async def start_collector(  # type: ignore[no-untyped-def]
+    broker: MosquittoProcess,
+    influx_url: str,
+    database: str,
+    tmp: Path,
+    *,
+    client_id: str = "receipts-collector",
+    replaces: list[str] | None = None,
+):
     config = CollectorConfig.model_validate(
         {
-            "mqtt": {"url": broker.url, "client_id": "receipts-collector"},
+            "mqtt": {"url": broker.url, "client_id": client_id, "replaces": replaces or []},
             "influx": {"url": influx_url, "database": database},
             "batch": {"max_delay_s": 0.05},
-            "dead_letter_path": str(tmp / "dl.sqlite"),
+            "dead_letter_path": str(tmp / f"{client_id}-dl.sqlite"),
             "http_port": 0,
         }
     )
@@ -106,3 +114,48 @@ def _ledger_keys(queue: Path) -> list[int]:
         return [row[0] for row in db.execute("SELECT id FROM ledger")]
     finally:
         db.close()
+
+
+async def test_a_collector_replaced_under_a_new_client_id_clears_its_predecessor(
+    running_agent: Agent,
+    broker: MosquittoProcess,
+    influxd: InfluxProcess,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    """Collector A leaves its persistent session in the shared group (as after a crash); B
+    starts under a new client id with `replaces: [A]`: A's session is ended, so nothing more is
+    routed to it, and what A's session held is sent again by the agent (no receipt) and stored."""
+    queue = running_agent.config.queue.path
+    _, first_task = await start_collector(broker, influxd.url, database, tmp_path)
+    first_task.cancel()  # gone; its session (7-day expiry) stays in the group at the broker
+    await asyncio.gather(first_task, return_exceptions=True)
+
+    async def some_queued() -> bool:
+        return await asyncio.to_thread(lambda: len(_ledger_keys(queue)) >= 20)
+
+    await async_wait_for(some_queued, timeout_s=20, what="readings while no collector runs")
+    second, second_task = await start_collector(
+        broker, influxd.url, database, tmp_path, client_id="collector-b",
+        replaces=["receipts-collector"],
+    )  # fmt: skip
+    try:
+        async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+
+            async def all_stored() -> bool:
+                result = await compare(influx, {"s1": queue})
+                return result.lost == 0 and result.queued <= 40
+
+            await async_wait_for(
+                all_stored, timeout_s=RECEIPT_TIMEOUT_S * 5 + 20, what="every reading stored"
+            )
+            result = await compare(influx, {"s1": queue})
+            assert (result.lost, result.dup) == (0, 0), result.lost_examples
+        # Nothing is routed to the old session any more: what B receives is everything sent.
+        before = (await counters(second.http_port))["pantau_messages_received_total"]
+        await asyncio.sleep(2)  # a few probe cycles (0.5 s each)
+        after = (await counters(second.http_port))["pantau_messages_received_total"]
+        assert after - before >= 3
+    finally:
+        second_task.cancel()
+        await asyncio.gather(second_task, return_exceptions=True)

@@ -86,6 +86,14 @@ def collector(
     dead_letter: Annotated[
         Optional[Path], typer.Option("--dead-letter", help="dead-letter SQLite file")  # noqa: UP045
     ] = None,
+    replaces: Annotated[
+        Optional[list[str]],  # noqa: UP045
+        typer.Option(
+            "--replaces",
+            help="client id of a collector that is gone for good: its session is cleared at "
+            "start (repeatable; never an id still running)",
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the cloud collector: MQTT → validate → InfluxDB, acking only what was stored."""
@@ -106,6 +114,7 @@ def collector(
         ("instance",): instance,
         ("dead_letter_path",): dead_letter,
         ("mqtt", "share_group"): share_group,
+        ("mqtt", "replaces"): replaces,
     }
     for path, value in overrides.items():
         if value is not None:
