@@ -28,6 +28,7 @@ from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, by_label, counter_value
+from cloud.schema import COLLECTOR, FUTURE_REJECTED, REJECTED, SITE_CLOCK
 from cloud.sessions import clear_sessions
 from cloud.sink import InfluxSink, RetryPolicy
 from cloud.webserver import bind_socket, serve_app
@@ -326,7 +327,7 @@ class Collector:
             now_ns = time.time_ns()
             lines = [
                 format_line(
-                    "pantau_collector",
+                    COLLECTOR,
                     {"instance": instance},
                     {
                         "received": int(counter_value(self.metrics.messages_received)),
@@ -339,34 +340,22 @@ class Collector:
                     now_ns,
                 )
             ]
-            for reason, count in self.metrics.rejected_by_reason().items():
-                lines.append(
-                    format_line(
-                        "pantau_rejected",
-                        {"instance": instance, "reason": reason},
-                        {"count": int(count)},
-                        now_ns,
-                    )
-                )
             clocks, self._site_clocks = self._site_clocks, {}
-            for site, offset_ms in clocks.items():
-                lines.append(
+            per_label = (
+                (REJECTED, "reason", "count", self.metrics.rejected_by_reason()),
+                (SITE_CLOCK, "site", "offset_ms", clocks),
+                (FUTURE_REJECTED, "site", "count", by_label(self.metrics.future_rejected, "site")),
+            )
+            for measurement, label, field_name, values in per_label:
+                lines += [
                     format_line(
-                        "pantau_site_clock",
-                        {"instance": instance, "site": site},
-                        {"offset_ms": float(offset_ms)},
+                        measurement,
+                        {"instance": instance, label: key},
+                        {field_name: int(value) if field_name == "count" else float(value)},
                         now_ns,
                     )
-                )
-            for site, count in by_label(self.metrics.future_rejected, "site").items():
-                lines.append(
-                    format_line(
-                        "pantau_future_rejected",
-                        {"instance": instance, "site": site},
-                        {"count": int(count)},
-                        now_ns,
-                    )
-                )
+                    for key, value in values.items()
+                ]
             try:
                 await self._influx.write(join_lines(lines))
             except InfluxError as exc:

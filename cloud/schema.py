@@ -23,6 +23,7 @@ GAP = "gap"
 SITE = "site"
 COLLECTOR = "pantau_collector"
 REJECTED = "pantau_rejected"
+FUTURE_REJECTED = "pantau_future_rejected"  # per site: batches stamped in the future
 SITE_CLOCK = "pantau_site_clock"  # sites' clock offsets, written at the collector's time
 
 # Tags.

@@ -361,7 +361,13 @@ class Publisher:
                 del self._inflight[future]
                 self._inflight_ids.difference_update(item.ids)
                 self._rewind(min(item.ids), backlog=item.backlog)
-        expired = [m for m, item in self._awaiting.items() if item.deadline < now]
+        # Messages join _awaiting at their PUBACK with the same timeout, so deadlines grow in
+        # insertion order: look from the oldest and stop at the first one still in time.
+        expired = []
+        for msg, item in self._awaiting.items():
+            if item.deadline >= now:
+                break
+            expired.append(msg)
         if expired:
             log.warning(
                 "no receipt for %d messages %.0fs after their PUBACK; sending them again",

@@ -204,8 +204,7 @@ class GuardedQueue:
 
     def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
         """Oldest readings in ``(after_id, upto_id]``; none while the file cannot be read."""
-        try:
-            self._check_file()
+        try:  # a deleted file still reads through the open handle; append() moves its rows
             return self._queue.take(after_id=after_id, upto_id=upto_id, limit=limit)
         except sqlite3.Error as exc:
             self._recover(exc, time.time_ns())

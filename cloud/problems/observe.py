@@ -24,18 +24,14 @@ from cloud.schema import (
     camera_status_now,
     site_online_now,
 )
+from pantau.core.units import NS_PER_S, to_ns
 
 log = logging.getLogger(__name__)
 
-S = 1_000_000_000
 LOOKBACK_S = 3600  # how far back a camera's or agent's last report is looked for
 SINCE_LOOKBACK_S = 86400  # how far back a threshold breach's start is looked for
 # Collectors report every few seconds, so a long look back scans few points.
 INGEST_LOOKBACK_S = 30 * 86400
-
-
-def _ns(seconds: float) -> int:
-    return int(seconds * S)
 
 
 class Observer:
@@ -66,10 +62,10 @@ class Observer:
         return series_rows(await self._client.query(q))
 
     async def _ingest(self, now_ns: int) -> Observation:
-        stale_ns = _ns(self._rules.ingest_stale_after)
+        stale_ns = to_ns(self._rules.ingest_stale_after)
         rows = await self._query(
             'SELECT last("received") FROM "pantau_collector" '
-            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(INGEST_LOOKBACK_S)}"
+            f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(INGEST_LOOKBACK_S)}"
         )
         last = int(rows[0]["time"]) if rows else None
         if last is None:
@@ -78,7 +74,7 @@ class Observer:
         elif last < now_ns - stale_ns:
             verdict, cause = (
                 Verdict.BAD,
-                f"no collector has reported for {(now_ns - last) / S:.0f}s",
+                f"no collector has reported for {(now_ns - last) / NS_PER_S:.0f}s",
             )
         else:
             verdict, cause = Verdict.GOOD, "collectors reporting"
@@ -104,14 +100,14 @@ class Observer:
         )
         agents = await self._query(
             f'SELECT last("backlog") FROM "{AGENT}" '
-            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)} "
+            f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(LOOKBACK_S)} "
             'GROUP BY "site", "district"'
         )
         last_report = {row["site"]: int(row["time"]) for row in agents}
         districts = {row["site"]: row.get("district", "") for row in agents}
         status = {row["site"]: (site_online_now(row), int(row["time"])) for row in wills}
         districts.update({row["site"]: row.get("district", "") for row in wills})
-        stale_before = now_ns - _ns(rule.stale_after)
+        stale_before = now_ns - to_ns(rule.stale_after)
         sites = {}
         for site, district in districts.items():
             online, changed = status.get(site, (True, 0))
@@ -130,18 +126,18 @@ class Observer:
         rule = self._rules.camera
         last = await self._query(
             f'SELECT {LAST_CAMERA_FIELDS} FROM "{CAMERA}" '
-            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(LOOKBACK_S)} "
+            f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(LOOKBACK_S)} "
             'GROUP BY "site", "district", "camera"'
         )
         flaps = await self._query(
             'SELECT count(distinct("since")) AS "states" FROM "camera" '
-            f"WHERE time <= {now_ns} AND time > {now_ns - _ns(rule.flap_window)} "
+            f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(rule.flap_window)} "
             'GROUP BY "site", "camera"'
         )
         states = {(r["site"], r["camera"]): int(r["states"]) for r in flaps}
         folded: dict[str, list[dict[str, Any]]] = defaultdict(list)
         observations = []
-        stale_before = now_ns - _ns(self._rules.site.stale_after)
+        stale_before = now_ns - to_ns(self._rules.site.stale_after)
         for row in last:
             site, camera = row["site"], row["camera"]
             up = row["up"] == 1
@@ -165,10 +161,10 @@ class Observer:
                     f"flapping: {changes} up/down changes in {rule.flap_window / 60:.0f} min, "
                     f"now {'up' if up else 'down'}"
                 )
-            elif not up and since <= now_ns - _ns(rule.down_for):
+            elif not up and since <= now_ns - to_ns(rule.down_for):
                 verdict = Verdict.BAD
                 cause = _camera_cause(row)
-            elif up and since <= now_ns - _ns(rule.clear_for):
+            elif up and since <= now_ns - to_ns(rule.clear_for):
                 verdict = Verdict.GOOD
                 cause = "up"
             else:
@@ -204,9 +200,9 @@ class Observer:
         rule = self._rules.site
         held_ns = now_ns - state.since_ns
         if state.offline:
-            verdict = Verdict.BAD if held_ns >= _ns(rule.offline_for) else Verdict.PENDING
+            verdict = Verdict.BAD if held_ns >= to_ns(rule.offline_for) else Verdict.PENDING
         else:
-            verdict = Verdict.GOOD if held_ns >= _ns(rule.clear_for) else Verdict.PENDING
+            verdict = Verdict.GOOD if held_ns >= to_ns(rule.clear_for) else Verdict.PENDING
         return Observation(
             key=f"site:{site}",
             rule="site",
@@ -234,7 +230,7 @@ class Observer:
             rows = await self._query(
                 f'SELECT min("{f}") AS "lo", max("{f}") AS "hi", last("{f}") AS "now" '
                 f'FROM "{measurement}" WHERE {where}time <= {now_ns} '
-                f"AND time > {now_ns - _ns(seconds)} GROUP BY {group}"
+                f"AND time > {now_ns - to_ns(seconds)} GROUP BY {group}"
             )
             return {(r["site"], r.get("sensor", "")): r for r in rows}
 
@@ -271,7 +267,7 @@ class Observer:
                 district=district,
                 camera=None,
                 subject=f"{site}/{sensor}" if sensor else site,
-                since_ns=started.get((site, sensor), now_ns - _ns(rule.for_)),
+                since_ns=started.get((site, sensor), now_ns - to_ns(rule.for_)),
                 cause=f"{rule.kind or rule.field} {value:g}{rule.unit} "
                 f"({'above' if rule.above is not None else 'below'} "
                 f"{rule.above if rule.above is not None else rule.below:g}{rule.unit})"
@@ -290,7 +286,7 @@ class Observer:
         good_side = f'"{f}" <= {rule.above}' if rule.above is not None else f'"{f}" >= {rule.below}'
         rows = await self._query(
             f'SELECT last("{f}") FROM "{rule.measurement}" WHERE {where}{good_side} '
-            f"AND time <= {now_ns} AND time > {now_ns - _ns(SINCE_LOOKBACK_S)} GROUP BY {group}"
+            f"AND time <= {now_ns} AND time > {now_ns - to_ns(SINCE_LOOKBACK_S)} GROUP BY {group}"
         )
         return {(r["site"], r.get("sensor", "")): int(r["time"]) + 1 for r in rows}
 

@@ -9,13 +9,9 @@ from typing import Any
 from cloud.problems.config import ClockRule, DuplicateSiteRule, Severity
 from cloud.problems.model import Observation, SiteContact, Verdict
 from cloud.schema import SITE, SITE_CLOCK
+from pantau.core.units import to_ns
 
-S = 1_000_000_000
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
-
-
-def _ns(seconds: float) -> int:
-    return int(seconds * S)
 
 
 async def duplicate_sites(
@@ -25,7 +21,7 @@ async def duplicate_sites(
     connected in between is a second agent with the same site id."""
     births = await query(
         f'SELECT "session" FROM "{SITE}" WHERE "online" = 1 AND time <= {now_ns} '
-        f'AND time > {now_ns - _ns(rule.window)} GROUP BY "site"'
+        f'AND time > {now_ns - to_ns(rule.window)} GROUP BY "site"'
     )
     sequences: dict[str, list[int]] = defaultdict(list)
     for row in sorted(births, key=lambda r: int(r["time"])):
@@ -43,7 +39,7 @@ async def duplicate_sites(
                 site,
                 state,
                 bad=bad,
-                since_ns=now_ns - _ns(rule.window) if bad else None,
+                since_ns=now_ns - to_ns(rule.window) if bad else None,
                 cause=(
                     f"{len(sessions)} agents take the connection from each other: "
                     f"{returns} takeovers in {rule.window / 60:.0f} min; give each its own "
@@ -64,7 +60,7 @@ async def site_clocks(
     (``clock_offset_ms``, recorded by the collector at its own time in ``pantau_site_clock``,
     because a wrong clock stamps its own readings where "now" never looks) or a birth stamped
     ahead of its arrival."""
-    since = now_ns - _ns(rule.window)
+    since = now_ns - to_ns(rule.window)
     offsets = await query(
         f'SELECT last("offset_ms") AS "v" FROM "{SITE_CLOCK}" '
         f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'

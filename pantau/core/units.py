@@ -26,3 +26,11 @@ def parse_duration(value: object) -> float:
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 """A duration in seconds that config files may write as ``30s``, ``5m``, ..."""
+
+
+NS_PER_S = 1_000_000_000
+
+
+def to_ns(seconds: float) -> int:
+    """Seconds as integer nanoseconds (InfluxDB's and the contract's timestamps)."""
+    return int(seconds * NS_PER_S)
