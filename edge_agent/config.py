@@ -58,15 +58,36 @@ class BrokerConfig(_Config):
 class StreamThresholdsConfig(_Config):
     """Where a measured picture value becomes a fault (tune per camera from the data)."""
 
-    dark_luma: float = Field(default=35.0, ge=0, le=255, description="mean luma below: dark")
+    dark_luma: float = Field(
+        default=35.0,
+        ge=0,
+        le=255,
+        description="mean luma below: dark, whatever the camera's normal",
+    )
+    dark_ratio: float = Field(
+        default=0.25, ge=0, le=1, description="luma below this share of the camera's normal: dark"
+    )
     frozen_motion: float = Field(
-        default=0.3, ge=0, description="mean change between frames below: unchanged"
+        default=4.0,
+        ge=0,
+        description="largest local change between keyframes (luma levels) below: unchanged",
     )
     frozen_ratio: float = Field(
-        default=0.9, gt=0, le=1, description="share of unchanged frame pairs that is frozen"
+        default=0.9, gt=0, le=1, description="share of unchanged keyframe pairs that is frozen"
     )
     blur_sharpness: float = Field(
-        default=40.0, ge=0, description="variance of the Laplacian below: blurred or covered"
+        default=40.0,
+        ge=0,
+        description="variance of the Laplacian below: blurred or covered, whatever the normal",
+    )
+    blur_ratio: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="sharpness below this share of the camera's normal: blurred",
+    )
+    baseline_probes: int = Field(
+        default=3, ge=1, le=1000, description="healthy probes before the camera's normal is used"
     )
     stall_s: Seconds = Field(
         default=2.0,

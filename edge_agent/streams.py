@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.probes.results import rounded
-from edge_agent.probes.stream import StreamResult, StreamThresholds, probe_stream
+from edge_agent.probes.stream import CameraNormal, StreamResult, StreamThresholds, probe_stream
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ForwardQueue
 from pantau.core.contract import StreamFault, StreamReading
@@ -71,16 +71,27 @@ def probe_with_fallback(
     sample_s: float,
     timeout_s: float,
     thresholds: StreamThresholds,
+    normal: CameraNormal | None = None,
 ) -> StreamResult:
     """``probe_stream`` over ``transport``; for ``auto``, TCP first and UDP if TCP cannot open."""
     first = "tcp" if transport == "auto" else transport
     result = probe_stream(
-        url, sample_s=sample_s, timeout_s=timeout_s, thresholds=thresholds, transport=first
+        url,
+        sample_s=sample_s,
+        timeout_s=timeout_s,
+        thresholds=thresholds,
+        transport=first,
+        normal=normal,
     )
     if transport != "auto" or result.fault is not StreamFault.OPEN_FAILED:
         return result
     retry = probe_stream(
-        url, sample_s=sample_s, timeout_s=timeout_s, thresholds=thresholds, transport="udp"
+        url,
+        sample_s=sample_s,
+        timeout_s=timeout_s,
+        thresholds=thresholds,
+        transport="udp",
+        normal=normal,
     )
     if retry.fault is StreamFault.OPEN_FAILED:  # neither: say both
         return replace(
@@ -112,6 +123,7 @@ class StreamScheduler:
         self._publisher = publisher
         self._slots = asyncio.Semaphore(config.stream.concurrency)
         self.active = 0  # decodes running now (never above the site's concurrency)
+        self._normals: dict[str, CameraNormal] = {}  # each camera's learned picture
 
     async def run(self) -> None:
         """Probe forever; each camera's first probe is offset by its share of the interval."""
@@ -147,6 +159,7 @@ class StreamScheduler:
                     sample_s=settings.sample_s,
                     timeout_s=settings.timeout_s,
                     thresholds=StreamThresholds(**limits.model_dump()),
+                    normal=self._normals.setdefault(camera.id, CameraNormal()),
                 )
             except Exception:  # one camera's odd stream must not stop the others' probes
                 log.exception("stream probe of camera %s failed", camera.id)

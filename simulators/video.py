@@ -46,6 +46,7 @@ def _pattern(index: int, width: int = WIDTH, height: int = HEIGHT) -> Image:
     gray = checker + gradient
     left = (index * 12) % width
     gray[:, left : left + 24] = 250
+    gray[: height // 10, : width // 6] = 30 + (index * 7) % 200  # a ticking on-screen clock
     image: Image = np.clip(gray, 0, 255).astype(np.uint8)
     return image
 
@@ -153,9 +154,10 @@ async def stream(
     ssrc, seq = 0x50A7A0, 0
     loop = asyncio.get_running_loop()
     start = loop.time()
+    live = int(start * FPS)  # a camera's picture goes on between sessions; it does not restart
     index = 0
     while picture is not Picture.STOPPED or index < FPS:
-        frame = picture_frame(picture, index, size)
+        frame = picture_frame(picture, live + index, size)
         units = await asyncio.to_thread(encoder.encode, frame, index)
         packets = rtp_packets(units, seq=seq, timestamp=index * RTP_CLOCK // FPS, ssrc=ssrc)
         seq += len(packets)

@@ -52,7 +52,9 @@ async def test_stream_probes_keep_to_the_budget_and_reach_influxdb(
 
     async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
         probes = series_rows(
-            await influx.query('SELECT "fault", "fps", "codec" FROM "stream" GROUP BY "camera"')
+            await influx.query(
+                'SELECT "fault", "fps", "codec", "detail" FROM "stream" GROUP BY "camera"'
+            )
         )
         states = series_rows(
             await influx.query('SELECT last("state") AS "state" FROM "camera" GROUP BY "camera"')

@@ -1,40 +1,36 @@
-"""The stream probe: open the camera's RTSP video, decode a few seconds and judge the picture.
+"""The stream probe: open the camera's RTSP video, read a few seconds and judge the picture.
 
-Decoding is CPU work, so it runs in a worker thread; the agent limits how many run at once.
-Each fault comes with the measured value that triggered it, so thresholds can be tuned per
-camera from the data.
+It is cheap by design: every packet is counted (frame rate, bitrate, stalls come from packet
+timestamps and arrival times) but only keyframes are decoded, single-threaded; picture verdicts
+come from them (``picture``). The sample is measured in stream time from the first keyframe, so
+the buffer FFmpeg fills while opening counts towards it instead of being decoded on top of it.
+The probe runs in a worker thread; the agent limits how many run at once.
 """
 
 from __future__ import annotations
 
 import logging
-import statistics
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
 import av
 import av.error
-import numpy as np
-import numpy.typing as npt
 
+from edge_agent.probes.picture import (
+    CameraNormal,
+    Keyframe,
+    StreamThresholds,
+    Verdict,
+    judge,
+    luma_plane,
+    measure,
+)
 from pantau.core.contract import StreamFault
 
+__all__ = ["CameraNormal", "StreamResult", "StreamThresholds", "probe_stream"]
+
 log = logging.getLogger(__name__)
-
-ANALYSIS_STEP = 2  # analyse every 2nd pixel in each direction: faults are large-scale
-
-
-@dataclass(frozen=True, kw_only=True)
-class StreamThresholds:
-    """Where a measurement becomes a fault (per camera, from its config)."""
-
-    dark_luma: float = 35.0  # mean luma (0-255) below this is dark
-    frozen_motion: float = 0.3  # mean absolute change between frames below this is "no change"
-    frozen_ratio: float = 0.9  # share of unchanged frame pairs that makes the picture frozen
-    blur_sharpness: float = 40.0  # variance of the Laplacian below this is blurred / covered
-    min_frames: int = 5  # fewer decoded frames than this in the sample is "no video"
-    stall_s: float = 2.0  # no new video packet for this long (wall time) is "no video"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +44,7 @@ class StreamResult:
     width: int | None = None
     height: int | None = None
     frames: int = 0
+    keyframes: int = 0
     fps: float | None = None
     bitrate_kbps: float | None = None
     first_frame_ms: float | None = None
@@ -58,79 +55,34 @@ class StreamResult:
     cpu_s: float = 0.0
 
 
-def sharpness(gray: npt.NDArray[np.float32]) -> float:
-    """Variance of the 4-neighbour Laplacian: high for a detailed picture, near 0 for a blur."""
-    lap = 4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
-    return float(lap.var())
-
-
-def judge(
-    lumas: list[float],
-    sharps: list[float],
-    motions: list[float],
-    thresholds: StreamThresholds,
-) -> tuple[list[StreamFault], str, float | None]:
-    """Faults found in per-frame measurements, most severe first, with the values behind them."""
-    t = thresholds
-    if len(lumas) < t.min_frames:
-        return [StreamFault.NO_VIDEO], f"{len(lumas)} frames decoded (< {t.min_frames})", None
-    faults, details = [], []
-    luma, sharp = statistics.median(lumas), statistics.median(sharps)
-    still = sum(1 for m in motions if m < t.frozen_motion) / len(motions) if motions else 1.0
-    if luma < t.dark_luma:
-        faults.append(StreamFault.DARK)
-        details.append(f"luma {luma:.1f} < {t.dark_luma:g}")
-    if still >= t.frozen_ratio:
-        faults.append(StreamFault.FROZEN)
-        details.append(f"{still:.0%} of frames unchanged")
-    if sharp < t.blur_sharpness:
-        faults.append(StreamFault.BLURRED)
-        details.append(f"sharpness {sharp:.1f} < {t.blur_sharpness:g}")
-    return faults, "; ".join(details), still
-
-
 @dataclass
 class _Sample:
-    """Per-frame measurements of one probe."""
+    """What one probe received, from its first keyframe on."""
 
-    lumas: list[float] = field(default_factory=list)
-    sharps: list[float] = field(default_factory=list)
-    motions: list[float] = field(default_factory=list)
-    stream_bytes: int = 0
-    first_frame: float | None = None
+    keyframes: list[Keyframe] = field(default_factory=list)
+    first_frame: float | None = None  # wall (monotonic) time of the first decoded keyframe
     first_pts: float | None = None
     last_pts: float | None = None
     distinct_pts: set[float] = field(default_factory=set)
+    stream_bytes: int = 0
     last_packet: float | None = None  # wall time of the last video packet with data
     longest_gap_s: float = 0.0  # longest wall time between video packets after the first frame
-    previous: npt.NDArray[np.float32] | None = None
 
-    def packet(self, size: int) -> None:
-        """Count one received video packet and the wall time since the one before."""
-        now = time.monotonic()
-        if self.first_frame is not None and self.last_packet is not None:
+    def packet(self, packet: av.Packet, now: float) -> None:  # type: ignore[type-arg]
+        """Count one video packet received after the first keyframe."""
+        if self.last_packet is not None:
             self.longest_gap_s = max(self.longest_gap_s, now - self.last_packet)
         self.last_packet = now
-        self.stream_bytes += size
-
-    def add(self, frame: av.VideoFrame) -> None:
-        """Measure one decoded frame."""
-        if self.first_frame is None:
-            self.first_frame = time.monotonic()
-        if frame.pts is not None and frame.time_base is not None:
-            seconds = float(frame.pts * frame.time_base)
+        self.stream_bytes += packet.size
+        stamp = packet.pts if packet.pts is not None else packet.dts
+        if stamp is not None and packet.time_base is not None:
+            seconds = float(stamp * packet.time_base)
             self.first_pts = seconds if self.first_pts is None else self.first_pts
-            self.last_pts = seconds
+            self.last_pts = max(seconds, self.last_pts if self.last_pts is not None else seconds)
             self.distinct_pts.add(seconds)
-        image = frame.to_ndarray(format="gray")[::ANALYSIS_STEP, ::ANALYSIS_STEP].astype(np.float32)
-        self.lumas.append(float(image.mean()))
-        self.sharps.append(sharpness(image))
-        if self.previous is not None:
-            self.motions.append(float(np.abs(image - self.previous).mean()))
-        self.previous = image
 
     def span_s(self) -> float:
-        """Stream time between the first and the last frame."""
+        """Stream time from the first keyframe to the newest packet."""
         if self.first_pts is None or self.last_pts is None:
             return 0.0
         return self.last_pts - self.first_pts
@@ -153,12 +105,14 @@ def probe_stream(
     timeout_s: float,
     thresholds: StreamThresholds,
     transport: str = "tcp",
+    normal: CameraNormal | None = None,
 ) -> StreamResult:
-    """Decode ``sample_s`` seconds of ``url`` (RTSP over ``transport``) and judge them. Blocking.
+    """Read ``sample_s`` seconds of ``url`` (RTSP over ``transport``) and judge them. Blocking.
 
-    Never runs past ``timeout_s + sample_s`` of wall time after opening, whatever the server
-    sends (a source that never yields a video frame is ``no_video``), and never raises for
-    anything the stream contains.
+    ``normal`` is the camera's learned picture: verdicts are made against it and a healthy
+    probe is added to it. Waits at most ``timeout_s`` for the first keyframe and never runs past
+    ``sample_s + stall_s`` after it, whatever the server sends, and never raises for anything
+    the stream contains.
     """
     # Decoding stays on this thread (no FFmpeg worker threads): one probe costs at most one
     # core, the site's concurrency bounds the total, and thread_time() measures it exactly.
@@ -177,78 +131,133 @@ def probe_stream(
             cpu_s=time.thread_time() - cpu0,
         )
     sample = _Sample()
-    error = ""
-    completed = False  # the sample reached its full length
-    video = None
     try:
-        if not container.streams.video:
-            kinds = sorted({str(s.type) for s in container.streams}) or ["no"]
-            error = f"no video track ({', '.join(kinds)} streams only)"
-        else:
-            video = container.streams.video[0]
-            video.codec_context.thread_count = 1
-            completed = _decode(container, video, sample, sample_s, started + timeout_s)
-            if not completed and sample.first_frame is None:
-                error = f"no video frame within {timeout_s:g} s"
+        video, outcome = _play(container, sample, sample_s, started + timeout_s, thresholds)
     except (av.error.FFmpegError, OSError) as exc:
-        error = _redact(f"stream stopped: {exc}", url)[:200]
+        video, outcome = None, _redact(f"stream failed: {exc}", url)[:200]
     finally:
         container.close()
-    return _result(
-        sample,
-        video=video,
-        completed=completed,
-        error=error,
+    if sample.first_frame is None and outcome in {"ended", "late"}:
+        outcome = f"no keyframe within {timeout_s:g} s"
+    ended = time.monotonic()
+    verdict = judge(
+        sample.keyframes,
         thresholds=thresholds,
-        started=started,
-        cpu0=cpu0,
+        normal=normal,
+        previous=_recent(normal, thresholds, ended),
     )
+    faults, details = list(verdict.faults), [verdict.detail] if verdict.detail else []
+    if sample.keyframes and StreamFault.NO_VIDEO not in faults:
+        cut = _cut_short(sample, outcome, thresholds, ended)
+        if cut:
+            faults.insert(0, StreamFault.NO_VIDEO)
+            details.insert(0, cut)
+    elif outcome not in {"complete", "ended", "late"}:
+        details.insert(0, outcome)
+    if normal is not None:
+        _remember(normal, sample.keyframes, faults, verdict, ended)
+    return _result(sample, video, faults, "; ".join(details), verdict, started, cpu0)
 
 
-def _decode(
+def _play(
+    container: av.container.InputContainer,
+    sample: _Sample,
+    sample_s: float,
+    first_frame_by: float,
+    thresholds: StreamThresholds,
+) -> tuple[av.VideoStream | None, str]:
+    """The video track and how reading it went ("complete", "ended", "late" or a problem)."""
+    if not container.streams.video:
+        kinds = sorted({str(s.type) for s in container.streams}) or ["no"]
+        return None, f"no video track ({', '.join(kinds)} streams only)"
+    video = container.streams.video[0]
+    video.codec_context.thread_count = 1
+    video.codec_context.skip_frame = "NONKEY"
+    video.codec_context.options = {"flags2": "+chunks"}  # a frame may come in several packets
+    return video, _read(container, video, sample, sample_s, first_frame_by, thresholds)
+
+
+def _cut_short(sample: _Sample, outcome: str, thresholds: StreamThresholds, now: float) -> str:
+    """Why a sample that started is no video ("" if it is video): what arrived, in how long."""
+    frames = len(sample.distinct_pts)
+    completed = outcome == "complete"
+    silent = now - sample.last_packet if sample.last_packet is not None else 0.0
+    stall = max(sample.longest_gap_s, 0.0 if completed else silent)
+    if completed and stall < thresholds.stall_s and frames >= thresholds.min_frames:
+        return ""
+    got = f"{sample.span_s():.1f} s of video ({frames} frames)"
+    waited = now - (sample.first_frame or now)
+    if stall >= thresholds.stall_s:
+        return f"{got} in {waited:.1f} s, none for {stall:.1f} s"
+    if outcome == "ended":
+        return f"stream ended after {got}"
+    return f"{got} in {waited:.1f} s"
+
+
+def _read(  # noqa: PLR0917
     container: av.container.InputContainer,
     video: av.VideoStream,
     sample: _Sample,
     sample_s: float,
     first_frame_by: float,
-) -> bool:
-    """Decode until ``sample_s`` after the first frame; False if the stream ends or stays empty."""
-    deadline = first_frame_by
-    for packet in container.demux(video):
-        if packet.size:
-            sample.packet(packet.size)
-        for frame in packet.decode():
-            if sample.first_frame is None:
-                deadline = time.monotonic() + sample_s
-            sample.add(frame)
-        if time.monotonic() >= deadline:
-            return sample.first_frame is not None
-    return False
-
-
-def _result(
-    sample: _Sample,
-    *,
-    video: av.VideoStream | None,
-    completed: bool,
-    error: str,
     thresholds: StreamThresholds,
+) -> str:
+    """Read until ``sample_s`` of stream time after the first keyframe: "complete", or "ended"
+    (the server ended the stream) or "late" (the deadline passed first)."""
+    deadline = first_frame_by
+    keyed = False  # a keyframe packet was seen: decoding can start
+    for packet in container.demux(video):
+        now = time.monotonic()
+        keyed = keyed or (packet.is_keyframe and packet.size > 0)
+        if keyed and packet.size:
+            # Every packet goes to the decoder (a keyframe may arrive in several chunks), which
+            # skips all but keyframes itself (skip_frame NONKEY).
+            for frame in packet.decode():
+                if sample.first_frame is None:
+                    sample.first_frame = now
+                    deadline = now + sample_s + thresholds.stall_s
+                sample.keyframes.append(measure(luma_plane(frame)))
+            if sample.first_frame is not None:
+                sample.packet(packet, now)
+                if sample.span_s() >= sample_s:
+                    return "complete"
+        if now >= deadline:
+            return "late"
+    return "ended"
+
+
+def _recent(
+    normal: CameraNormal | None, thresholds: StreamThresholds, now: float
+) -> Keyframe | None:
+    if normal is None or normal.last_keyframe is None:
+        return None
+    if now - normal.last_keyframe_at > thresholds.frozen_memory_s:
+        return None
+    return normal.last_keyframe
+
+
+def _remember(
+    normal: CameraNormal,
+    keyframes: list[Keyframe],
+    faults: list[StreamFault],
+    verdict: Verdict,
+    now: float,
+) -> None:
+    if keyframes:
+        normal.last_keyframe, normal.last_keyframe_at = keyframes[-1], now
+    if not faults and verdict.luma is not None and verdict.sharpness is not None:
+        normal.learn(verdict.luma, verdict.sharpness)
+
+
+def _result(  # noqa: PLR0917
+    sample: _Sample,
+    video: av.VideoStream | None,
+    faults: list[StreamFault],
+    detail: str,
+    verdict: Verdict,
     started: float,
     cpu0: float,
 ) -> StreamResult:
-    lumas, sharps, motions = sample.lumas, sample.sharps, sample.motions
-    faults, detail, still = judge(lumas, sharps, motions, thresholds)
-    if StreamFault.NO_VIDEO not in faults:
-        if not completed:
-            faults.insert(0, StreamFault.NO_VIDEO)
-            detail = f"frames stopped after {len(lumas)}" + (f"; {detail}" if detail else "")
-        elif sample.longest_gap_s >= thresholds.stall_s:
-            faults.insert(0, StreamFault.NO_VIDEO)
-            detail = f"no new video for {sample.longest_gap_s:.1f} s" + (
-                f"; {detail}" if detail else ""
-            )
-    if error:
-        detail = f"{detail}; {error}" if detail else error
     span = sample.span_s()
     codec = video.codec_context if video is not None else None
     return StreamResult(
@@ -258,15 +267,16 @@ def _result(
         codec=codec.name if codec is not None else None,
         width=(codec.width or None) if codec is not None else None,
         height=(codec.height or None) if codec is not None else None,
-        frames=len(lumas),
+        frames=len(sample.distinct_pts),
+        keyframes=len(sample.keyframes),
         fps=(len(sample.distinct_pts) - 1) / span if span > 0 else None,
         bitrate_kbps=sample.stream_bytes * 8 / 1000 / span if span > 0 else None,
         first_frame_ms=(sample.first_frame - started) * 1000
         if sample.first_frame is not None
         else None,
-        luma=statistics.median(lumas) if lumas else None,
-        sharpness=statistics.median(sharps) if sharps else None,
-        motion=statistics.median(motions) if motions else None,
-        frozen_ratio=still,
+        luma=verdict.luma,
+        sharpness=verdict.sharpness,
+        motion=verdict.motion,
+        frozen_ratio=verdict.frozen_ratio,
         cpu_s=time.thread_time() - cpu0,
     )
