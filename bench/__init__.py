@@ -22,11 +22,14 @@ from bench import backlog, ceilings, detection, edge, ingest, latency, stream
 from bench.harness import BenchConfig, Harness, Results
 from bench.report import render, write_json
 
-__all__ = ["BenchConfig", "Results", "run_bench"]
+__all__ = ["PARTS", "BenchConfig", "Results", "run_bench"]
 
 
-async def run_all(bench: Harness) -> Results:
-    """Run every figure in order on the harness's own services."""
+PARTS = ("ceilings", "ingest", "latency", "detection", "edge", "stream", "backlog")
+
+
+async def run_all(bench: Harness, parts: frozenset[str] = frozenset(PARTS)) -> Results:
+    """Run every figure of ``parts`` in order on the harness's own services."""
     await asyncio.to_thread(bench.broker.start)
     await asyncio.to_thread(bench.influx.start)
     try:
@@ -35,15 +38,23 @@ async def run_all(bench: Harness) -> Results:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
         }
-        await ceilings.influx_ceiling(bench)
-        await ceilings.broker_ceiling(bench)
-        for collectors in (1, 2):
-            await ingest.ingest(bench, collectors)
-        await latency.latency(bench)
-        await detection.detection(bench)
-        await edge.edge_cost(bench)
-        await stream.stream_cost(bench)
-        await backlog.backlog_drain(bench)
+        if "ceilings" in parts or "ingest" in parts:
+            await ceilings.influx_ceiling(bench)
+            await ceilings.broker_ceiling(bench)
+        if "ingest" in parts:
+            for collectors in (1, 2):
+                await ingest.ingest(bench, collectors)
+        if "latency" in parts:
+            await latency.latency(bench)
+        if "detection" in parts:
+            await detection.detection(bench)
+        if "edge" in parts:
+            await edge.edge_cost(bench)
+        if "stream" in parts:
+            await stream.real_stream_cost(bench)
+            await stream.synthetic_stream_cost(bench)
+        if "backlog" in parts:
+            await backlog.backlog_drain(bench)
     finally:
         await bench.kill_all()
         await asyncio.to_thread(bench.influx.stop)
@@ -51,10 +62,15 @@ async def run_all(bench: Harness) -> Results:
     return bench.results
 
 
-async def run_bench(config: BenchConfig, out_dir: Path, console: Console) -> Path:
-    """Run, print, and write the JSON; return its path."""
+async def run_bench(
+    config: BenchConfig,
+    out_dir: Path,
+    console: Console,
+    parts: frozenset[str] = frozenset(PARTS),
+) -> Path:
+    """Run ``parts``, print, and write the JSON; return its path."""
     with tempfile.TemporaryDirectory(prefix="pantau-bench-") as tmp:
-        results = await run_all(Harness(config, Path(tmp), console))
+        results = await run_all(Harness(config, Path(tmp), console), parts)
     render(results, console)
     path = out_dir / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
     await asyncio.to_thread(write_json, path, asdict(results))

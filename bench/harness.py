@@ -45,6 +45,8 @@ class BenchConfig:
     publishers: int = 2
     stream_runs: int = 5
     stream_sample_s: float = 3.0
+    real_stream_size: tuple[int, int] = (1920, 1080)
+    real_stream_s: float = 10.0
 
     @classmethod
     def tiny(cls) -> BenchConfig:
@@ -59,6 +61,8 @@ class BenchConfig:
             backlog_readings=5_000,
             stream_runs=1,
             stream_sample_s=1.0,
+            real_stream_size=(320, 180),
+            real_stream_s=4.0,
         )
 
 

@@ -37,20 +37,26 @@ OFFLINE_PUBLISH_TIMEOUT_S = 2.0  # on shutdown, how long to try telling the clou
 
 
 class DeviceClock:
-    """Edge timestamps that strictly increase per device.
+    """Edge timestamps in whole milliseconds that strictly increase per device.
 
     InfluxDB keys points on (measurement, tags, time): two readings of one device with the same
-    nanosecond would overwrite each other, so a tie is broken by moving one nanosecond on.
+    stamp would overwrite each other, so a tie is broken by moving one millisecond on. Whole
+    milliseconds compress: InfluxDB stored ~112 B per camera point with jittered nanoseconds and
+    ~73 B with rounded ones.
     """
+
+    STEP_NS = 1_000_000
 
     def __init__(self) -> None:
         self._last: dict[tuple[str, ...], int] = {}
 
     def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
-        """Return ``ts_ns``, or one more than the device's previous stamp if that is later."""
+        """``ts_ns`` rounded down to the millisecond, or one millisecond after the device's
+        previous stamp if that is not earlier."""
+        ts_ns -= ts_ns % self.STEP_NS
         last = self._last.get(device)
         if last is not None and ts_ns <= last:
-            ts_ns = last + 1
+            ts_ns = last + self.STEP_NS
         self._last[device] = ts_ns
         return ts_ns
 

@@ -10,7 +10,7 @@ Pictures:
     frozen     one frame of ``moving``, repeated (a hung camera's encoder keeps encoding it)
     black      a black picture (a dead sensor)
     dark       ``moving`` at a tenth of its brightness (night without IR, a covered lens)
-    defocused  ``moving`` about 8x out of focus
+    defocused  ``moving`` out of focus (a blur of a few pixels: sharpness ~20x lower)
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def landscape(width: int, height: int, seed: int = 7) -> npt.NDArray[np.float32]
     radius = np.sqrt(fx * fx + fy * fy)
     radius[0, 0] = 1.0
     spectrum = rng.normal(size=radius.shape) + 1j * rng.normal(size=radius.shape)
-    spectrum /= radius**1.1
+    spectrum /= radius**1.25
     spectrum[0, 0] = 0.0
     picture = np.fft.irfft2(spectrum, s=(height, width))
     picture = (picture - picture.mean()) / (picture.std() + 1e-9)
@@ -108,9 +108,9 @@ class SceneFrames:
             if hi > lo:
                 canvas[top : top + size, lo:hi] = texture[:, lo - left : hi - left]
         if self.scene is Scene.DEFOCUSED:
-            canvas = box_blur(canvas, max(2, self.width // 160))
+            canvas = box_blur(canvas, max(1, self.width // 640))
         if noise:
-            canvas += self._rng.normal(0.0, 2.0, canvas.shape).astype(np.float32)
+            canvas += self._rng.normal(0.0, 1.0, canvas.shape).astype(np.float32)
         return np.clip(canvas, 0, 255).astype(np.uint8)
 
 
@@ -125,7 +125,7 @@ def encode(
 ) -> Path:
     """Write ``seconds`` of ``scene`` to ``path`` (Matroska) as a camera encodes it."""
     width, height = size
-    rate = bitrate_kbps or max(300, width * height * 4 // 1000)  # ~8 Mb/s at 1080p
+    rate = bitrate_kbps or max(300, width * height * 2 // 1000)  # ~4 Mb/s at 1080p
     keyint = FPS * KEYFRAME_INTERVAL_S
     frames = SceneFrames(scene, width, height)
     tmp = path.with_suffix(".part")

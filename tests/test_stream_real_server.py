@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from devtools.localsvc import ManagedProcess
-from devtools.rtspserver import gst_rtsp_available, make_gst_rtsp
+from devtools.rtspserver import make_gst_rtsp
 from edge_agent.probes.stream import CameraNormal, StreamResult, StreamThresholds
 from edge_agent.streams import probe_with_fallback
 from pantau.core.contract import StreamFault
@@ -21,8 +21,6 @@ from simulators.scenes import FPS, Scene, encode
 CODECS = {"h264": "libx264", "h265": "libx265"}
 SIZE = (640, 360)
 SAMPLE_S = 3.0
-
-pytestmark = pytest.mark.skipif(gst_rtsp_available() is not None, reason=str(gst_rtsp_available()))
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,17 @@ def change(a: Keyframe, b: Keyframe) -> float | None:
     return float(np.percentile(diff, CHANGE_PERCENTILE))
 
 
+def wants_more(keyframes: list[Keyframe], previous: Keyframe | None, frozen_motion: float) -> bool:
+    """Whether a probe should decode another keyframe: two are needed to call a picture frozen,
+    one is enough when it differs from the previous probe's (the common, healthy case)."""
+    if len(keyframes) >= 2:
+        return False
+    if previous is None or not keyframes:
+        return True
+    moved = change(previous, keyframes[0])
+    return moved is None or moved < frozen_motion
+
+
 @dataclass
 class CameraNormal:
     """What one camera's picture usually looks like: learned from its healthy probes."""
@@ -133,9 +144,9 @@ def judge(
 ) -> Verdict:
     """Dark, frozen and blurred verdicts from a probe's keyframes and the camera's normal.
 
-    ``previous`` is the last keyframe of the camera's previous probe: compared with a probe that
-    decoded a single keyframe (a keyframe interval longer than the sample), so such a stream is
-    still checked for a freeze.
+    ``previous`` is the last keyframe of the camera's previous probe, compared with this probe's
+    first: a picture that changed since then is not frozen, and the probe needs to decode only
+    one keyframe to know it (``wants_more``).
     """
     t = thresholds
     if not keyframes:
@@ -143,7 +154,7 @@ def judge(
     luma = statistics.median(k.luma for k in keyframes)
     sharp = statistics.median(k.sharpness for k in keyframes)
     pairs = list(itertools.pairwise(keyframes))
-    if previous is not None and not pairs:
+    if previous is not None:
         pairs.insert(0, (previous, keyframes[0]))
     changes = [c for a, b in pairs if (c := change(a, b)) is not None]
     reference = normal.reference(t.baseline_probes) if normal is not None else None

@@ -25,6 +25,7 @@ from edge_agent.probes.picture import (
     judge,
     luma_plane,
     measure,
+    wants_more,
 )
 from pantau.core.contract import StreamFault
 
@@ -59,7 +60,9 @@ class StreamResult:
 class _Sample:
     """What one probe received, from its first keyframe on."""
 
+    previous: Keyframe | None = None  # the last keyframe of the camera's previous probe
     keyframes: list[Keyframe] = field(default_factory=list)
+    decoding: bool = True  # more keyframes are wanted
     first_frame: float | None = None  # wall (monotonic) time of the first decoded keyframe
     first_pts: float | None = None
     last_pts: float | None = None
@@ -130,7 +133,7 @@ def probe_stream(
             detail=_redact(f"open over {transport}: {exc}", url)[:200],
             cpu_s=time.thread_time() - cpu0,
         )
-    sample = _Sample()
+    sample = _Sample(previous=_recent(normal, thresholds, started))
     try:
         video, outcome = _play(container, sample, sample_s, started + timeout_s, thresholds)
     except (av.error.FFmpegError, OSError) as exc:
@@ -144,7 +147,7 @@ def probe_stream(
         sample.keyframes,
         thresholds=thresholds,
         normal=normal,
-        previous=_recent(normal, thresholds, ended),
+        previous=sample.previous,
     )
     faults, details = list(verdict.faults), [verdict.detail] if verdict.detail else []
     if sample.keyframes and StreamFault.NO_VIDEO not in faults:
@@ -211,12 +214,16 @@ def _read(  # noqa: PLR0917
         keyed = keyed or (packet.is_keyframe and packet.size > 0)
         if keyed and packet.size:
             # Every packet goes to the decoder (a keyframe may arrive in several chunks), which
-            # skips all but keyframes itself (skip_frame NONKEY).
-            for frame in packet.decode():
+            # skips all but keyframes itself (skip_frame NONKEY), until the verdict has the
+            # keyframes it needs.
+            for frame in packet.decode() if sample.decoding else ():
                 if sample.first_frame is None:
                     sample.first_frame = now
                     deadline = now + sample_s + thresholds.stall_s
                 sample.keyframes.append(measure(luma_plane(frame)))
+                sample.decoding = wants_more(
+                    sample.keyframes, sample.previous, thresholds.frozen_motion
+                )
             if sample.first_frame is not None:
                 sample.packet(packet, now)
                 if sample.span_s() >= sample_s:

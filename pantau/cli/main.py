@@ -328,14 +328,25 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="directory for the JSON results")] = Path(
         "bench/results"
     ),
+    only: Annotated[
+        str,
+        typer.Option(
+            "--only",
+            help="comma-separated parts to run: ceilings, ingest, latency, detection, edge, "
+            "stream, backlog (default: all)",
+        ),
+    ] = "",
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Measure ingest, latency, detection and edge cost beside the ceilings (bench/README.md)."""
-    from bench import BenchConfig, run_bench  # noqa: PLC0415
+    from bench import PARTS, BenchConfig, run_bench  # noqa: PLC0415
 
     configure_logging(log_level)
+    parts = frozenset(p.strip() for p in only.split(",") if p.strip()) or frozenset(PARTS)
+    if unknown := sorted(parts - set(PARTS)):
+        raise _fail(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
     config = BenchConfig.tiny() if tiny else BenchConfig()
-    asyncio.run(run_bench(config, out, Console()))
+    asyncio.run(run_bench(config, out, Console(), parts))
 
 
 app.add_typer(certs_app, name="certs")
