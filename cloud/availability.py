@@ -3,7 +3,8 @@
 Every probe result holds for one probe interval (agents probe on a fixed period), so over a
 window a camera's up seconds are ``up probes x interval``, its down seconds ``failed probes x
 interval``, and what no probe covers is unknown. This is exact to within one probe interval per
-transition and needs one InfluxQL ``count``/``sum`` per camera, whatever the window's length.
+transition. Whole hours and days are read from the rollups (``cloud.rollup``), which hold the
+same counts, so the cost grows with cameras, not with the window's length.
 Maintenance windows are cut out first: their seconds count as maintenance whatever was measured
 (see docs/availability.md).
 """
@@ -11,14 +12,17 @@ Maintenance windows are cut out first: their seconds count as maintenance whatev
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
+from cloud.rollup.reader import CameraCounts, add_counts, known_cameras, plan, rollup_state
 
 NS = 1_000_000_000
 DEFAULT_PROBE_INTERVAL_S = 10.0
+INTERVAL_LOOKBACK_NS = 35 * 86400 * NS  # a site's probe interval is its births' in this span
 
 
 class GroupBy(enum.StrEnum):
@@ -96,21 +100,6 @@ class AvailabilityRow:
         }
 
 
-@dataclass
-class _Counts:
-    probes: int = 0
-    up: int = 0
-
-
-@dataclass
-class _Camera:
-    site: str
-    district: str
-    camera: str
-    counts: _Counts = field(default_factory=_Counts)
-    spans: list[tuple[int, int]] = field(default_factory=list)
-
-
 def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     """Union of intervals, sorted, overlapping ones merged."""
     merged: list[tuple[int, int]] = []
@@ -157,75 +146,60 @@ async def compute(
     group_by: GroupBy = GroupBy.CAMERA,
     site: str | None = None,
     default_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    use_rollups: bool = True,
+    now_ns: int | None = None,
 ) -> list[AvailabilityRow]:
-    """Availability over ``[start_ns, end_ns)`` for every known camera (optionally one site)."""
+    """Availability over ``[start_ns, end_ns)`` for every known camera (optionally one site).
+
+    Whole days and hours come from the rollups, the rest from raw points (``use_rollups=False``
+    reads everything raw: the same counts, at the cost of scanning every probe).
+    """
+    now_ns = time.time_ns() if now_ns is None else now_ns
     site_filter = f" AND \"site\" = '{_quote(site)}'" if site else ""
-    cameras: dict[tuple[str, str], _Camera] = {}
-    for row in series_rows(
-        await influx.query(
-            f'SELECT last("up") FROM "camera" WHERE time < {end_ns}{site_filter} '
-            'GROUP BY "site", "district", "camera"'
-        )
-    ):
-        cameras[(row["site"], row["camera"])] = _Camera(row["site"], row["district"], row["camera"])
+    state = await rollup_state(influx, now_ns) if use_rollups else None
+    counts: dict[tuple[str, str], CameraCounts] = {
+        (s, c): CameraCounts(s, d, c) for s, d, c in await known_cameras(influx, site_filter)
+    }
     intervals = {
         row["site"]: float(row["last"])
         for row in series_rows(
-            await influx.query('SELECT last("probe_interval_s") FROM "site" GROUP BY "site"')
+            await influx.query(
+                'SELECT last("probe_interval_s") FROM "site" '
+                f"WHERE time >= {end_ns - INTERVAL_LOOKBACK_NS} AND time < {max(end_ns, now_ns)} "
+                'GROUP BY "site"'
+            )
         )
         if row.get("last")
     }
-    await _add_counts(influx, cameras, start_ns, end_ns, site_filter, sign=1)
+    await add_counts(influx, counts, plan(start_ns, end_ns, state), site_filter)
     # Cut maintenance out: merged spans per camera, each span's probes subtracted.
-    for cam in cameras.values():
-        cam.spans = merge_spans(
+    spans = {
+        key: merge_spans(
             (max(m.start_ns, start_ns), min(m.end_ns, end_ns))
             for m in maintenance
             if m.covers(cam.site, cam.district, cam.camera)
             and m.start_ns < end_ns
             and m.end_ns > start_ns
         )
-    for span in sorted({s for cam in cameras.values() for s in cam.spans}):
-        affected = {k: c for k, c in cameras.items() if span in c.spans}
-        await _add_counts(influx, affected, span[0], span[1], site_filter, sign=-1)
+        for key, cam in counts.items()
+    }
+    for span in sorted({s for camera_spans in spans.values() for s in camera_spans}):
+        affected = {k for k, camera_spans in spans.items() if span in camera_spans}
+        await add_counts(influx, counts, plan(*span, state), site_filter, sign=-1, only=affected)
     window_s = (end_ns - start_ns) / NS
     rows: list[AvailabilityRow] = []
-    for cam in cameras.values():
-        maintenance_s = sum(e - s for s, e in cam.spans) / NS
+    for key, cam in counts.items():
+        maintenance_s = sum(e - s for s, e in spans[key]) / NS
         result = camera_seconds(
             window_s=window_s,
             maintenance_s=maintenance_s,
-            probes=cam.counts.probes,
-            up_probes=cam.counts.up,
+            probes=cam.probes,
+            up_probes=cam.up,
             interval_s=intervals.get(cam.site, default_interval_s),
         )
         result.site, result.district, result.camera = cam.site, cam.district, cam.camera
         rows.append(result)
     return aggregate(rows, group_by)
-
-
-async def _add_counts(
-    influx: InfluxClient,
-    cameras: dict[tuple[str, str], _Camera],
-    start_ns: int,
-    end_ns: int,
-    site_filter: str,
-    *,
-    sign: int,
-) -> None:
-    if not cameras:
-        return
-    for row in series_rows(
-        await influx.query(
-            f'SELECT count("up") AS "probes", sum("up") AS "up" FROM "camera" '
-            f"WHERE time >= {start_ns} AND time < {end_ns}{site_filter} "
-            'GROUP BY "site", "district", "camera"'
-        )
-    ):
-        cam = cameras.get((row["site"], row["camera"]))
-        if cam is not None:
-            cam.counts.probes += sign * int(row["probes"] or 0)
-            cam.counts.up += sign * int(row["up"] or 0)
 
 
 def aggregate(rows: list[AvailabilityRow], group_by: GroupBy) -> list[AvailabilityRow]:

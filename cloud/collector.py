@@ -28,6 +28,7 @@ from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, by_label, counter_value
+from cloud.rollup.service import run_rollups
 from cloud.schema import COLLECTOR, FUTURE_REJECTED, REJECTED, SITE_CLOCK
 from cloud.sessions import clear_sessions
 from cloud.sink import InfluxSink, RetryPolicy
@@ -160,6 +161,9 @@ class Collector:
                 tasks.create_task(self._self_metrics(), name="collector-self-metrics")
                 tasks.create_task(self._watch_link(), name="collector-link-watch")
                 tasks.create_task(self._link.raise_on_failure(), name="collector-link-fatal")
+                if self.config.rollup.enabled:
+                    rollups = run_rollups(self._influx.settings, self.config.rollup)
+                    tasks.create_task(rollups, name="collector-rollups")
                 self.ready.set()
         finally:
             await self._link.close()

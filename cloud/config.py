@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.rollup.timegrid import fixed_offset_s
 from pantau.core.paths import dead_letter_path
 
 
@@ -121,6 +122,38 @@ class ValidationConfig(_Config):
     )
 
 
+class RollupConfig(_Config):
+    """Rollups and retention (docs/rollups.md)."""
+
+    enabled: bool = Field(default=True, description="run the rollup worker in this collector")
+    timezone: str = Field(
+        default="Asia/Jakarta",
+        description="local days of the daily rollups and reports (a fixed UTC offset, no DST)",
+    )
+    every_s: float = Field(default=10.0, gt=0, le=3600, description="rollup worker cycle")
+    settle_s: float = Field(
+        default=60.0, ge=0, le=3600, description="an hour is rolled up this long after it ends"
+    )
+    manage_retention: bool = Field(
+        default=True, description="create/alter the retention policies at start-up (InfluxDB 1.x)"
+    )
+    raw_days: int = Field(default=35, ge=2, le=3650, description="raw points are kept this long")
+    hourly_days: int = Field(default=730, ge=7, le=36500, description="hourly rollups kept")
+    daily_days: int = Field(default=3650, ge=30, le=36500, description="daily rollups kept")
+    default_probe_interval_s: float = Field(
+        default=10.0, gt=0, description="probe interval of a site whose birth is not on record"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _fixed_offset(cls, value: str) -> str:
+        try:
+            fixed_offset_s(value)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"timezone {value!r}: {exc}") from None
+        return value
+
+
 class CollectorConfig(_Config):
     """Everything the collector needs."""
 
@@ -128,6 +161,7 @@ class CollectorConfig(_Config):
     influx: InfluxConfig = Field(default_factory=InfluxConfig)
     batch: BatchConfig = Field(default_factory=BatchConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    rollup: RollupConfig = Field(default_factory=RollupConfig)
     dead_letter_path: Path = Field(
         default_factory=dead_letter_path,
         description="SQLite file keeping rejected messages with their reason",

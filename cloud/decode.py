@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from cloud.budget import DeviceBudget
 from cloud.lineproto import LineProtocolError, batch_lines, status_line
+from cloud.rollup.marks import mark_lines
 from pantau.core.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
 
 
@@ -115,9 +116,11 @@ def decode_message(
         if budget is not None:
             message, over_budget = budget.filter(message)
         offsets = [a.clock_offset_ms for a in message.agent if a.clock_offset_ms is not None]
+        # Readings of an hour that is over mark it for the rollup worker, in the same write.
+        late = [c.ts for c in message.cameras] + [s.ts for s in message.sensors]
         return Accepted(
             message.site,
-            batch_lines(message),
+            batch_lines(message) + mark_lines(message.site, late, now_ns),
             over_budget,
             message.msg,
             offsets[-1] if offsets else None,

@@ -43,6 +43,11 @@ class InfluxQueryError(InfluxError):
     """A ``/query`` failed or returned an error."""
 
 
+class InfluxTimeoutError(InfluxQueryError):
+    """A ``/query`` did not answer within the client's timeout (InfluxDB may be healthy but the
+    query too large)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class InfluxSettings:
     """Where InfluxDB is and how to authenticate (user/password for 1.x, token for 2.x/3.x)."""
@@ -97,12 +102,16 @@ class InfluxClient:
         """Close the HTTP connection pool."""
         await self._http.aclose()
 
-    async def write(self, body: bytes) -> None:
-        """Write line protocol (nanosecond precision); raise ``InfluxWriteError`` classified."""
+    async def write(self, body: bytes, *, rp: str | None = None) -> None:
+        """Write line protocol (nanosecond precision) to the default retention policy or ``rp``;
+        raise ``InfluxWriteError`` classified."""
+        params = {"db": self.settings.database, "precision": "ns"}
+        if rp:
+            params["rp"] = rp
         try:
             response = await self._http.post(
                 "/write",
-                params={"db": self.settings.database, "precision": "ns"},
+                params=params,
                 content=body,
                 headers={"Content-Type": "text/plain; charset=utf-8"},
             )
@@ -131,6 +140,11 @@ class InfluxClient:
         params = {"q": q, "db": database or self.settings.database, "epoch": epoch}
         try:
             response = await self._http.post("/query", data=params)
+        except httpx.TimeoutException as exc:
+            raise InfluxTimeoutError(
+                f"InfluxDB at {self.settings.url} did not answer within "
+                f"{self.settings.timeout_s:g} s: {q[:120]}"
+            ) from exc
         except httpx.HTTPError as exc:
             raise InfluxQueryError(f"InfluxDB at {self.settings.url} unreachable: {exc!r}") from exc
         if response.status_code != 200:

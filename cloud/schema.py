@@ -26,6 +26,17 @@ REJECTED = "pantau_rejected"
 FUTURE_REJECTED = "pantau_future_rejected"  # per site: batches stamped in the future
 SITE_CLOCK = "pantau_site_clock"  # sites' clock offsets, written at the collector's time
 
+# Rollups (cloud/rollup): whole hours and days, each in its own retention policy.
+RP_RAW = "autogen"  # the database's default policy: raw points, kept raw_days
+RP_HOURLY = "rollup_1h"
+RP_DAILY = "rollup_1d"
+CAMERA_1H = "camera_1h"  # per camera and hour: probes, up, degraded (counts), interval_s
+CAMERA_1D = "camera_1d"  # per camera and local day: the same, summed from hours
+DISTRICT_1H = "district_1h"  # per district and hour: probes, up (the wall's long windows)
+SENSOR_1H = "sensor_1h"  # per sensor and hour: min, mean, max, count
+ROLLUP_STATE = "rollup_state"  # the hourly watermark: every hour before it is rolled up
+ROLLUP_DIRTY = "rollup_dirty"  # per site and hour (at the hour): late data marked, done
+
 # Tags.
 SITE_TAG, DISTRICT_TAG, CAMERA_TAG = "site", "district", "camera"
 

@@ -16,7 +16,7 @@ from cloud.api.fleet import fleet_router
 from cloud.api.maintenance import maintenance_router
 from cloud.api.page import technician_page
 from cloud.api.problems import problems_router
-from cloud.influx import InfluxClient, InfluxError, InfluxSettings
+from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeoutError
 from cloud.maintenance import StateStore
 from cloud.problems.store import ProblemStore
 
@@ -55,6 +55,7 @@ def create_app(
             400: problem_response("bad request"),
             422: problem_response("invalid parameters or body"),
             503: problem_response("InfluxDB unavailable"),
+            504: problem_response("InfluxDB did not answer in time"),
         },
     )
     app.state.stale_after_s = stale_after_s
@@ -92,6 +93,14 @@ def _add_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(InfluxError)
     async def influx_problem(_r: Request, exc: InfluxError) -> JSONResponse:
         log.warning("InfluxDB query failed: %s", exc)
+        if isinstance(exc, InfluxTimeoutError):
+            return problem(
+                504,
+                "InfluxDB timeout",
+                f"a query took longer than {app.state.influx.settings.timeout_s:g} s "
+                "(pantau api --influx-timeout); InfluxDB answered nothing in time: "
+                f"{str(exc)[:300]}",
+            )
         return problem(503, "InfluxDB unavailable", "the time-series database did not answer")
 
 
@@ -105,5 +114,6 @@ def _title(status: int) -> str:
         405: "method not allowed",
         422: "invalid request",
         500: "internal error",
+        504: "timeout",
     }
     return titles.get(status, "error")

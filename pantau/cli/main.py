@@ -361,6 +361,15 @@ def api(
     host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
     influx: Annotated[str, typer.Option("--influx", help="InfluxDB URL")] = "http://127.0.0.1:8086",
     database: Annotated[str, typer.Option("--database", help="InfluxDB database")] = "pantau",
+    influx_timeout: Annotated[
+        float,
+        typer.Option(
+            "--influx-timeout",
+            min=0.1,
+            max=600,
+            help="seconds to wait for one InfluxDB query; a slower one answers 504",
+        ),
+    ] = 10.0,
     state: Annotated[
         str,
         typer.Option(
@@ -393,7 +402,7 @@ def api(
     configure_logging(log_level)
     token = _secret(token, token_file, "--token")
     try:
-        settings = InfluxSettings(url=influx, database=database)
+        settings = InfluxSettings(url=influx, database=database, timeout_s=influx_timeout)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     uvicorn.run(
