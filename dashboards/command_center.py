@@ -55,14 +55,24 @@ SITES_ON_BATTERY = (
 )
 
 
+# Long windows read the district hours that the rollup worker keeps (the current hour is
+# refreshed every cycle), so their cost grows with districts and hours, never with probes.
+DISTRICT_HOURS = '"rollup_1h"."district_1h"'
+
+
 def availability(window: str) -> str:
-    """Fleet availability (% of up probes) over the last ``window``."""
-    return f'SELECT mean("up") * 100 AS "availability" FROM "camera" WHERE time > now() - {window}'
+    """Fleet availability (% of up probes) over the hours of the last ``window``."""
+    return (
+        'SELECT 100 * sum("up") / sum("probes") AS "availability" '
+        f"FROM {DISTRICT_HOURS} WHERE time > now() - {window}"
+    )
 
 
 AVAILABILITY_PER_DISTRICT = (
-    'SELECT mean("up") * 100 AS "availability" FROM "camera" WHERE $timeFilter GROUP BY "district"'
-)
+    'SELECT 100 * sum("up") / sum("probes") AS "availability" '
+    f"FROM {DISTRICT_HOURS} WHERE time > ${{__from}}ms - 1h AND time <= ${{__to}}ms "
+    'GROUP BY "district"'
+)  # the hours that overlap the dashboard's range
 SITES_MAP = LATEST_SITE
 INGEST_RATE = (
     'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "pantau_collector" '

@@ -205,6 +205,12 @@ async def test_every_panel_against_ground_truth(
             settled, timeout_s=40, what="down and degraded cameras and self-metrics"
         )
 
+        # The long-window panels read the rollup worker's district hours (refreshed every cycle).
+        await async_wait_for(
+            lambda: _count(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT), 2),
+            timeout_s=30,
+            what="district hours from the collectors' rollup workers",
+        )
         # Every panel and variable query runs and returns data.
         for name, board in all_dashboards().items():
             for panel in panels(board):
@@ -246,8 +252,19 @@ async def test_every_panel_against_ground_truth(
             await sim.stop_process(runtime.process)
         await sim.wait_collectors_idle()
         expected = ledger_availability(sim)
-        measured = await rows(influx, expanded(command_center.availability("24h")))
-        assert measured[0]["availability"] == pytest.approx(expected, abs=0.1)
+
+        async def availability_is(window: str) -> bool:
+            measured = await rows(influx, expanded(command_center.availability(window)))
+            return bool(measured) and measured[0]["availability"] == pytest.approx(
+                expected, abs=0.1
+            )
+
+        for window in ("24h", "7d", "30d"):  # the next worker cycle has the last readings
+            await async_wait_for(
+                lambda w=window: availability_is(w),  # type: ignore[misc]
+                timeout_s=30,
+                what=f"availability {window} = the ledgers' {expected:.2f} %",
+            )
         per_district = await rows(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT))
         assert {r["district"] for r in per_district} == {"d1", "d2"}
 

@@ -17,7 +17,7 @@ from cloud.influx import InfluxClient, InfluxError, series_rows
 from cloud.lineproto import join_lines
 from cloud.rollup.marks import done_line
 from cloud.rollup.timegrid import DAY_NS, HOUR_NS, floor_hour
-from cloud.rollup.writer import RollupSpec, roll_days, roll_hours
+from cloud.rollup.writer import RollupSpec, roll_days, roll_districts, roll_hours
 from cloud.schema import CAMERA, ROLLUP_DIRTY, ROLLUP_STATE, RP_HOURLY
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class RollupWorker:
             await self._store_watermark(mark)
         self.watermark = mark
         await self._redo_marked(now_ns, mark, report)
+        report.points += await roll_districts(self._influx, mark, now_ns + 1, live=True)
         return report
 
     async def _first_hour(self, now_ns: int) -> int:

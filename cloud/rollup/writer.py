@@ -140,20 +140,40 @@ async def _sensor_lines(influx: InfluxClient, where: str) -> list[str]:
     ]
 
 
-async def roll_districts(influx: InfluxClient, start_ns: int, end_ns: int) -> int:
-    """District hours in [start_ns, end_ns) summed from camera hours (all sites)."""
-    rows = series_rows(
-        await influx.query(
-            'SELECT sum("probes") AS "probes", sum("up") AS "up", sum("degraded") AS "degraded" '
-            f'FROM "{RP_HOURLY}"."{CAMERA_1H}" WHERE time >= {start_ns} AND time < {end_ns} '
-            'GROUP BY time(1h), "district" fill(none)'
+async def roll_districts(
+    influx: InfluxClient, start_ns: int, end_ns: int, *, live: bool = False
+) -> int:
+    """District hours in [start_ns, end_ns) summed from camera hours (all sites), or with
+    ``live`` straight from raw points: the hours not rolled up yet, refreshed every cycle so
+    the wall's long-window panels read only district hours."""
+    where = f"time >= {start_ns} AND time < {end_ns}"
+    if live:
+        probes = f'SELECT count("up") AS "probes", sum("up") AS "up" FROM "{CAMERA}"'
+        degraded_sum = (
+            f'SELECT count("up") AS "degraded" FROM "{CAMERA}" WHERE "state" = \'degraded\' AND '
         )
-    )
+    else:
+        probes = (
+            f'SELECT sum("probes") AS "probes", sum("up") AS "up" FROM "{RP_HOURLY}"."{CAMERA_1H}"'
+        )
+        degraded_sum = (
+            f'SELECT sum("degraded") AS "degraded" FROM "{RP_HOURLY}"."{CAMERA_1H}" WHERE '
+        )
+    group = 'GROUP BY time(1h), "district" fill(none)'
+    rows = series_rows(await influx.query(f"{probes} WHERE {where} {group}"))
+    degraded = {
+        (r["time"], r["district"]): int(r["degraded"] or 0)
+        for r in series_rows(await influx.query(f"{degraded_sum}{where} {group}"))
+    }
     lines = [
         format_line(
             DISTRICT_1H,
             {"district": r["district"]},
-            {"probes": int(r["probes"]), "up": int(r["up"]), "degraded": int(r["degraded"])},
+            {
+                "probes": int(r["probes"]),
+                "up": int(r["up"] or 0),
+                "degraded": degraded.get((r["time"], r["district"]), 0),
+            },
             int(r["time"]),
         )
         for r in rows
