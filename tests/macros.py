@@ -26,8 +26,9 @@ def expand(
     interval_ms: int,
     variables: Mapping[str, str],
 ) -> str:
-    """Replace ``$timeFilter``, ``${__from}``/``${__to}`` (epoch ms), ``$__interval``, ``$__interval_ms`` and ``$var`` (regex-escaped
-    inside ``/^$var$/``, as Grafana formats single values for regex matching)."""
+    """Replace ``$timeFilter``, ``${__from}``/``${__to}`` (epoch ms), ``$__interval``,
+    ``$__interval_ms`` and ``$var`` (regex-escaped inside ``/^$var$/``, as Grafana formats single
+    values for regex matching)."""
     text = query.replace("$timeFilter", f"time >= {from_ms}ms and time <= {to_ms}ms")
     text = text.replace("${__from}", str(from_ms)).replace("${__to}", str(to_ms))
     text = text.replace("$__interval_ms", str(interval_ms))
