@@ -16,6 +16,7 @@ from cloud.api.fleet import fleet_router
 from cloud.api.maintenance import maintenance_router
 from cloud.api.page import technician_page
 from cloud.api.problems import problems_router
+from cloud.api.report import report_router
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeoutError
 from cloud.maintenance import StateStore
 from cloud.problems.store import ProblemStore
@@ -64,6 +65,7 @@ def create_app(
     require_token = token_check(token)
     app.include_router(fleet_router())
     app.include_router(availability_router())
+    app.include_router(report_router())
     app.include_router(maintenance_router(require_token))
     app.include_router(problems_router(require_token, problem_response))
     app.add_api_route("/", technician_page, include_in_schema=False, response_class=HTMLResponse)

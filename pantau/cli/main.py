@@ -12,6 +12,7 @@ from rich.console import Console
 from pantau.cli.common import fail as _fail
 from pantau.cli.common import secret as _secret
 from pantau.cli.dashboards import dashboards_app
+from pantau.cli.reporting import bench, report
 from pantau.cli.security import broker_app, certs_app, sites_app
 from pantau.core.configfile import ConfigError, load_yaml_model
 from pantau.core.paths import state_db_url
@@ -320,35 +321,8 @@ def chaos(
     raise typer.Exit(code)
 
 
-@app.command()
-def bench(
-    tiny: Annotated[
-        bool, typer.Option("--tiny", help="a few seconds per part (what `make test` runs)")
-    ] = False,
-    out: Annotated[Path, typer.Option("--out", help="directory for the JSON results")] = Path(
-        "bench/results"
-    ),
-    only: Annotated[
-        str,
-        typer.Option(
-            "--only",
-            help="comma-separated parts to run: ceilings, ingest, latency, detection, edge, "
-            "stream, backlog (default: all)",
-        ),
-    ] = "",
-    log_level: LogLevel = "WARNING",
-) -> None:
-    """Measure ingest, latency, detection and edge cost beside the ceilings (bench/README.md)."""
-    from bench import PARTS, BenchConfig, run_bench  # noqa: PLC0415
-
-    configure_logging(log_level)
-    parts = frozenset(p.strip() for p in only.split(",") if p.strip()) or frozenset(PARTS)
-    if unknown := sorted(parts - set(PARTS)):
-        raise _fail(f"--only: unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}")
-    config = BenchConfig.tiny() if tiny else BenchConfig()
-    asyncio.run(run_bench(config, out, Console(), parts))
-
-
+app.command(name="bench")(bench)
+app.command(name="report")(report)
 app.add_typer(certs_app, name="certs")
 app.add_typer(sites_app, name="sites")
 app.add_typer(broker_app, name="broker")

@@ -1,0 +1,72 @@
+"""The monthly availability report: JSON, CSV or a printable page."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from cloud.api.deps import influx_client, state_store
+from cloud.influx import InfluxClient
+from cloud.maintenance import StateStore
+from cloud.report.monthly import build_report, month_span
+from cloud.report.render import to_csv, to_html
+
+
+def report_router() -> APIRouter:
+    """The route /api/report."""
+    router = APIRouter(prefix="/api", tags=["availability"])
+
+    @router.get(
+        "/report",
+        responses={200: {"content": {"text/csv": {}, "text/html": {}}}},
+    )
+    async def report(
+        request: Request,
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        state: Annotated[StateStore, Depends(state_store)],
+        month: Annotated[str, Query(description="calendar month, YYYY-MM", max_length=7)],
+        tz: Annotated[str, Query(description="IANA timezone of the month", max_length=64)] = (
+            "Asia/Jakarta"
+        ),
+        format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
+    ) -> Any:
+        """Availability per district, site and camera for a calendar month, with maintenance."""
+        try:
+            month_span(month, tz)
+        except (ValueError, KeyError) as exc:
+            raise HTTPException(400, f"{exc}") from None
+        built = await build_report(
+            client,
+            state,
+            month=month,
+            timezone=tz,
+            default_interval_s=request.app.state.default_probe_interval_s,
+        )
+        if format == "csv":
+            return Response(to_csv(built), media_type="text/csv")
+        if format == "html":
+            return HTMLResponse(to_html(built))
+        return {
+            "month": built.month,
+            "timezone": built.timezone,
+            "from": built.start.isoformat(),
+            "to": built.end.isoformat(),
+            "districts": [r.as_dict() for r in built.districts],
+            "sites": [r.as_dict() for r in built.sites],
+            "cameras": [r.as_dict() for r in built.cameras],
+            "maintenance": [
+                {
+                    "id": m.id,
+                    "district": m.district,
+                    "site": m.site,
+                    "camera": m.camera,
+                    "start": m.start.isoformat(),
+                    "end": m.end.isoformat(),
+                    "reason": m.reason,
+                    "created_by": m.created_by,
+                }
+                for m in built.maintenance
+            ],
+        }
+
+    return router
