@@ -18,14 +18,14 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench import backlog, ceilings, detection, edge, ingest, latency, stream
+from bench import backlog, ceilings, detection, edge, fleet, ingest, latency, stream
 from bench.harness import BenchConfig, Harness, Results
 from bench.report import render, write_json
 
 __all__ = ["PARTS", "BenchConfig", "Results", "run_bench"]
 
 
-PARTS = ("ceilings", "ingest", "latency", "detection", "edge", "stream", "backlog")
+PARTS = ("ceilings", "ingest", "latency", "detection", "edge", "stream", "backlog", "fleet")
 
 
 async def run_all(bench: Harness, parts: frozenset[str] = frozenset(PARTS)) -> Results:
@@ -55,6 +55,8 @@ async def run_all(bench: Harness, parts: frozenset[str] = frozenset(PARTS)) -> R
             await stream.synthetic_stream_cost(bench)
         if "backlog" in parts:
             await backlog.backlog_drain(bench)
+        if "fleet" in parts:
+            await fleet.fleet_history(bench)
     finally:
         await bench.kill_all()
         await asyncio.to_thread(bench.influx.stop)

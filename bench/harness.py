@@ -47,6 +47,10 @@ class BenchConfig:
     stream_sample_s: float = 3.0
     real_stream_size: tuple[int, int] = (1920, 1080)
     real_stream_s: float = 10.0
+    fleet_cameras: int = 100
+    fleet_days: int = 30
+    large_cameras: int = 1000
+    large_days: int = 365
 
     @classmethod
     def tiny(cls) -> BenchConfig:
@@ -63,6 +67,10 @@ class BenchConfig:
             stream_sample_s=1.0,
             real_stream_size=(320, 180),
             real_stream_s=4.0,
+            fleet_cameras=6,
+            fleet_days=2,
+            large_cameras=20,
+            large_days=40,
         )
 
 
@@ -79,6 +87,7 @@ class Results:
     edge: dict[str, float] = field(default_factory=dict)
     backlog: dict[str, float] = field(default_factory=dict)
     stream: dict[str, dict[str, float]] = field(default_factory=dict)
+    fleet: dict[str, Any] = field(default_factory=dict)
 
 
 class Harness:

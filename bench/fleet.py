@@ -1,0 +1,419 @@
+"""Fleet-scale history: rollups against raw scans, on a real InfluxDB.
+
+1. Raw history for N cameras x D days in the collector's own line format (10 s probes, ms
+   timestamps, outages), rolled up by the project's own worker; rollup-equals-raw is checked
+   on it. Every Command Center panel, /api/availability (camera, site, district, CSV), the
+   monthly report and one problems evaluation are timed, each beside the raw-scan equivalent.
+2. A large fleet (1,000 cameras x 365 days) synthesized at the rollup level (camera hours in
+   the rollup writer's format; district hours and days by the project's own code): the same
+   reads, which must grow with cameras, not with the window.
+3. Rollup upkeep: the worker's cycles over a live hour of the large fleet (influxd + worker CPU).
+4. Disk per camera-year, raw and rolled up, after InfluxDB compacted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.harness import Harness
+from bench.procfs import process_usage
+from cloud.api.app import create_app
+from cloud.availability import GroupBy, compute
+from cloud.influx import InfluxClient, InfluxSettings
+from cloud.lineproto import format_line, join_lines
+from cloud.problems.config import RulesConfig
+from cloud.problems.observe import Observer
+from cloud.rollup.retention import Retention, ensure_policies
+from cloud.rollup.timegrid import DAY_NS, HOUR_NS, LocalDays, fixed_offset_s, floor_hour
+from cloud.rollup.worker import RollupWorker, WorkerSettings
+from cloud.rollup.writer import RollupSpec, roll_days, roll_districts
+from cloud.schema import CAMERA_1H, RP_HOURLY
+from cloud.webserver import bind_socket, serve_app
+from dashboards import command_center
+from dashboards.build import dashboard_json
+
+S = 1_000_000_000
+PROBE_S = 10
+CAMERAS_PER_SITE = 10
+SITES_PER_DISTRICT = 5
+SPEC = RollupSpec(days=LocalDays(fixed_offset_s("Asia/Jakarta")))
+RAW_AVAILABILITY = {  # the panels as they were: mean("up") over raw probes
+    "Availability 24 h": 'SELECT mean("up") * 100 FROM "camera" WHERE time > now() - 24h',
+    "Availability 7 d": 'SELECT mean("up") * 100 FROM "camera" WHERE time > now() - 7d',
+    "Availability 30 d": 'SELECT mean("up") * 100 FROM "camera" WHERE time > now() - 30d',
+    "Availability per district [window]": 'SELECT mean("up") * 100 FROM "camera" '
+    'WHERE time > now() - 30d GROUP BY "district"',
+}
+
+
+def _names(index: int) -> tuple[str, str, str]:
+    site = index // CAMERAS_PER_SITE
+    return f"s{site}", f"d{site // SITES_PER_DISTRICT}", f"c{index % CAMERAS_PER_SITE}"
+
+
+def raw_lines(camera: int, start_ns: int, end_ns: int, rng: random.Random) -> list[str]:
+    """One camera's probes as the collector writes them: up/down with a daily outage, ms
+    timestamps with a little jitter."""
+    site, district, name = _names(camera)
+    head = f"camera,camera={name},district={district},site={site} "
+    outage = rng.randrange(0, 86400 - 1800)
+    lines, since, was_up = [], start_ns, True
+    for ts in range(start_ns, end_ns, PROBE_S * S):
+        up = not outage <= (ts // S) % 86400 < outage + 1200
+        if up != was_up:
+            since, was_up = ts, up
+        stamp = ts + rng.randrange(0, 40) * 1_000_000
+        latency = 20.0 + rng.random() * 30
+        if up:
+            fields = f'up=1i,cause="ok",latency_ms={latency:.3f},since={since}i,state="up"'
+        else:
+            fields = f'up=0i,cause="refused",stage="rtsp",since={since}i,state="down"'
+        lines.append(f"{head}{fields} {stamp}")
+    return lines
+
+
+async def _write_all(client: InfluxClient, make: Callable[[int], list[str]], count: int) -> int:
+    """Write ``make(i)`` for every i with two writers; return the points written."""
+    queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=4)
+    written = 0
+
+    async def writer() -> None:
+        nonlocal written
+        while (chunk := await queue.get()) is not None:
+            await client.write(join_lines(chunk))
+            written += len(chunk)
+
+    tasks = [asyncio.create_task(writer()) for _ in range(2)]
+    for index in range(count):
+        lines = await asyncio.to_thread(make, index)
+        for i in range(0, len(lines), 20_000):
+            await queue.put(lines[i : i + 20_000])
+    for _ in tasks:
+        await queue.put(None)
+    await asyncio.gather(*tasks)
+    return written
+
+
+async def _timed(action: Callable[[], Awaitable[Any]], runs: int = 3) -> float:
+    """Median wall seconds of ``runs`` calls."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        await action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def _expand(query: str, now_ms: int) -> str:
+    return (
+        query.replace("$fresh", "60s")
+        .replace("$timeFilter", f"time >= {now_ms - 30 * 86400_000}ms and time <= {now_ms}ms")
+        .replace("${__from}", str(now_ms - 30 * 86400_000))
+        .replace("${__to}", str(now_ms))
+        .replace("$__interval", "1h")
+    )
+
+
+def command_center_queries() -> dict[str, str]:
+    """Every Command Center panel query, by title."""
+    board = dashboard_json(command_center.build())
+    return {
+        f"{panel['title']}{f' #{number}' if number else ''}": target["query"]
+        for panel in board["panels"]
+        for number, target in enumerate(panel["targets"])
+    }
+
+
+class Fleet:
+    """One database of fleet history and the reads timed on it."""
+
+    def __init__(self, bench: Harness, database: str) -> None:
+        self.bench = bench
+        self.settings = InfluxSettings(url=bench.influx.url, database=database, timeout_s=600)
+
+    async def panels(self, client: InfluxClient, *, raw: bool) -> dict[str, float]:
+        """Seconds per Command Center panel (raw: the availability panels as raw scans)."""
+        now_ms = int(time.time() * 1000)
+        queries = RAW_AVAILABILITY if raw else command_center_queries()
+        timings = {}
+        for title, query in queries.items():
+            expanded = _expand(query, now_ms)
+
+            async def run(q: str = expanded) -> None:
+                await client.query(q)
+
+            timings[title] = round(await _timed(run), 3)
+        return timings
+
+    async def refresh_influx_cpu(self, client: InfluxClient) -> float:
+        """influxd CPU seconds for one refresh of every Command Center panel."""
+        pid = self.bench.influx.process.pid if self.bench.influx.process else 0
+        now_ms = int(time.time() * 1000)
+        before = process_usage(pid).cpu_s
+        for query in command_center_queries().values():
+            await client.query(_expand(query, now_ms))
+        return round(process_usage(pid).cpu_s - before, 2)
+
+    async def api(self, days: int) -> dict[str, float]:
+        """/api/availability over the last ``days`` by camera, site, district and as CSV."""
+        sock = bind_socket("127.0.0.1", 0)
+        state = f"sqlite:///{self.bench.workdir / f'state-{self.settings.database}.sqlite'}"
+        app = create_app(influx=self.settings, state_url=state, token=None)
+        task = asyncio.create_task(serve_app(app, sock))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/api/availability"
+        now = time.time()
+        window = {
+            "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - days * 86400)),
+            "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)),
+        }
+        timings = {}
+        try:
+            async with httpx.AsyncClient(timeout=600) as http:
+                for _ in range(100):
+                    try:
+                        await http.get(url.replace("/api/availability", "/openapi.json"))
+                        break
+                    except httpx.HTTPError:
+                        await asyncio.sleep(0.05)
+                for label, extra in (
+                    ("camera", {"group_by": "camera"}),
+                    ("site", {"group_by": "site"}),
+                    ("district", {"group_by": "district"}),
+                    ("csv", {"group_by": "camera", "format": "csv"}),
+                ):
+
+                    async def get(extra: dict[str, str] = extra) -> None:
+                        response = await http.get(url, params=window | extra)
+                        response.raise_for_status()
+
+                    timings[label] = round(await _timed(get), 3)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        return timings
+
+    async def availability(self, client: InfluxClient, days: int, *, raw: bool) -> float:
+        """Seconds of one camera-level availability computation over the last ``days``."""
+        now = time.time_ns()
+
+        async def run() -> None:
+            await compute(
+                client,
+                start_ns=now - days * DAY_NS,
+                end_ns=now,
+                maintenance=[],
+                use_rollups=not raw,
+                now_ns=now,
+            )
+
+        return round(await _timed(run, runs=1 if raw else 3), 3)
+
+
+async def fleet_history(bench: Harness) -> None:
+    """The fleet-scale figures (module docstring)."""
+    results: dict[str, Any] = {}
+    small = Fleet(bench, "fleet_raw")
+    async with InfluxClient(small.settings) as client:
+        await client.create_database()
+        await ensure_policies(client, Retention())
+        results["raw"] = await _raw_fleet(bench, small, client, results)
+    large = Fleet(bench, "fleet_large")
+    async with InfluxClient(large.settings) as client:
+        await client.create_database()
+        await ensure_policies(client, Retention())
+        results["large"] = await _large_fleet(bench, large, client)
+        results["upkeep"] = await _upkeep(bench, client)
+    results["disk"] = await _disk(bench, results["raw"]["points"])
+    bench.results.fleet = results
+
+
+async def _raw_fleet(
+    bench: Harness, fleet: Fleet, client: InfluxClient, results: dict[str, Any]
+) -> dict[str, Any]:
+    cameras, days = bench.config.fleet_cameras, bench.config.fleet_days
+    now = time.time_ns()
+    start = floor_hour(now) - days * DAY_NS
+    bench.say(f"fleet: writing {cameras} cameras x {days} days of raw probes (every {PROBE_S} s)")
+    started = time.perf_counter()
+    points = await _write_all(
+        client, lambda i: raw_lines(i, start, now - 30 * S, random.Random(i)), cameras
+    )
+    bench.say(f"fleet: {points:,} points in {time.perf_counter() - started:.0f} s; rolling up")
+    started = time.perf_counter()
+    report = await RollupWorker(client, SPEC, WorkerSettings()).step(now)
+    roll_s = time.perf_counter() - started
+    week = (now - 7 * DAY_NS + 1234 * S, now - 60 * S)
+    equal = True
+    for group_by in GroupBy:
+        answers = [
+            [
+                r.as_dict()
+                for r in await compute(
+                    client,
+                    start_ns=week[0],
+                    end_ns=week[1],
+                    maintenance=[],
+                    group_by=group_by,
+                    use_rollups=use,
+                )
+            ]
+            for use in (True, False)
+        ]
+        equal = equal and answers[0] == answers[1]
+    bench.say(f"fleet: {report.hours} hours rolled up in {roll_s:.1f} s; rollups = raw: {equal}")
+    observer = Observer(client, RulesConfig())
+    row: dict[str, Any] = {
+        "cameras": cameras,
+        "days": days,
+        "points": points,
+        "rollup_s": round(roll_s, 1),
+        "rollup_equals_raw_7d": equal,
+        "panels_s": await fleet.panels(client, raw=False),
+        "panels_raw_s": await fleet.panels(client, raw=True),
+        "refresh_influx_cpu_s": await fleet.refresh_influx_cpu(client),
+        "api_30d_s": await fleet.api(min(30, days)),
+        "availability_30d_s": await fleet.availability(client, min(30, days), raw=False),
+        "availability_30d_raw_s": await fleet.availability(client, min(30, days), raw=True),
+        "problems_s": round(await _timed(lambda: observer.observe(time.time_ns())), 3),
+    }
+    _say_pairs(bench, f"{cameras} cameras x {days} d", row)
+    return row
+
+
+def _hour_lines(camera: int, start_ns: int, hours: int) -> list[str]:
+    site, district, name = _names(camera)
+    tags = {"site": site, "district": district, "camera": name}
+    down = camera % 24
+    return [
+        format_line(
+            CAMERA_1H,
+            tags,
+            {
+                "probes": 360,
+                "up": 340 if (start_ns // HOUR_NS + h) % 24 == down else 360,
+                "degraded": 0,
+                "interval_s": float(PROBE_S),
+            },
+            start_ns + h * HOUR_NS,
+        )
+        for h in range(hours)
+    ]
+
+
+async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> dict[str, Any]:
+    cameras, days = bench.config.large_cameras, bench.config.large_days
+    now = time.time_ns()
+    end = floor_hour(now) - HOUR_NS
+    start = SPEC.days.floor(end - days * DAY_NS)
+    hours = (end - start) // HOUR_NS
+    bench.say(f"fleet: writing {cameras} cameras x {days} days of camera hours")
+    points = 0
+    for i in range(cameras):
+        lines = _hour_lines(i, start, hours)
+        for j in range(0, len(lines), 20_000):
+            await client.write(join_lines(lines[j : j + 20_000]), rp=RP_HOURLY)
+        points += len(lines)
+    bench.say(f"fleet: {points:,} camera hours; district hours and days by the rollup writer")
+    for chunk in range(start, end, 30 * DAY_NS):
+        await roll_districts(client, chunk, min(end, chunk + 30 * DAY_NS))
+    await roll_days(client, start, SPEC.days.floor(end), SPEC)
+    worker = RollupWorker(client, SPEC, WorkerSettings())
+    await worker._store_watermark(end)  # the bench plays the worker's past
+    observer = Observer(client, RulesConfig())
+    row: dict[str, Any] = {
+        "cameras": cameras,
+        "days": days,
+        "hour_points": points,
+        "panels_s": await fleet.panels(client, raw=False),
+        "refresh_influx_cpu_s": await fleet.refresh_influx_cpu(client),
+        "api_30d_s": await fleet.api(30),
+        "report_365d_s": await fleet.availability(client, min(365, days), raw=False),
+        "report_30d_s": await fleet.availability(client, 30, raw=False),
+        "problems_s": round(await _timed(lambda: observer.observe(time.time_ns())), 3),
+    }
+    _say_pairs(bench, f"{cameras} cameras x {days} d (rollups)", row)
+    return row
+
+
+async def _upkeep(bench: Harness, client: InfluxClient) -> dict[str, Any]:
+    """Worker cycles with a live hour of raw probes for the large fleet."""
+    cameras = bench.config.large_cameras
+    now = time.time_ns()
+    hour = floor_hour(now)
+    await _write_all(client, lambda i: raw_lines(i, hour, now, random.Random(i)), cameras)
+    worker = RollupWorker(client, SPEC, WorkerSettings())
+    await worker.step(now)  # catches up the hour before, once
+    pid = bench.influx.process.pid if bench.influx.process else 0
+    influx0, own0, wall0 = process_usage(pid).cpu_s, time.process_time(), time.perf_counter()
+    cycles = 5
+    for _ in range(cycles):
+        await worker.step(time.time_ns())
+    influx_s = (process_usage(pid).cpu_s - influx0) / cycles
+    own_s = (time.process_time() - own0) / cycles
+    pct = 100 * (influx_s + own_s) / 10.0
+    bench.say(
+        f"fleet: rollup upkeep at {cameras} cameras: {influx_s:.3f} s influxd + {own_s:.3f} s "
+        f"worker per 10 s cycle = {pct:.1f} % of a core (target 5 %); "
+        f"{(time.perf_counter() - wall0) / cycles:.2f} s wall per cycle"
+    )
+    return {
+        "cameras": cameras,
+        "cycle_cpu_s": round(influx_s + own_s, 3),
+        "pct_of_core": round(pct, 2),
+    }
+
+
+async def _disk(bench: Harness, points: int) -> dict[str, Any]:
+    """Bytes per camera-year in each retention policy of the raw fleet, once compacted."""
+    base = Path(bench.influx.workdir) / "data" / "fleet_raw"
+    wal = Path(bench.influx.workdir) / "wal" / "fleet_raw"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # influxd snapshots cold caches into compressed TSM
+        if sum(f.stat().st_size for f in wal.rglob("*.wal")) < 1_000_000:
+            break
+        await asyncio.sleep(2)
+    camera_years = bench.config.fleet_cameras * bench.config.fleet_days / 365
+    sizes = {
+        rp.name: sum(f.stat().st_size for f in rp.rglob("*.tsm"))
+        for rp in base.iterdir()
+        if rp.is_dir()
+    }
+    row = {
+        f"{rp}_mb_per_camera_year": round(size / camera_years / 1e6, 2)
+        for rp, size in sizes.items()
+    }
+    bench.say(f"fleet: disk per camera-year {row}")
+    return row | {
+        "raw_bytes_per_point": round(sizes.get("autogen", 0) / points, 1) if points else None
+    }
+
+
+def _say_pairs(bench: Harness, label: str, row: dict[str, Any]) -> None:
+    for title, seconds in row["panels_s"].items():
+        raw = row.get("panels_raw_s", {}).get(title)
+        bench.say(
+            f"fleet {label}: panel {title}: {seconds:.3f} s"
+            + (f" (raw scan {raw:.3f} s)" if raw else "")
+        )
+    bench.say(
+        f"fleet {label}: one Command Center refresh costs "
+        f"{row['refresh_influx_cpu_s']} CPU-s of influxd"
+    )
+    bench.say(f"fleet {label}: /api/availability 30 d: {row['api_30d_s']}")
+    for key in (
+        "availability_30d_s",
+        "availability_30d_raw_s",
+        "report_30d_s",
+        "report_365d_s",
+        "problems_s",
+    ):
+        if key in row:
+            bench.say(f"fleet {label}: {key.removesuffix('_s').replace('_', ' ')}: {row[key]} s")
