@@ -76,7 +76,8 @@ async def current_cameras(client: InfluxClient, *, stale_after_s: float) -> list
 async def current_sites(client: InfluxClient) -> list[SiteState]:
     """Each site's latest online/offline transition."""
     results = await client.query(
-        f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" GROUP BY "site", "district"'
+        f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE time > now() - 35d '
+        'GROUP BY "site", "district"'
     )
     return sorted(
         (

@@ -29,7 +29,10 @@ LATEST_CAMERA = (
     'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
     'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
 )
-LATEST_SITE = 'SELECT last("online") AS "online", "lat", "lon" FROM "site" GROUP BY "site"'
+LATEST_SITE = (
+    'SELECT last("online") AS "online", "lat", "lon" FROM "site" WHERE time > now() - 35d '
+    'GROUP BY "site"'
+)  # agents publish their status again every few hours (publish.birth_refresh_s)
 
 CAMERAS_ONLINE = f'SELECT sum("up") AS "online" FROM ({LATEST_CAMERA})'
 CAMERAS_ONLINE_PCT = f'SELECT 100 * sum("up") / count("up") AS "online_pct" FROM ({LATEST_CAMERA})'

@@ -150,6 +150,13 @@ class Agent:
         self._births.add(future)
         future.add_done_callback(self._births.discard)
 
+    async def _refresh_birth(self) -> None:
+        """Publish the birth again every ``birth_refresh_s`` while connected (same session)."""
+        while True:
+            await asyncio.sleep(self.config.publish.birth_refresh_s)
+            if self._link.connected.is_set():
+                self._publish_birth()
+
     async def run(self) -> None:
         """Probe, queue and publish until cancelled; on the way out, publish offline."""
         c = self.config
@@ -178,6 +185,7 @@ class Agent:
                     self._probe_loop(queue, executor, publisher, http), name=f"probe-{c.site.id}"
                 )
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
+                tasks.create_task(self._refresh_birth(), name=f"birth-{c.site.id}")
                 if c.stream.enabled:
                     # PyAV and NumPy (~60 MB) load only where streams are probed.
                     from edge_agent.streams import StreamScheduler  # noqa: PLC0415

@@ -262,6 +262,12 @@ class PublishConfig(_Config):
     batch_max_readings: int = Field(
         default=500, ge=1, le=5000, description="readings per MQTT message"
     )
+    birth_refresh_s: float = Field(
+        default=6 * 3600.0,
+        ge=10,
+        description="publish the site's online status again this often, so the latest status "
+        "stays inside the cloud's raw retention however long the connection lasts",
+    )
     max_inflight: int = Field(
         default=8, ge=1, le=100, description="messages awaiting PUBACK at once"
     )

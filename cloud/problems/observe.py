@@ -32,6 +32,7 @@ LOOKBACK_S = 3600  # how far back a camera's or agent's last report is looked fo
 SINCE_LOOKBACK_S = 86400  # how far back a threshold breach's start is looked for
 # Collectors report every few seconds, so a long look back scans few points.
 INGEST_LOOKBACK_S = 30 * 86400
+SITE_STATUS_LOOKBACK_S = 35 * 86400  # raw retention; agents publish their status every few hours
 
 
 class Observer:
@@ -95,8 +96,8 @@ class Observer:
     async def _sites(self, now_ns: int) -> dict[str, SiteContact]:
         rule = self._rules.site
         wills = await self._query(
-            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" '
-            f'WHERE time <= {now_ns} GROUP BY "site", "district"'
+            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE time <= {now_ns} '
+            f'AND time > {now_ns - to_ns(SITE_STATUS_LOOKBACK_S)} GROUP BY "site", "district"'
         )
         agents = await self._query(
             f'SELECT last("backlog") FROM "{AGENT}" '
