@@ -80,7 +80,9 @@ def raw_lines(camera: int, start_ns: int, end_ns: int, rng: random.Random) -> li
     return lines
 
 
-async def _write_all(client: InfluxClient, make: Callable[[int], list[str]], count: int) -> int:
+async def _write_all(
+    client: InfluxClient, make: Callable[[int], list[str]], count: int, rp: str | None = None
+) -> int:
     """Write ``make(i)`` for every i with two writers; return the points written."""
     queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=4)
     written = 0
@@ -88,7 +90,7 @@ async def _write_all(client: InfluxClient, make: Callable[[int], list[str]], cou
     async def writer() -> None:
         nonlocal written
         while (chunk := await queue.get()) is not None:
-            await client.write(join_lines(chunk))
+            await client.write(join_lines(chunk), rp=rp)
             written += len(chunk)
 
     tasks = [asyncio.create_task(writer()) for _ in range(2)]
@@ -130,6 +132,21 @@ def command_center_queries() -> dict[str, str]:
         for panel in board["panels"]
         for number, target in enumerate(panel["targets"])
     }
+
+
+async def quiet_influx(bench: Harness, limit_s: float = 300.0) -> float:
+    """Wait until influxd is idle (its compactions after a bulk write would otherwise be counted
+    as query cost); return the seconds waited."""
+    pid = bench.influx.process.pid if bench.influx.process else 0
+    started = time.monotonic()
+    while time.monotonic() - started < limit_s:
+        before = process_usage(pid).cpu_s
+        await asyncio.sleep(2)
+        if process_usage(pid).cpu_s - before < 0.1:  # < 5 % of a core
+            break
+    waited = time.monotonic() - started
+    bench.say(f"fleet: influxd idle after {waited:.0f} s of compaction")
+    return waited
 
 
 class Fleet:
@@ -269,6 +286,7 @@ async def _raw_fleet(
         ]
         equal = equal and answers[0] == answers[1]
     bench.say(f"fleet: {report.hours} hours rolled up in {roll_s:.1f} s; rollups = raw: {equal}")
+    await quiet_influx(bench)
     observer = Observer(client, RulesConfig())
     row: dict[str, Any] = {
         "cameras": cameras,
@@ -289,21 +307,19 @@ async def _raw_fleet(
 
 
 def _hour_lines(camera: int, start_ns: int, hours: int) -> list[str]:
+    """One camera's hours in the rollup writer's format (``format_line`` of ``roll_hours``)."""
     site, district, name = _names(camera)
-    tags = {"site": site, "district": district, "camera": name}
+    sample = format_line(
+        CAMERA_1H,
+        {"site": site, "district": district, "camera": name},
+        {"probes": 360, "up": 360, "degraded": 0, "interval_s": float(PROBE_S)},
+        start_ns,
+    )
+    head = sample.split(" ", 1)[0]
     down = camera % 24
     return [
-        format_line(
-            CAMERA_1H,
-            tags,
-            {
-                "probes": 360,
-                "up": 340 if (start_ns // HOUR_NS + h) % 24 == down else 360,
-                "degraded": 0,
-                "interval_s": float(PROBE_S),
-            },
-            start_ns + h * HOUR_NS,
-        )
+        f"{head} probes=360i,up={340 if (start_ns // HOUR_NS + h) % 24 == down else 360}i,"
+        f"degraded=0i,interval_s={float(PROBE_S)!r} {start_ns + h * HOUR_NS}"
         for h in range(hours)
     ]
 
@@ -315,18 +331,14 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
     start = SPEC.days.floor(end - days * DAY_NS)
     hours = (end - start) // HOUR_NS
     bench.say(f"fleet: writing {cameras} cameras x {days} days of camera hours")
-    points = 0
-    for i in range(cameras):
-        lines = _hour_lines(i, start, hours)
-        for j in range(0, len(lines), 20_000):
-            await client.write(join_lines(lines[j : j + 20_000]), rp=RP_HOURLY)
-        points += len(lines)
+    points = await _write_all(client, lambda i: _hour_lines(i, start, hours), cameras, RP_HOURLY)
     bench.say(f"fleet: {points:,} camera hours; district hours and days by the rollup writer")
     for chunk in range(start, end, 30 * DAY_NS):
         await roll_districts(client, chunk, min(end, chunk + 30 * DAY_NS))
     await roll_days(client, start, SPEC.days.floor(end), SPEC)
     worker = RollupWorker(client, SPEC, WorkerSettings())
     await worker._store_watermark(end)  # the bench plays the worker's past
+    await quiet_influx(bench)
     observer = Observer(client, RulesConfig())
     row: dict[str, Any] = {
         "cameras": cameras,
@@ -344,56 +356,111 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
 
 
 async def _upkeep(bench: Harness, client: InfluxClient) -> dict[str, Any]:
-    """Worker cycles with a live hour of raw probes for the large fleet."""
+    """The worker's cost with the large fleet live: one hour rolled up (once an hour) and the
+    cycles in between (every 10 s), influxd's CPU and the worker's own."""
     cameras = bench.config.large_cameras
     now = time.time_ns()
     hour = floor_hour(now)
-    await _write_all(client, lambda i: raw_lines(i, hour, now, random.Random(i)), cameras)
+    await _write_all(client, lambda i: raw_lines(i, hour - HOUR_NS, now, random.Random(i)), cameras)
     worker = RollupWorker(client, SPEC, WorkerSettings())
-    await worker.step(now)  # catches up the hour before, once
+    await quiet_influx(bench)
     pid = bench.influx.process.pid if bench.influx.process else 0
-    influx0, own0, wall0 = process_usage(pid).cpu_s, time.process_time(), time.perf_counter()
+
+    def cpu() -> float:
+        return process_usage(pid).cpu_s + time.process_time()
+
+    before = cpu()
+    await worker.step(now)  # rolls up the hour before: what happens once an hour
+    hourly = cpu() - before
     cycles = 5
+    before, wall0 = cpu(), time.perf_counter()
     for _ in range(cycles):
         await worker.step(time.time_ns())
-    influx_s = (process_usage(pid).cpu_s - influx0) / cycles
-    own_s = (time.process_time() - own0) / cycles
-    pct = 100 * (influx_s + own_s) / 10.0
+    cycle = (cpu() - before) / cycles
+    per_cycle = cycle + hourly / 360  # 360 cycles of 10 s per hour
+    pct = 100 * per_cycle / 10.0
     bench.say(
-        f"fleet: rollup upkeep at {cameras} cameras: {influx_s:.3f} s influxd + {own_s:.3f} s "
-        f"worker per 10 s cycle = {pct:.1f} % of a core (target 5 %); "
-        f"{(time.perf_counter() - wall0) / cycles:.2f} s wall per cycle"
+        f"fleet: rollup upkeep at {cameras} cameras: {hourly:.2f} CPU-s to roll up an hour "
+        f"(once an hour), {cycle:.3f} CPU-s per 10 s cycle (influxd + worker; "
+        f"{(time.perf_counter() - wall0) / cycles:.2f} s wall) = {pct:.2f} % of a core "
+        "(target 5 %)"
     )
     return {
         "cameras": cameras,
-        "cycle_cpu_s": round(influx_s + own_s, 3),
+        "hour_rollup_cpu_s": round(hourly, 3),
+        "cycle_cpu_s": round(cycle, 3),
         "pct_of_core": round(pct, 2),
     }
 
 
-async def _disk(bench: Harness, points: int) -> dict[str, Any]:
-    """Bytes per camera-year in each retention policy of the raw fleet, once compacted."""
-    base = Path(bench.influx.workdir) / "data" / "fleet_raw"
-    wal = Path(bench.influx.workdir) / "wal" / "fleet_raw"
+async def _settled_tsm(bench: Harness, database: str) -> dict[str, int]:
+    """TSM bytes per retention policy of ``database`` once its WAL was snapshotted."""
+    base = Path(bench.influx.workdir) / "data" / database
+    wal = Path(bench.influx.workdir) / "wal" / database
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # influxd snapshots cold caches into compressed TSM
-        if sum(f.stat().st_size for f in wal.rglob("*.wal")) < 1_000_000:
+        if sum(f.stat().st_size for f in wal.rglob("*.wal")) < 100_000:
             break
         await asyncio.sleep(2)
-    camera_years = bench.config.fleet_cameras * bench.config.fleet_days / 365
-    sizes = {
+    return {
         rp.name: sum(f.stat().st_size for f in rp.rglob("*.tsm"))
         for rp in base.iterdir()
-        if rp.is_dir()
+        if rp.is_dir() and not rp.name.startswith("_")
     }
-    row = {
-        f"{rp}_mb_per_camera_year": round(size / camera_years / 1e6, 2)
-        for rp, size in sizes.items()
-    }
-    bench.say(f"fleet: disk per camera-year {row}")
-    return row | {
-        "raw_bytes_per_point": round(sizes.get("autogen", 0) / points, 1) if points else None
-    }
+
+
+async def _timestamp_cost(bench: Harness) -> dict[str, float]:
+    """Bytes per raw camera point with jittered nanosecond stamps (as before) and with whole
+    milliseconds (as agents stamp now): the same points otherwise."""
+    cameras, days = bench.config.timestamp_cameras, bench.config.timestamp_days
+    now = time.time_ns()
+    start = floor_hour(now) - days * DAY_NS
+    found = {}
+    for name, jitter in (("ns", True), ("ms", False)):
+        settings = InfluxSettings(url=bench.influx.url, database=f"ts_{name}", timeout_s=600)
+        async with InfluxClient(settings) as client:
+            await client.create_database()
+
+            def make(i: int, jitter: bool = jitter) -> list[str]:
+                lines = raw_lines(i, start, now, random.Random(i))
+                if not jitter:
+                    return lines
+                rng = random.Random(-i)
+                return [
+                    f"{head} {int(ts) + rng.randrange(1, 999_999)}"
+                    for head, ts in (line.rsplit(" ", 1) for line in lines)
+                ]
+
+            points = await _write_all(client, make, cameras)
+        size = sum((await _settled_tsm(bench, f"ts_{name}")).values())
+        found[f"bytes_per_point_{name}"] = round(size / points, 1)
+    bench.say(
+        f"fleet: raw camera point on disk: {found['bytes_per_point_ns']} B with jittered "
+        f"nanosecond stamps, {found['bytes_per_point_ms']} B with whole milliseconds"
+    )
+    return found
+
+
+async def _disk(bench: Harness, points: int) -> dict[str, Any]:
+    """Bytes per camera-year in each retention policy of the raw fleet, once compacted, and the
+    steady state per camera (raw for its retention, rollups for theirs)."""
+    sizes = await _settled_tsm(bench, "fleet_raw")
+    camera_years = bench.config.fleet_cameras * bench.config.fleet_days / 365
+    per_year = {rp: size / camera_years / 1e6 for rp, size in sizes.items()}
+    retention = Retention()
+    steady = (
+        per_year.get("autogen", 0) * retention.raw_days / 365
+        + per_year.get("rollup_1h", 0) * retention.hourly_days / 365
+        + per_year.get("rollup_1d", 0) * retention.daily_days / 365
+    )
+    row: dict[str, Any] = {f"{rp}_mb_per_camera_year": round(v, 3) for rp, v in per_year.items()}
+    row["raw_bytes_per_point"] = round(sizes.get("autogen", 0) / points, 1) if points else None
+    row["steady_state_mb_per_camera"] = round(steady, 1)
+    bench.say(
+        f"fleet: disk per camera-year {row}; steady state with retention "
+        f"{steady:.1f} MB per camera (raw stops growing after {retention.raw_days} days)"
+    )
+    return row | await _timestamp_cost(bench)
 
 
 def _say_pairs(bench: Harness, label: str, row: dict[str, Any]) -> None:

@@ -51,6 +51,8 @@ class BenchConfig:
     fleet_days: int = 30
     large_cameras: int = 1000
     large_days: int = 365
+    timestamp_cameras: int = 20
+    timestamp_days: int = 7
 
     @classmethod
     def tiny(cls) -> BenchConfig:
@@ -71,6 +73,8 @@ class BenchConfig:
             fleet_days=2,
             large_cameras=20,
             large_days=40,
+            timestamp_cameras=3,
+            timestamp_days=1,
         )
 
 

@@ -68,10 +68,55 @@ def render(results: Results, console: Console) -> None:
             measured,
             target,
         )
+    if results.fleet:
+        _fleet(table, results.fleet)
     if results.backlog:
         b = results.backlog
         table.add_row(f"backlog of {b['readings']:,} drained (s)", f"{b['drain_s']}", "≤ 60")
     console.print(table)
+
+
+def _fleet(table: Table, fleet: dict[str, Any]) -> None:
+    raw, large = fleet.get("raw", {}), fleet.get("large", {})
+    for label, row in (("raw", raw), ("rollups", large)):
+        if not row:
+            continue
+        size = f"{row['cameras']:,} cameras x {row['days']} d ({label})"
+        slowest = max(row["panels_s"].values())
+        table.add_row(f"fleet {size}: slowest Command Center panel s", f"{slowest}", "≤ 0.5")
+        table.add_row(
+            f"fleet {size}: influxd CPU-s per Command Center refresh",
+            f"{row['refresh_influx_cpu_s']}",
+            "≤ 1",
+        )
+        table.add_row(
+            f"fleet {size}: /api/availability 30 d by camera s",
+            f"{row['api_30d_s']['camera']}",
+            "≤ 0.5",
+        )
+    if raw:
+        table.add_row("  same over raw probes only s", f"{raw['availability_30d_raw_s']}", "")
+        table.add_row("  rollups = raw (7 d, every grouping)", f"{raw['rollup_equals_raw_7d']}", "")
+    if large:
+        table.add_row(
+            f"fleet report 365 d, {large['cameras']:,} cameras s",
+            f"{large['report_365d_s']}",
+            "≤ 2",
+        )
+    if upkeep := fleet.get("upkeep"):
+        table.add_row("rollup upkeep, % of a core", f"{upkeep['pct_of_core']}", "≤ 5")
+    if disk := fleet.get("disk"):
+        table.add_row(
+            "hourly rollups MB per camera-year",
+            f"{disk.get('rollup_1h_mb_per_camera_year')}",
+            "≤ 1",
+        )
+        table.add_row("raw MB per camera-year", f"{disk.get('autogen_mb_per_camera_year')}", "")
+        table.add_row(
+            "steady state MB per camera (retention)",
+            f"{disk.get('steady_state_mb_per_camera')}",
+            "",
+        )
 
 
 def _ceilings(table: Table, c: dict[str, float]) -> None:

@@ -54,6 +54,7 @@ class _Batch:
     dead: list[DeadLetter] = field(default_factory=list)
     started: float = 0.0
     receipts: dict[str, list[int]] = field(default_factory=dict)  # site -> message ids
+    marks: int = 0  # rollup marks among the lines (not readings)
 
 
 class Collector:
@@ -211,7 +212,9 @@ class Collector:
         self._pending_messages += 1
         if isinstance(result, Accepted):
             batch.lines.extend(result.lines)
-            self._pending_points += len(result.lines)
+            batch.lines.extend(result.marks)  # in the same write as the late readings
+            batch.marks += len(result.marks)
+            self._pending_points += len(result.lines) + len(result.marks)
             if result.over_budget:
                 self._over_budget(batch, message, result.site, result.over_budget, now_ns)
             if result.msg is not None:
@@ -284,7 +287,8 @@ class Collector:
                             for line, err in refused
                         ]
                     )
-                self.metrics.readings_written.inc(len(batch.lines) - len(refused))
+                written = len(batch.lines) - len(refused) - batch.marks
+                self.metrics.readings_written.inc(max(0, written))
             self._send_receipts(batch)
             if previous is not None:
                 await previous  # MQTT wants acks in arrival order

@@ -37,6 +37,7 @@ class Accepted:
     over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
     msg: int | None = None  # the agent's message id, to name in the site's receipt
     clock_offset_ms: float | None = None  # the agent's latest clock measurement in the batch
+    marks: list[str] = field(default_factory=list)  # rollup marks for hours that are over
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,10 +121,11 @@ def decode_message(
         late = [c.ts for c in message.cameras] + [s.ts for s in message.sensors]
         return Accepted(
             message.site,
-            batch_lines(message) + mark_lines(message.site, late, now_ns),
+            batch_lines(message),
             over_budget,
             message.msg,
             offsets[-1] if offsets else None,
+            mark_lines(message.site, late, now_ns),
         )
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])

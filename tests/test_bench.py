@@ -35,7 +35,21 @@ def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:
     assert data["edge"]["peak_rss_mb"] > 0
     assert data["backlog"]["readings"] == 4992
     assert data["backlog"]["drain_s"] > 0
-    assert set(data["stream"]) == {"640x360", "1280x720"}
+    assert set(data["stream"]) == {
+        "h264 320x180 25fps natural",
+        "h265 320x180 25fps natural",
+        "synthetic 640x360 10fps",
+        "synthetic 1280x720 10fps",
+    }
     for row in data["stream"].values():
         assert row["cpu_s_per_probe"] > 0 and row["cameras_per_core_5min"] > 0
+    for codec in ("h264", "h265"):
+        assert data["stream"][f"{codec} 320x180 25fps natural"]["demux_cpu_s"] > 0
+    fleet = data["fleet"]
+    assert fleet["raw"]["rollup_equals_raw_7d"] is True
+    # 2 days from a whole hour to now - 30 s, every 10 s, 6 cameras
+    assert 6 * 2 * 8640 <= fleet["raw"]["points"] <= 6 * (2 * 8640 + 360)
+    assert set(fleet["raw"]["api_30d_s"]) == {"camera", "site", "district", "csv"}
+    assert fleet["large"]["hour_points"] > 0 and fleet["upkeep"]["pct_of_core"] > 0
+    assert fleet["disk"]["autogen_mb_per_camera_year"] > 0
     assert "pantau bench" in result.stdout

@@ -5,12 +5,15 @@ uplink replays hours of late readings through the collector."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 
+from cloud.api.app import create_app
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
@@ -23,7 +26,7 @@ from cloud.rollup.writer import RollupSpec
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from pantau.core.contract import CameraReading, Cause, ReadingBatch, TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, serving
 from tests.history import History
 
 S = 1_000_000_000
@@ -244,3 +247,33 @@ async def test_late_replay_is_rolled_up_again(
             await publisher.close()
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_policies_and_a_slow_influxdb_answers_504(
+    influx: InfluxClient, database: str, tmp_path: Path
+) -> None:
+    """The collector's retention policies are the documented ones; an InfluxDB that does not
+    answer within the API's --influx-timeout gives 504 naming the timeout, not 'unavailable'."""
+    rows = await influx.query(f'SHOW RETENTION POLICIES ON "{database}"', database="")
+    policies = {v[0]: (v[1], v[4]) for v in rows[0]["series"][0]["values"]}
+    assert policies == {
+        "autogen": ("840h0m0s", True),
+        "rollup_1h": ("17520h0m0s", False),
+        "rollup_1d": ("87600h0m0s", False),
+    }
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        slow = InfluxSettings(
+            url=f"http://127.0.0.1:{silent.getsockname()[1]}", database=database, timeout_s=0.5
+        )
+        app = create_app(influx=slow, state_url=f"sqlite:///{tmp_path / 's.sqlite'}", token=None)
+        async with serving(app) as url, httpx.AsyncClient(timeout=10) as http:
+            response = await http.get(
+                f"{url}/api/availability",
+                params={"from": "2026-11-01T00:00:00Z", "to": "2026-11-02T00:00:00Z"},
+            )
+    assert response.status_code == 504
+    problem = response.json()
+    assert problem["title"] == "InfluxDB timeout"
+    assert "0.5 s" in problem["detail"] and "--influx-timeout" in problem["detail"]
