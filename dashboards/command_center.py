@@ -34,12 +34,21 @@ LATEST_SITE = (
     'GROUP BY "site"'
 )  # agents publish their status again every few hours (publish.birth_refresh_s)
 
-CAMERAS_ONLINE = f'SELECT sum("up") AS "online" FROM ({LATEST_CAMERA})'
-CAMERAS_ONLINE_PCT = f'SELECT 100 * sum("up") / count("up") AS "online_pct" FROM ({LATEST_CAMERA})'
-SITES_OFFLINE = f'SELECT count("online") - sum("online") AS "offline" FROM ({LATEST_SITE})'
+# The outer query repeats the inner one's time bound: without it InfluxDB 1.x reads every shard
+# for the subquery (measured: 0.43 s instead of 0.03 s at 100 cameras x 30 days).
+FRESH_BOUND = "time > now() - $fresh"
+CAMERAS_ONLINE = f'SELECT sum("up") AS "online" FROM ({LATEST_CAMERA}) WHERE {FRESH_BOUND}'
+CAMERAS_ONLINE_PCT = (
+    'SELECT 100 * sum("up") / count("up") AS "online_pct" '
+    f"FROM ({LATEST_CAMERA}) WHERE {FRESH_BOUND}"
+)
+SITES_OFFLINE = (
+    f'SELECT count("online") - sum("online") AS "offline" FROM ({LATEST_SITE}) '
+    "WHERE time > now() - 35d"
+)
 CAMERAS_DOWN = (
     'SELECT "cause", "since" / 1000000 AS "down_since" '
-    f'FROM ({LATEST_CAMERA}) WHERE "up" = 0 GROUP BY "site", "district", "camera"'
+    f'FROM ({LATEST_CAMERA}) WHERE "up" = 0 AND {FRESH_BOUND} GROUP BY "site", "district", "camera"'
 )
 
 LATEST_STATE = (
@@ -47,19 +56,19 @@ LATEST_STATE = (
     'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
 )
 CAMERAS_DEGRADED = (
-    f'SELECT "picture" FROM ({LATEST_STATE}) WHERE "state" = \'degraded\' '
+    f'SELECT "picture" FROM ({LATEST_STATE}) WHERE "state" = \'degraded\' AND {FRESH_BOUND} '
     'GROUP BY "site", "district", "camera"'
 )
 
 SITES_ON_BATTERY = (
     'SELECT "on_battery" FROM (SELECT last("value") AS "on_battery" FROM "sensor" '
     'WHERE "kind" = \'ups_on_battery\' AND time > now() - $fresh GROUP BY "site") '
-    'WHERE "on_battery" = 1 GROUP BY "site"'
+    f'WHERE "on_battery" = 1 AND {FRESH_BOUND} GROUP BY "site"'
 )
 
 
 # Long windows read the district hours that the rollup worker keeps (the current hour is
-# refreshed every cycle), so their cost grows with districts and hours, never with probes.
+# refreshed every 30 s), so their cost grows with districts and hours, never with probes.
 DISTRICT_HOURS = '"rollup_1h"."district_1h"'
 
 

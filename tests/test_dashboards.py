@@ -208,7 +208,7 @@ async def test_every_panel_against_ground_truth(
         # The long-window panels read the rollup worker's district hours (refreshed every cycle).
         await async_wait_for(
             lambda: _count(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT), 2),
-            timeout_s=30,
+            timeout_s=60,
             what="district hours from the collectors' rollup workers",
         )
         # Every panel and variable query runs and returns data.
@@ -262,7 +262,7 @@ async def test_every_panel_against_ground_truth(
         for window in ("24h", "7d", "30d"):  # the next worker cycle has the last readings
             await async_wait_for(
                 lambda w=window: availability_is(w),  # type: ignore[misc]
-                timeout_s=30,
+                timeout_s=60,  # the worker refreshes the current hour every 30 s
                 what=f"availability {window} = the ledgers' {expected:.2f} %",
             )
         per_district = await rows(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT))

@@ -32,6 +32,7 @@ class WorkerSettings:
     settle_s: float = 60.0  # an hour is rolled up this long after it ends
     recent_marks_s: float = 2 * 86400.0  # marks on hours this recent are looked at every cycle
     all_marks_every_s: float = 600.0  # marks on older hours (to raw retention) this often
+    live_every_s: float = 30.0  # district hours not rolled up yet are refreshed this often
 
 
 @dataclass
@@ -64,6 +65,7 @@ class RollupWorker:
         self._spec = spec
         self._settings = settings
         self._last_full_scan = 0.0
+        self._last_live_ns = 0
         self.watermark: int | None = None
 
     async def run(self) -> None:
@@ -102,7 +104,9 @@ class RollupWorker:
             await self._store_watermark(mark)
         self.watermark = mark
         await self._redo_marked(now_ns, mark, report)
-        report.points += await roll_districts(self._influx, mark, now_ns + 1, live=True)
+        if now_ns - self._last_live_ns >= self._settings.live_every_s * 1e9:
+            self._last_live_ns = now_ns
+            report.points += await roll_districts(self._influx, mark, now_ns + 1, live=True)
         return report
 
     async def _first_hour(self, now_ns: int) -> int:
