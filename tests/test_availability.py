@@ -173,7 +173,8 @@ async def test_availability_matches_the_scenario(
             ).json()
         }
         listed = (await http.get("/api/maintenance")).json()
-        # The Command Center's per-district panel (share of up probes) on the same window.
+        # The Command Center's per-district panel (share of up probes) on the same window: it
+        # reads the district hours that the collector's rollup worker refreshes every 30 s.
         panel_query = expand(
             command_center.AVAILABILITY_PER_DISTRICT,
             from_ms=int(window_start * 1000),
@@ -181,10 +182,15 @@ async def test_availability_matches_the_scenario(
             interval_ms=1000,
             variables={},
         )
+        panel: dict[str, float] = {}
         async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as ix:
-            panel = {
-                r["district"]: r["availability"] for r in series_rows(await ix.query(panel_query))
-            }
+
+            async def districts_rolled() -> bool:
+                rows = series_rows(await ix.query(panel_query))
+                panel.update({r["district"]: r["availability"] for r in rows})
+                return {"d1", "d2"} <= panel.keys()
+
+            await async_wait_for(districts_rolled, timeout_s=60, what="district hours")
 
     window = window_end - window_start
     # s3's unknown span from the ground-truth ledger: from its last probe before the cut to its
