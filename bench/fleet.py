@@ -18,32 +18,28 @@ import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from bench.fleet_data import PROBE_S, S, hour_lines, quiet_influx, raw_lines, write_all
+from bench.fleet_disk import disk_cost
 from bench.harness import Harness
 from bench.procfs import process_usage
 from cloud.api.app import create_app
 from cloud.availability import GroupBy, compute
 from cloud.influx import InfluxClient, InfluxSettings
-from cloud.lineproto import format_line, join_lines
 from cloud.problems.config import RulesConfig
 from cloud.problems.observe import Observer
 from cloud.rollup.retention import Retention, ensure_policies
 from cloud.rollup.timegrid import DAY_NS, HOUR_NS, LocalDays, fixed_offset_s, floor_hour
 from cloud.rollup.worker import RollupWorker, WorkerSettings
 from cloud.rollup.writer import RollupSpec, roll_days, roll_districts
-from cloud.schema import CAMERA_1H, RP_HOURLY
+from cloud.schema import RP_HOURLY
 from cloud.webserver import bind_socket, serve_app
 from dashboards import command_center
 from dashboards.build import dashboard_json
 
-S = 1_000_000_000
-PROBE_S = 10
-CAMERAS_PER_SITE = 10
-SITES_PER_DISTRICT = 5
 SPEC = RollupSpec(days=LocalDays(fixed_offset_s("Asia/Jakarta")))
 RAW_AVAILABILITY = {  # the panels as they were: mean("up") over raw probes
     "Availability 24 h": 'SELECT mean("up") * 100 FROM "camera" WHERE time > now() - 24h',
@@ -52,56 +48,6 @@ RAW_AVAILABILITY = {  # the panels as they were: mean("up") over raw probes
     "Availability per district [window]": 'SELECT mean("up") * 100 FROM "camera" '
     'WHERE time > now() - 30d GROUP BY "district"',
 }
-
-
-def _names(index: int) -> tuple[str, str, str]:
-    site = index // CAMERAS_PER_SITE
-    return f"s{site}", f"d{site // SITES_PER_DISTRICT}", f"c{index % CAMERAS_PER_SITE}"
-
-
-def raw_lines(camera: int, start_ns: int, end_ns: int, rng: random.Random) -> list[str]:
-    """One camera's probes as the collector writes them: up/down with a daily outage, ms
-    timestamps with a little jitter."""
-    site, district, name = _names(camera)
-    head = f"camera,camera={name},district={district},site={site} "
-    outage = rng.randrange(0, 86400 - 1800)
-    lines, since, was_up = [], start_ns, True
-    for ts in range(start_ns, end_ns, PROBE_S * S):
-        up = not outage <= (ts // S) % 86400 < outage + 1200
-        if up != was_up:
-            since, was_up = ts, up
-        stamp = ts + rng.randrange(0, 40) * 1_000_000
-        latency = 20.0 + rng.random() * 30
-        if up:
-            fields = f'up=1i,cause="ok",latency_ms={latency:.3f},since={since}i,state="up"'
-        else:
-            fields = f'up=0i,cause="refused",stage="rtsp",since={since}i,state="down"'
-        lines.append(f"{head}{fields} {stamp}")
-    return lines
-
-
-async def _write_all(
-    client: InfluxClient, make: Callable[[int], list[str]], count: int, rp: str | None = None
-) -> int:
-    """Write ``make(i)`` for every i with two writers; return the points written."""
-    queue: asyncio.Queue[list[str] | None] = asyncio.Queue(maxsize=4)
-    written = 0
-
-    async def writer() -> None:
-        nonlocal written
-        while (chunk := await queue.get()) is not None:
-            await client.write(join_lines(chunk), rp=rp)
-            written += len(chunk)
-
-    tasks = [asyncio.create_task(writer()) for _ in range(2)]
-    for index in range(count):
-        lines = await asyncio.to_thread(make, index)
-        for i in range(0, len(lines), 20_000):
-            await queue.put(lines[i : i + 20_000])
-    for _ in tasks:
-        await queue.put(None)
-    await asyncio.gather(*tasks)
-    return written
 
 
 async def _timed(action: Callable[[], Awaitable[Any]], runs: int = 3) -> float:
@@ -132,21 +78,6 @@ def command_center_queries() -> dict[str, str]:
         for panel in board["panels"]
         for number, target in enumerate(panel["targets"])
     }
-
-
-async def quiet_influx(bench: Harness, limit_s: float = 300.0) -> float:
-    """Wait until influxd is idle (its compactions after a bulk write would otherwise be counted
-    as query cost); return the seconds waited."""
-    pid = bench.influx.process.pid if bench.influx.process else 0
-    started = time.monotonic()
-    while time.monotonic() - started < limit_s:
-        before = process_usage(pid).cpu_s
-        await asyncio.sleep(2)
-        if process_usage(pid).cpu_s - before < 0.1:  # < 5 % of a core
-            break
-    waited = time.monotonic() - started
-    bench.say(f"fleet: influxd idle after {waited:.0f} s of compaction")
-    return waited
 
 
 class Fleet:
@@ -247,7 +178,7 @@ async def fleet_history(bench: Harness) -> None:
         await client.create_database()
         await ensure_policies(client, Retention())
         results["large"] = await _large_fleet(bench, large, client)
-    results["disk"] = await _disk(bench, results["raw"]["points"])
+    results["disk"] = await disk_cost(bench, results["raw"]["points"])
 
 
 async def _raw_fleet(
@@ -258,7 +189,7 @@ async def _raw_fleet(
     start = floor_hour(now) - days * DAY_NS
     bench.say(f"fleet: writing {cameras} cameras x {days} days of raw probes (every {PROBE_S} s)")
     started = time.perf_counter()
-    points = await _write_all(
+    points = await write_all(
         client, lambda i: raw_lines(i, start, now - 30 * S, random.Random(i)), cameras
     )
     bench.say(f"fleet: {points:,} points in {time.perf_counter() - started:.0f} s; rolling up")
@@ -304,24 +235,6 @@ async def _raw_fleet(
     return row
 
 
-def _hour_lines(camera: int, start_ns: int, hours: int) -> list[str]:
-    """One camera's hours in the rollup writer's format (``format_line`` of ``roll_hours``)."""
-    site, district, name = _names(camera)
-    sample = format_line(
-        CAMERA_1H,
-        {"site": site, "district": district, "camera": name},
-        {"probes": 360, "up": 360, "degraded": 0, "interval_s": float(PROBE_S)},
-        start_ns,
-    )
-    head = sample.split(" ", 1)[0]
-    down = camera % 24
-    return [
-        f"{head} probes=360i,up={340 if (start_ns // HOUR_NS + h) % 24 == down else 360}i,"
-        f"degraded=0i,interval_s={float(PROBE_S)!r} {start_ns + h * HOUR_NS}"
-        for h in range(hours)
-    ]
-
-
 async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> dict[str, Any]:
     cameras, days = bench.config.large_cameras, bench.config.large_days
     now = time.time_ns()
@@ -329,7 +242,7 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
     start = SPEC.days.floor(end - days * DAY_NS)
     hours = (end - start) // HOUR_NS
     bench.say(f"fleet: writing {cameras} cameras x {days} days of camera hours")
-    points = await _write_all(client, lambda i: _hour_lines(i, start, hours), cameras, RP_HOURLY)
+    points = await write_all(client, lambda i: hour_lines(i, start, hours), cameras, RP_HOURLY)
     bench.say(f"fleet: {points:,} camera hours; district hours and days by the rollup writer")
     for chunk in range(start, end, 30 * DAY_NS):
         await roll_districts(client, chunk, min(end, chunk + 30 * DAY_NS))
@@ -337,7 +250,7 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
     worker = RollupWorker(client, SPEC, WorkerSettings())
     await worker._store_watermark(end)  # the bench plays the worker's past
     # The last hour and this one live (raw), for the "now" panels and the worker's upkeep.
-    await _write_all(client, lambda i: raw_lines(i, end, now, random.Random(i)), cameras)
+    await write_all(client, lambda i: raw_lines(i, end, now, random.Random(i)), cameras)
     await quiet_influx(bench)
     # The worker catches up the last hour, as it does once an hour: reads below are steady state
     # (raw only for this hour so far and the partial hour at a window's start).
@@ -392,76 +305,6 @@ async def _upkeep(bench: Harness, client: InfluxClient) -> dict[str, Any]:
         "cycle_cpu_s": round(cycle, 3),
         "pct_of_core": round(pct, 2),
     }
-
-
-async def _settled_tsm(bench: Harness, database: str) -> dict[str, int]:
-    """TSM bytes per retention policy of ``database`` once its WAL was snapshotted."""
-    base = Path(bench.influx.workdir) / "data" / database
-    wal = Path(bench.influx.workdir) / "wal" / database
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # influxd snapshots cold caches into compressed TSM
-        if sum(f.stat().st_size for f in wal.rglob("*.wal")) < 100_000:
-            break
-        await asyncio.sleep(2)
-    return {
-        rp.name: sum(f.stat().st_size for f in rp.rglob("*.tsm"))
-        for rp in base.iterdir()
-        if rp.is_dir() and not rp.name.startswith("_")
-    }
-
-
-async def _timestamp_cost(bench: Harness) -> dict[str, float]:
-    """Bytes per raw camera point with jittered nanosecond stamps (as before) and with whole
-    milliseconds (as agents stamp now): the same points otherwise."""
-    cameras, days = bench.config.timestamp_cameras, bench.config.timestamp_days
-    now = time.time_ns()
-    start = floor_hour(now) - days * DAY_NS
-    found = {}
-    for name, jitter in (("ns", True), ("ms", False)):
-        settings = InfluxSettings(url=bench.influx.url, database=f"ts_{name}", timeout_s=600)
-        async with InfluxClient(settings) as client:
-            await client.create_database()
-
-            def make(i: int, jitter: bool = jitter) -> list[str]:
-                lines = raw_lines(i, start, now, random.Random(i))
-                if not jitter:
-                    return lines
-                rng = random.Random(-i)
-                return [
-                    f"{head} {int(ts) + rng.randrange(1, 999_999)}"
-                    for head, ts in (line.rsplit(" ", 1) for line in lines)
-                ]
-
-            points = await _write_all(client, make, cameras)
-        size = sum((await _settled_tsm(bench, f"ts_{name}")).values())
-        found[f"bytes_per_point_{name}"] = round(size / points, 1)
-    bench.say(
-        f"fleet: raw camera point on disk: {found['bytes_per_point_ns']} B with jittered "
-        f"nanosecond stamps, {found['bytes_per_point_ms']} B with whole milliseconds"
-    )
-    return found
-
-
-async def _disk(bench: Harness, points: int) -> dict[str, Any]:
-    """Bytes per camera-year in each retention policy of the raw fleet, once compacted, and the
-    steady state per camera (raw for its retention, rollups for theirs)."""
-    sizes = await _settled_tsm(bench, "fleet_raw")
-    camera_years = bench.config.fleet_cameras * bench.config.fleet_days / 365
-    per_year = {rp: size / camera_years / 1e6 for rp, size in sizes.items()}
-    retention = Retention()
-    steady = (
-        per_year.get("autogen", 0) * retention.raw_days / 365
-        + per_year.get("rollup_1h", 0) * retention.hourly_days / 365
-        + per_year.get("rollup_1d", 0) * retention.daily_days / 365
-    )
-    row: dict[str, Any] = {f"{rp}_mb_per_camera_year": round(v, 3) for rp, v in per_year.items()}
-    row["raw_bytes_per_point"] = round(sizes.get("autogen", 0) / points, 1) if points else None
-    row["steady_state_mb_per_camera"] = round(steady, 1)
-    bench.say(
-        f"fleet: disk per camera-year {row}; steady state with retention "
-        f"{steady:.1f} MB per camera (raw stops growing after {retention.raw_days} days)"
-    )
-    return row | await _timestamp_cost(bench)
 
 
 def _say_pairs(bench: Harness, label: str, row: dict[str, Any]) -> None:

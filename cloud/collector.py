@@ -24,7 +24,7 @@ from cloud.budget import DeviceBudget
 from cloud.collector_http import create_collector_app
 from cloud.config import CollectorConfig
 from cloud.deadletter import DeadLetter, DeadLetterStore
-from cloud.decode import Accepted, DecodeLimits, RejectReason, decode_message
+from cloud.decode import Accepted, RejectReason, decode_limits, decode_message
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
 from cloud.lineproto import format_line, join_lines
 from cloud.metrics import CollectorMetrics, by_label, counter_value
@@ -102,10 +102,7 @@ class Collector:
             self.metrics,
             RetryPolicy(min_s=config.batch.retry_min_s, max_s=config.batch.retry_max_s),
         )
-        self._limits = DecodeLimits(
-            max_payload_bytes=config.validation.max_payload_bytes,
-            max_future_ns=int(config.validation.max_future_s * 1e9),
-        )
+        self._limits = decode_limits(config)
         # Sites' clock offsets seen since the last self-report: written at the collector's time,
         # because a site whose clock is wrong stamps its own readings where "now" never looks.
         self._site_clocks: dict[str, float] = {}
@@ -217,6 +214,13 @@ class Collector:
             self._pending_points += len(result.lines) + len(result.marks)
             if result.over_budget:
                 self._over_budget(batch, message, result.site, result.over_budget, now_ns)
+            if result.too_old:
+                reason = RejectReason.BEYOND_RETENTION
+                self.metrics.messages_rejected.labels(reason=reason.value).inc()
+                detail = f"{result.too_old} readings older than raw retention left out"
+                batch.dead.append(
+                    DeadLetter(now_ns, message.topic, reason.value, detail, message.payload)
+                )
             if result.msg is not None:
                 batch.receipts.setdefault(result.site, []).append(result.msg)
             if result.clock_offset_ms is not None:

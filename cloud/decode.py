@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from cloud.budget import DeviceBudget
+from cloud.config import CollectorConfig
 from cloud.lineproto import LineProtocolError, batch_lines, status_line
 from cloud.rollup.marks import mark_lines
-from pantau.core.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
+from pantau.core.contract import (
+    READING_KINDS,
+    ReadingBatch,
+    SiteStatus,
+    TopicKind,
+    parse_site_topic,
+)
 
 
 class RejectReason(enum.StrEnum):
@@ -26,6 +33,7 @@ class RejectReason(enum.StrEnum):
     UNENCODABLE = "unencodable"
     INFLUX_REFUSED = "influx_refused"  # valid by the contract, refused by InfluxDB (a bug)
     DEVICE_BUDGET = "device_budget"  # readings of devices beyond the site's budget
+    BEYOND_RETENTION = "beyond_retention"  # readings older than raw points are kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +46,7 @@ class Accepted:
     msg: int | None = None  # the agent's message id, to name in the site's receipt
     clock_offset_ms: float | None = None  # the agent's latest clock measurement in the batch
     marks: list[str] = field(default_factory=list)  # rollup marks for hours that are over
+    too_old: int = 0  # readings left out: older than raw retention
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,18 @@ class DecodeLimits:
 
     max_payload_bytes: int
     max_future_ns: int
+    max_age_ns: int | None = None  # readings older than this are beyond raw retention
+
+
+def decode_limits(config: CollectorConfig) -> DecodeLimits:
+    """The collector's limits from its configuration."""
+    rollup = config.rollup
+    return DecodeLimits(
+        max_payload_bytes=config.validation.max_payload_bytes,
+        max_future_ns=int(config.validation.max_future_s * 1e9),
+        # InfluxDB refuses points older than the policy; an hour's margin for slow batches.
+        max_age_ns=(rollup.raw_days * 86400 - 3600) * 10**9 if rollup.manage_retention else None,
+    )
 
 
 def _classify(error: ValidationError) -> Rejection:
@@ -116,6 +137,9 @@ def decode_message(
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
+        too_old = 0
+        if limits.max_age_ns is not None:
+            message, too_old = _drop_older(message, now_ns - limits.max_age_ns)
         offsets = [a.clock_offset_ms for a in message.agent if a.clock_offset_ms is not None]
         # Readings of an hour that is over mark it for the rollup worker, in the same write.
         late = [c.ts for c in message.cameras] + [s.ts for s in message.sensors]
@@ -126,9 +150,17 @@ def decode_message(
             message.msg,
             offsets[-1] if offsets else None,
             mark_lines(message.site, late, now_ns),
+            too_old,
         )
     except LineProtocolError as exc:
         return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
+
+
+def _drop_older(batch: ReadingBatch, cutoff_ns: int) -> tuple[ReadingBatch, int]:
+    """The batch without readings stamped before ``cutoff_ns``, and how many those were."""
+    kept = {kind: [r for r in getattr(batch, kind) if r.ts >= cutoff_ns] for kind in READING_KINDS}
+    dropped = sum(len(getattr(batch, kind)) - len(rows) for kind, rows in kept.items())
+    return (batch.model_copy(update=kept), dropped) if dropped else (batch, 0)
 
 
 def _status(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:

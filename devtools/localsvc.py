@@ -252,7 +252,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   query-log-enabled = false
   trace-logging-enabled = false
   # Idle data goes from the WAL into compressed TSM files soon (the fleet bench measures disk).
-  cache-snapshot-write-cold-duration = "10s"
+  cache-snapshot-write-cold-duration = "3s"
 [monitor]
   store-enabled = false
 [http]

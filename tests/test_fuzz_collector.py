@@ -12,8 +12,16 @@ from pathlib import Path
 
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
-from cloud.decode import Accepted, DecodeLimits, decode_message
+from cloud.decode import Accepted, decode_limits, decode_message
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from cloud.schema import (
+    CAMERA_1D,
+    CAMERA_1H,
+    DISTRICT_1H,
+    ROLLUP_DIRTY,
+    ROLLUP_STATE,
+    SENSOR_1H,
+)
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from pantau.core.contract import TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -23,6 +31,7 @@ from tests.test_fuzz import hostile_corpus
 
 MESSAGES = 400
 MAX_PAYLOAD = 262_144
+ROLLUPS = {CAMERA_1H, CAMERA_1D, DISTRICT_1H, SENSOR_1H, ROLLUP_STATE, ROLLUP_DIRTY}
 COUNT_FIELD = {"camera": "up", "sensor": "value", "agent": "backlog", "site": "online"}
 
 
@@ -61,9 +70,7 @@ async def _run(
             "http_port": 0,
         }
     )
-    limits = DecodeLimits(
-        max_payload_bytes=MAX_PAYLOAD, max_future_ns=int(config.validation.max_future_s * 1e9)
-    )
+    limits = decode_limits(config)  # the collector's own, raw retention included
     collector = Collector(config)
     task = asyncio.create_task(collector.run())
     publisher = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="fuzzer"))
@@ -85,6 +92,8 @@ async def _run(
                 topic, payload, retain=False, now_ns=time.time_ns(), limits=limits
             )
             if isinstance(verdict, Accepted):
+                if verdict.too_old:
+                    expected["beyond_retention"] += 1
                 for line in verdict.lines:
                     head, _fields, ts = line.rsplit(" ", 2)
                     points[head.split(",")[0]].add(f"{head} {ts}")
@@ -115,7 +124,8 @@ async def _run(
             measurements = {
                 row["name"] for row in series_rows(await influx.query("SHOW MEASUREMENTS"))
             }
-            assert measurements - {"pantau_collector", "pantau_rejected"} <= set(MEASUREMENTS)
+            ours = {"pantau_collector", "pantau_rejected", *ROLLUPS}
+            assert measurements - ours <= set(MEASUREMENTS)
             for measurement, field in COUNT_FIELD.items():
                 rows = series_rows(
                     await influx.query(f'SELECT count("{field}") FROM "{measurement}"')

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "cloud": {"pantau.core"},
     "dashboards": {"pantau.core", "cloud"},
     "simulators": {"pantau.core", "pantau.ops", "devtools", "edge_agent", "cloud", "dashboards"},
-    "bench": {"pantau.core", "devtools", "edge_agent", "cloud", "simulators"},
+    "bench": {"pantau.core", "devtools", "edge_agent", "cloud", "dashboards", "simulators"},
     "pantau.cli": {
         "bench",
         "pantau.core",
