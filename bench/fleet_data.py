@@ -78,8 +78,8 @@ async def quiet_influx(bench: Harness, limit_s: float = 300.0) -> float:
     started = time.monotonic()
     while time.monotonic() - started < limit_s:
         before = process_usage(pid).cpu_s
-        await asyncio.sleep(2)
-        if process_usage(pid).cpu_s - before < 0.1:  # < 5 % of a core
+        await asyncio.sleep(1)
+        if process_usage(pid).cpu_s - before < 0.05:  # < 5 % of a core
             break
     waited = time.monotonic() - started
     bench.say(f"fleet: influxd idle after {waited:.0f} s of compaction")

@@ -23,7 +23,7 @@ async def _settled_tsm(bench: Harness, database: str) -> dict[str, int]:
     while time.monotonic() < deadline:  # influxd snapshots cold caches into compressed TSM
         if sum(f.stat().st_size for f in wal.rglob("*.wal")) < 100_000:
             break
-        await asyncio.sleep(2)
+        await asyncio.sleep(0.5)
     return {
         rp.name: sum(f.stat().st_size for f in rp.rglob("*.tsm"))
         for rp in base.iterdir()

@@ -32,6 +32,7 @@ class WorkerSettings:
     settle_s: float = 60.0  # an hour is rolled up this long after it ends
     recent_marks_s: float = 2 * 86400.0  # marks on hours this recent are looked at every cycle
     all_marks_every_s: float = 600.0  # marks on older hours (to raw retention) this often
+    max_marked_hours: int = 168  # marked hours recomputed per cycle (the rest next cycle)
     live_every_s: float = 30.0  # district hours not rolled up yet are refreshed this often
 
 
@@ -143,23 +144,35 @@ class RollupWorker:
             marked, done = row.get("marked"), row.get("done")
             if marked is not None and (done is None or int(marked) > int(done)):
                 by_hour[int(row["time"])][row["site"]] = int(marked)
+        # Runs of consecutive marked hours are recomputed together (for the union of their
+        # sites: recomputing an unmarked site-hour rewrites the same numbers), so readings
+        # scattered over many hours cost a few queries, and at most max_marked_hours a cycle.
+        hours = sorted(by_hour)[: self._settings.max_marked_hours]
         days = self._spec.days
         redo_days: dict[int, set[str]] = defaultdict(set)
-        for hour, marked in sorted(by_hour.items()):
-            report.points += await roll_hours(
-                self._influx, hour, hour + HOUR_NS, self._spec, sites=marked
-            )
-            if days.floor(hour) + DAY_NS <= mark:
-                redo_days[days.floor(hour)].update(marked)
-        for day, sites in sorted(redo_days.items()):
-            report.points += await roll_days(
-                self._influx, day, day + DAY_NS, self._spec, sites=sites
-            )
+        for start, end in _runs(hours):
+            sites = {site for hour in hours if start <= hour < end for site in by_hour[hour]}
+            report.points += await roll_hours(self._influx, start, end, self._spec, sites=sites)
+            for hour in range(start, end, HOUR_NS):
+                if days.floor(hour) + DAY_NS <= mark:
+                    redo_days[days.floor(hour)].update(sites)
+        for start, end in _runs(sorted(redo_days), DAY_NS):
+            sites = set().union(*(redo_days[day] for day in range(start, end, DAY_NS)))
+            report.points += await roll_days(self._influx, start, end, self._spec, sites=sites)
         done = [
-            done_line(site, hour, m)
-            for hour, marked in by_hour.items()
-            for site, m in marked.items()
+            done_line(site, hour, by_hour[hour][site]) for hour in hours for site in by_hour[hour]
         ]
         if done:
             await self._influx.write(join_lines(done))
         report.dirty += len(done)
+
+
+def _runs(starts: list[int], step: int = HOUR_NS) -> list[tuple[int, int]]:
+    """Sorted hour (or day) starts as [start, end) runs of consecutive ones."""
+    runs: list[tuple[int, int]] = []
+    for start in starts:
+        if runs and runs[-1][1] == start:
+            runs[-1] = (runs[-1][0], start + step)
+        else:
+            runs.append((start, start + step))
+    return runs
