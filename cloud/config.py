@@ -131,6 +131,13 @@ class RollupConfig(_Config):
         description="local days of the daily rollups and reports (a fixed UTC offset, no DST)",
     )
     every_s: float = Field(default=10.0, gt=0, le=3600, description="rollup worker cycle")
+    live_every_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="how often district hours not rolled up yet (the wall's current hour) are "
+        "refreshed from raw points",
+    )
     settle_s: float = Field(
         default=60.0, ge=0, le=3600, description="an hour is rolled up this long after it ends"
     )

@@ -31,6 +31,7 @@ def collector_argv(
     dead_letter: Path,
     share_group: str | None = None,
     log_level: str | None = None,
+    rollup_live_every_s: float | None = None,
 ) -> list[str]:
     """The command line of a collector."""
     argv = pantau_argv(
@@ -42,6 +43,8 @@ def collector_argv(
         argv += ["--share-group", share_group]
     if log_level:
         argv += ["--log-level", log_level]
+    if rollup_live_every_s is not None:
+        argv += ["--rollup-live-every", str(rollup_live_every_s)]
     return argv
 
 

@@ -248,6 +248,7 @@ class Simulation:
             client_id=f"pantau-sim-collector-{collector.index}",
             instance=f"collector-{collector.index}",
             dead_letter=o.workdir / f"dead-letter-{collector.index}.sqlite",
+            rollup_live_every_s=2.0,  # simulations are small and short: a wall that keeps up
         )
         log_file = o.workdir / "logs" / f"collector-{collector.index}.log"
         collector.process = await start_logged(argv, log_file, new_session=True)

@@ -41,7 +41,11 @@ async def run_rollups(influx: InfluxSettings, config: RollupConfig) -> None:
         worker = RollupWorker(
             client,
             rollup_spec(config),
-            WorkerSettings(every_s=config.every_s, settle_s=config.settle_s),
+            WorkerSettings(
+                every_s=config.every_s,
+                settle_s=config.settle_s,
+                live_every_s=config.live_every_s,
+            ),
         )
         await worker.run()
 

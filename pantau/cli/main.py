@@ -95,6 +95,10 @@ def collector(
             "start (repeatable; never an id still running)",
         ),
     ] = None,
+    rollup_live_every: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option("--rollup-live-every", help="seconds between refreshes of the wall's hour"),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the cloud collector: MQTT → validate → InfluxDB, acking only what was stored."""
@@ -116,6 +120,7 @@ def collector(
         ("dead_letter_path",): dead_letter,
         ("mqtt", "share_group"): share_group,
         ("mqtt", "replaces"): replaces,
+        ("rollup", "live_every_s"): rollup_live_every,
     }
     for path, value in overrides.items():
         if value is not None:
