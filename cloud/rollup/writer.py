@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
 from cloud.lineproto import format_line, join_lines
@@ -96,16 +97,11 @@ async def roll_hours(
     }
     intervals = await site_intervals(influx, end_ns, spec.lookback_ns)
     lines = [
-        format_line(
+        _camera_line(
             CAMERA_1H,
-            {"site": r["site"], "district": r["district"], "camera": r["camera"]},
-            {
-                "probes": int(r["probes"]),
-                "up": int(r["up"] or 0),
-                "degraded": degraded.get((r["time"], r["site"], r["camera"]), 0),
-                "interval_s": intervals.get(r["site"], spec.default_interval_s),
-            },
-            int(r["time"]),
+            r,
+            degraded=degraded.get((r["time"], r["site"], r["camera"]), 0),
+            interval_s=intervals.get(r["site"], spec.default_interval_s),
         )
         for r in counts
         if r.get("probes")
@@ -113,6 +109,21 @@ async def roll_hours(
     lines += await _sensor_lines(influx, where)
     await _write(influx, lines, RP_HOURLY)
     return len(lines) + await roll_districts(influx, start_ns, end_ns)
+
+
+def _camera_line(measurement: str, row: dict[str, Any], *, degraded: int, interval_s: float) -> str:
+    """One camera's hour or day: its counts at the period's start."""
+    return format_line(
+        measurement,
+        {"site": row["site"], "district": row["district"], "camera": row["camera"]},
+        {
+            "probes": int(row["probes"]),
+            "up": int(row["up"] or 0),
+            "degraded": degraded,
+            "interval_s": interval_s,
+        },
+        int(row["time"]),
+    )
 
 
 async def _sensor_lines(influx: InfluxClient, where: str) -> list[str]:
@@ -202,17 +213,7 @@ async def roll_days(
         )
     )
     lines = [
-        format_line(
-            CAMERA_1D,
-            {"site": r["site"], "district": r["district"], "camera": r["camera"]},
-            {
-                "probes": int(r["probes"]),
-                "up": int(r["up"]),
-                "degraded": int(r["degraded"]),
-                "interval_s": float(r["interval_s"]),
-            },
-            int(r["time"]),
-        )
+        _camera_line(CAMERA_1D, r, degraded=int(r["degraded"]), interval_s=float(r["interval_s"]))
         for r in rows
         if r.get("probes")
     ]
