@@ -6,7 +6,16 @@ Topic tree (``{site}`` is the per-site prefix that broker ACLs key on)::
 
     pantau/v1/sites/{site}/readings   QoS 1, a batch of readings (ReadingBatch)
     pantau/v1/sites/{site}/status     QoS 1, retained; birth (online) and Last Will (offline)
-    pantau/v1/sites/{site}/receipts   QoS 1, collector -> site: messages now stored (Receipt)
+    pantau/v1/sites/{site}/receipts   QoS 1, collector -> site: what became of messages (Receipt)
+    pantau/v1/sites/{site}/command/contract  QoS 1, retained, collector -> site: the contract
+                                      version the cloud speaks (ContractNotice)
+
+Versions: ``PROTOCOL_VERSION`` (the ``v`` of every payload and the topic root) changes only with
+a new topic tree. Within it, ``CONTRACT_MINOR`` counts backward-compatible additions: optional
+fields, each marked with the minor that introduced it (``since``). An agent speaks the newest
+minor its collectors announced (``ContractNotice``), leaving newer fields out, and a collector
+stores what it knows of a batch from a newer minor (unknown fields ignored and counted), so a
+fleet upgrades one site at a time without losing a batch (docs/operations.md, upgrade order).
 
 Identifiers (site, district, camera, sensor ids) are restricted to ``[A-Za-z0-9_.-]`` so they are
 safe as MQTT topic levels and as InfluxDB tag values without any escaping ambiguity.
@@ -18,9 +27,14 @@ import enum
 from collections.abc import Iterator
 from typing import Annotated, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic.config import JsonDict
 
 PROTOCOL_VERSION = 1
+CONTRACT_MINOR = 1
+"""Minor 1: receipts name rejected messages; batches and births say their minor; sessions
+carry a per-connection sequence number."""
+CONTRACT_VERSION = f"{PROTOCOL_VERSION}.{CONTRACT_MINOR}"
 TOPIC_ROOT = f"pantau/v{PROTOCOL_VERSION}"
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -66,6 +80,11 @@ def agent_client_id(site: str) -> str:
 def site_receipts_topic(site: str) -> PublishTopic:
     """Where the collector tells a site what InfluxDB has stored (read by that site only)."""
     return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/receipts")
+
+
+def site_contract_topic(site: str) -> PublishTopic:
+    """Where the cloud announces (retained) the contract version it speaks to ``site``."""
+    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/command/contract")
 
 
 def site_command_filter(site: str) -> TopicFilter:
@@ -124,6 +143,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def since(minor: int) -> JsonDict:
+    """``json_schema_extra`` of a field added in contract minor ``minor``."""
+    return {"since": minor}
+
+
 class CameraReading(_Strict):
     """One probe of one camera."""
 
@@ -180,6 +204,14 @@ class AgentReading(_Strict):
         description="set while the disk queue fails (disk full, file lost or corrupt): readings "
         "are held in memory meanwhile, and what does not fit becomes a gap",
     )
+    rejected_total: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        description="readings the cloud refused for good (its receipts said why), kept aside in "
+        "the agent's edge dead letters instead of being sent again",
+        json_schema_extra=since(1),
+    )
 
 
 class StreamReading(_Strict):
@@ -227,6 +259,14 @@ class ReadingBatch(_Strict):
     """A site's batch of readings, published on ``.../sites/{site}/readings``."""
 
     v: Literal[1] = 1
+    minor: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="the contract minor the agent speaks (absent: minor 0); a collector of an "
+        "older minor stores what it knows of the batch",
+        json_schema_extra=since(1),
+    )
     site: Ident
     district: Ident
     msg: MessageId | None = Field(
@@ -259,14 +299,54 @@ READING_KINDS: tuple[str, ...] = tuple(
 new list there, and the agent's queue, the collector and the tests follow from this tuple."""
 
 
+class RejectedMessage(_Strict):
+    """A message the cloud will never store (in full): why, and whether sending it again may
+    help (``retry``: e.g. stamped in the future by a clock that may be corrected)."""
+
+    msg: MessageId
+    reason: Ident
+    detail: str = Field(default="", max_length=200, pattern=r"^[^\r\n]*$")
+    retry: bool = False
+
+
 class Receipt(_Strict):
-    """Collector -> site, on ``.../sites/{site}/receipts``: these messages are stored (written to
-    InfluxDB, or dead-lettered as invalid) and their readings may leave the agent's queue."""
+    """Collector -> site, on ``.../sites/{site}/receipts``: what became of its messages.
+
+    ``msgs`` are stored (written to InfluxDB, or kept by the cloud as dead letters when the agent
+    speaks minor 0) and their readings may leave the agent's queue. From minor 1, ``rejected``
+    names the messages the cloud refused, each with its reason; an agent keeps those aside
+    instead of sending them again (unless ``retry``).
+    """
 
     v: Literal[1] = 1
     site: Ident
-    msgs: list[MessageId] = Field(min_length=1, max_length=100_000)
+    msgs: list[MessageId] = Field(default_factory=list, max_length=100_000)
+    rejected: list[RejectedMessage] = Field(
+        default_factory=list, max_length=100_000, json_schema_extra=since(1)
+    )
+    contract: str | None = Field(
+        default=None,
+        max_length=16,
+        pattern=r"^[0-9]+\.[0-9]+$",
+        description="the collector's contract version",
+        json_schema_extra=since(1),
+    )
     ts: TimestampNs = Field(description="collector clock when the batch was stored")
+
+    @model_validator(mode="after")
+    def _names_a_message(self) -> Receipt:
+        if not self.msgs and not self.rejected:
+            raise ValueError("a receipt names at least one message")
+        return self
+
+
+class ContractNotice(_Strict):
+    """Cloud -> site, retained on ``.../sites/{site}/command/contract``: the contract version the
+    collectors speak; the agent then sends the fields of that minor (and keeps it on disk)."""
+
+    v: Literal[1] = 1
+    contract: str = Field(max_length=16, pattern=r"^[0-9]+\.[0-9]+$")
+    minor: int = Field(ge=0, le=10_000)
 
 
 class SiteStatus(_Strict):
