@@ -6,9 +6,8 @@ Topic tree (``{site}`` is the per-site prefix that broker ACLs key on)::
 
     pantau/v1/sites/{site}/readings   QoS 1, a batch of readings (ReadingBatch)
     pantau/v1/sites/{site}/status     QoS 1, retained; birth (online) and Last Will (offline)
-    pantau/v1/sites/{site}/receipts   QoS 1, collector -> site: what became of messages (Receipt)
-    pantau/v1/sites/{site}/command/contract  QoS 1, retained, collector -> site: the contract
-                                      version the cloud speaks (ContractNotice)
+    pantau/v1/sites/{site}/receipts   QoS 1, collector -> site: what became of messages (Receipt),
+                                      and the contract version the cloud speaks (ContractNotice)
 
 Versions: ``PROTOCOL_VERSION`` (the ``v`` of every payload and the topic root) changes only with
 a new topic tree. Within it, ``CONTRACT_MINOR`` counts backward-compatible additions: optional
@@ -80,11 +79,6 @@ def agent_client_id(site: str) -> str:
 def site_receipts_topic(site: str) -> PublishTopic:
     """Where the collector tells a site what InfluxDB has stored (read by that site only)."""
     return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/receipts")
-
-
-def site_contract_topic(site: str) -> PublishTopic:
-    """Where the cloud announces (retained) the contract version it speaks to ``site``."""
-    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/command/contract")
 
 
 def site_command_filter(site: str) -> TopicFilter:
@@ -341,8 +335,10 @@ class Receipt(_Strict):
 
 
 class ContractNotice(_Strict):
-    """Cloud -> site, retained on ``.../sites/{site}/command/contract``: the contract version the
-    collectors speak; the agent then sends the fields of that minor (and keeps it on disk)."""
+    """Cloud -> site, on ``.../sites/{site}/receipts`` when a collector first hears from the site
+    and after each birth: the contract version the collector speaks; the agent then sends the
+    fields of that minor and keeps it on disk. (An agent of minor 0 logs it as a malformed
+    receipt and carries on.)"""
 
     v: Literal[1] = 1
     contract: str = Field(max_length=16, pattern=r"^[0-9]+\.[0-9]+$")
@@ -368,6 +364,13 @@ class SiteStatus(_Strict):
     )
     probe_interval_s: Finite | None = Field(
         default=None, gt=0, description="the agent's probe period: how long a probe result holds"
+    )
+    minor: int | None = Field(
+        default=None,
+        ge=1,
+        le=10_000,
+        description="the contract minor the agent speaks (absent: minor 0)",
+        json_schema_extra=since(1),
     )
 
 
