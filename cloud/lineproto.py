@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cloud.schema import camera_state
+from cloud.schema import AGENT, CAMERA, GAP, SENSOR, SITE, STREAM, camera_state
 from pantau.core.contract import AgentReading, ReadingBatch, SiteStatus, StreamFault
 
 FieldValue = bool | int | float | str
@@ -72,7 +72,7 @@ def format_line(
 
 
 def batch_lines(batch: ReadingBatch) -> list[str]:
-    """Map a reading batch to line-protocol lines (see docs/data-model.md)."""
+    """Map a reading batch to line-protocol lines (names: ``cloud.schema``; docs/data-model.md)."""
     site, district = batch.site, batch.district
     lines: list[str] = []
     # Ids are validated by the contract to [A-Za-z0-9_.-], so tags need no escaping here; the
@@ -99,17 +99,17 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             fields.append(f'picture="{c.picture.value}"')
         fields.append(f'state="{camera_state(c).value}"')
         lines.append(
-            f"camera,camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
+            f"{CAMERA},camera={c.camera},district={district},site={site} {','.join(fields)} {c.ts}"
         )
     for s in batch.sensors:
         lines.append(
-            f"sensor,kind={s.kind},sensor={s.sensor},site={site} value={float(s.value)!r} {s.ts}"
+            f"{SENSOR},kind={s.kind},sensor={s.sensor},site={site} value={float(s.value)!r} {s.ts}"
         )
     lines += [_agent_line(a, site, district) for a in batch.agent]
     for r in batch.streams:
         lines.append(
             format_line(
-                "stream",
+                STREAM,
                 {"site": site, "district": district, "camera": r.camera},
                 {
                     "fault": r.fault.value,
@@ -139,7 +139,7 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
         )
     for g in batch.gaps:
         lines.append(
-            f"gap,district={district},site={site} start_ts={g.start_ts}i,end_ts={g.end_ts}i,"
+            f"{GAP},district={district},site={site} start_ts={g.start_ts}i,end_ts={g.end_ts}i,"
             f"count={g.count}i {g.ts}"
         )
     return lines
@@ -150,7 +150,7 @@ def _agent_line(a: AgentReading, site: str, district: str) -> str:
     if a.clock_offset_ms is not None:
         extra += f",clock_offset_ms={float(a.clock_offset_ms)!r}"
     return (
-        f"agent,district={district},site={site} backlog={a.backlog}i,"
+        f"{AGENT},district={district},site={site} backlog={a.backlog}i,"
         f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{extra} {a.ts}"
     )
 
@@ -159,7 +159,7 @@ def status_line(status: SiteStatus, ts_ns: int, *, ahead_s: float | None = None)
     """Map a site birth/will to a ``site`` point at ``ts_ns`` (``ahead_s``: how far its stamp
     was ahead of its arrival)."""
     return format_line(
-        "site",
+        SITE,
         {"site": status.site, "district": status.district},
         {
             "online": 1 if status.online else 0,

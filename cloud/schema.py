@@ -1,9 +1,11 @@
-"""The read side's one schema: measurement, tag and field names in InfluxDB, and the two rules
-every reader shares: what state a camera is in now, and whether a site is online now.
+"""The read side's one schema: measurement, tag and field names in InfluxDB, and the rules every
+reader shares: how fresh "now" is, what state a camera is in now, whether a site is online now.
 
-The collector writes with these names (``lineproto``), and the fleet view, the problem rules and
-the API read with them; the dashboards' InfluxQL uses the same names and the same rules
-(``$fresh`` is ``stale_after``).
+The collector writes with these names (``lineproto``), and the fleet view, availability, the
+problem rules, the API and the dashboards read with them (``tests/test_names.py`` finds any
+measurement name spelled out elsewhere in ``cloud/`` or ``dashboards/``). The freshness rule is
+``fresh_within_s``: the API's ``stale_after_s``, the problem rules' ``site.stale_after`` and the
+Command Center's ``$fresh`` all default to ``FRESH_S``.
 """
 
 from __future__ import annotations
@@ -37,8 +39,66 @@ SENSOR_1H = "sensor_1h"  # per sensor and hour: min, mean, max, count
 ROLLUP_STATE = "rollup_state"  # the hourly watermark: every hour before it is rolled up
 ROLLUP_DIRTY = "rollup_dirty"  # per site and hour (at the hour): late data marked, done
 
-# Tags.
+# Tags (a site, a camera and a sensor share their names with measurements).
 SITE_TAG, DISTRICT_TAG, CAMERA_TAG = "site", "district", "camera"
+SENSOR_TAG, KIND_TAG = "sensor", "kind"
+INSTANCE_TAG, REASON_TAG = "instance", "reason"  # the collector's own measurements
+
+# Fields of each measurement, as the collector and the rollup worker write them (the dashboards'
+# queries and docs/data-model.md are checked against these by tests/test_names.py).
+FIELDS: Mapping[str, frozenset[str]] = {
+    CAMERA: frozenset(
+        {
+            "up", "cause", "stage", "latency_ms", "tcp_ms", "rtsp_ms", "snapshot_ms",
+            "snapshot_bytes", "rtsp_status", "since", "picture", "state",
+        }
+    ),
+    STREAM: frozenset(
+        {
+            "fault", "faults", "ok", "detail", "codec", "width", "height", "frames", "fps",
+            "bitrate_kbps", "first_frame_ms", "luma", "sharpness", "motion", "frozen_ratio",
+            "cpu_ms",
+        }
+    ),
+    SENSOR: frozenset({"value"}),
+    AGENT: frozenset(
+        {"backlog", "dropped_total", "oldest_age_s", "queue_error", "clock_offset_ms"}
+    ),
+    GAP: frozenset({"start_ts", "end_ts", "count"}),
+    SITE: frozenset({"online", "lat", "lon", "session", "probe_interval_s", "clock_ahead_s"}),
+    COLLECTOR: frozenset(
+        {
+            "received", "written", "pending_messages", "pending_points", "write_latency_ms",
+            "influx_ok",
+        }
+    ),
+    REJECTED: frozenset({"count"}),
+    FUTURE_REJECTED: frozenset({"count"}),
+    SITE_CLOCK: frozenset({"offset_ms"}),
+    CAMERA_1H: frozenset({"probes", "up", "degraded", "interval_s"}),
+    CAMERA_1D: frozenset({"probes", "up", "degraded", "interval_s"}),
+    DISTRICT_1H: frozenset({"probes", "up", "degraded"}),
+    SENSOR_1H: frozenset({"min", "mean", "max", "count"}),
+    ROLLUP_STATE: frozenset({"hours_done", "day_offset_s"}),
+    ROLLUP_DIRTY: frozenset({"marked", "done"}),
+}  # fmt: skip
+
+# How fresh "now" is. A camera's latest probe, a site's latest agent report, counts as "now"
+# while it is younger than this; older, the camera is unknown (the API, the wall) and the site
+# is out of contact (problems). Three probe periods let two probes go missing; the floor rides
+# out an uplink blip and the agent's reconnect, so the wall does not flicker to unknown and no
+# "site offline" problem opens for a few seconds of silence.
+DEFAULT_PROBE_INTERVAL_S = 10.0  # the agents' default; assumed for a site whose birth has none
+FRESH_PROBE_PERIODS = 3
+FRESH_FLOOR_S = 90.0
+
+
+def fresh_within_s(probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S) -> float:
+    """How young a measurement must be to count as "now" for sites probing at this period."""
+    return max(FRESH_FLOOR_S, FRESH_PROBE_PERIODS * probe_interval_s)
+
+
+FRESH_S = fresh_within_s()  # 90 s: the API, the problem rules and the Command Center's $fresh
 
 # The latest camera point with what "state now" needs (a selector beside plain fields returns
 # those fields from the selected point).

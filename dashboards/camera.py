@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
+from cloud.schema import CAMERA, SITE
 from dashboards.panels import (
     DATASOURCE,
     dashboard,
@@ -18,19 +19,19 @@ UID = "pantau-camera"
 WHERE = '"site" =~ /^$site$/ AND "camera" =~ /^$camera$/'
 
 STATE = (
-    f'SELECT last("up") FROM "camera" WHERE {WHERE} AND $timeFilter '
+    f'SELECT last("up") FROM "{CAMERA}" WHERE {WHERE} AND $timeFilter '
     "GROUP BY time($__interval) fill(none)"
 )
 CAUSES = (
-    f'SELECT count("up") AS "failed probes" FROM "camera" WHERE {WHERE} AND "up" = 0 '
+    f'SELECT count("up") AS "failed probes" FROM "{CAMERA}" WHERE {WHERE} AND "up" = 0 '
     'AND $timeFilter GROUP BY "cause"'
 )
 LATENCY = (
     'SELECT mean("tcp_ms") AS "tcp", mean("rtsp_ms") AS "rtsp", mean("snapshot_ms") AS "snapshot" '
-    f'FROM "camera" WHERE {WHERE} AND $timeFilter GROUP BY time($__interval) fill(none)'
+    f'FROM "{CAMERA}" WHERE {WHERE} AND $timeFilter GROUP BY time($__interval) fill(none)'
 )
-SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
-CAMERA_VALUES = 'SHOW TAG VALUES FROM "camera" WITH KEY = "camera" WHERE "site" =~ /^$site$/'
+SITE_VALUES = f'SHOW TAG VALUES FROM "{SITE}" WITH KEY = "site"'
+CAMERA_VALUES = f'SHOW TAG VALUES FROM "{CAMERA}" WITH KEY = "camera" WHERE "site" =~ /^$site$/'
 
 
 def build() -> g.Dashboard:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
+from cloud.schema import CAMERA, COLLECTOR, DISTRICT_1H, RP_HOURLY, SENSOR, SITE
 from dashboards.panels import (
     AMBER,
     GREEN,
@@ -26,11 +27,11 @@ HIDE_TIME = {
 }
 
 LATEST_CAMERA = (
-    'SELECT last("up") AS "up", "cause", "since" FROM "camera" '
+    f'SELECT last("up") AS "up", "cause", "since" FROM "{CAMERA}" '
     'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
 )
 LATEST_SITE = (
-    'SELECT last("online") AS "online", "lat", "lon" FROM "site" WHERE time > now() - 35d '
+    f'SELECT last("online") AS "online", "lat", "lon" FROM "{SITE}" WHERE time > now() - 35d '
     'GROUP BY "site"'
 )  # agents publish their status again every few hours (publish.birth_refresh_s)
 
@@ -52,7 +53,7 @@ CAMERAS_DOWN = (
 )
 
 LATEST_STATE = (
-    'SELECT last("state") AS "state", "picture" FROM "camera" '
+    f'SELECT last("state") AS "state", "picture" FROM "{CAMERA}" '
     'WHERE time > now() - $fresh GROUP BY "site", "district", "camera"'
 )
 CAMERAS_DEGRADED = (
@@ -61,7 +62,7 @@ CAMERAS_DEGRADED = (
 )
 
 SITES_ON_BATTERY = (
-    'SELECT "on_battery" FROM (SELECT last("value") AS "on_battery" FROM "sensor" '
+    f'SELECT "on_battery" FROM (SELECT last("value") AS "on_battery" FROM "{SENSOR}" '
     'WHERE "kind" = \'ups_on_battery\' AND time > now() - $fresh GROUP BY "site") '
     f'WHERE "on_battery" = 1 AND {FRESH_BOUND} GROUP BY "site"'
 )
@@ -69,7 +70,7 @@ SITES_ON_BATTERY = (
 
 # Long windows read the district hours that the rollup worker keeps (the current hour is
 # refreshed every 30 s), so their cost grows with districts and hours, never with probes.
-DISTRICT_HOURS = '"rollup_1h"."district_1h"'
+DISTRICT_HOURS = f'"{RP_HOURLY}"."{DISTRICT_1H}"'
 
 
 def availability(window: str) -> str:
@@ -87,7 +88,7 @@ AVAILABILITY_PER_DISTRICT = (
 )  # the hours that overlap the dashboard's range
 SITES_MAP = LATEST_SITE
 INGEST_RATE = (
-    'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "pantau_collector" '
+    f'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "{COLLECTOR}" '
     'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
 )
 

@@ -4,32 +4,34 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
+from cloud.schema import AGENT, COLLECTOR, FUTURE_REJECTED, GAP
+from cloud.schema import REJECTED as REJECTED_MEASUREMENT
 from dashboards.panels import bar_gauge, dashboard, pos, q, timeseries
 
 UID = "pantau-health"
 
 THROUGHPUT = (
-    'SELECT non_negative_derivative(last("written"), 1s) AS "written/s" FROM "pantau_collector" '
+    f'SELECT non_negative_derivative(last("written"), 1s) AS "written/s" FROM "{COLLECTOR}" '
     'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
 )
 WRITE_LATENCY = (
-    'SELECT mean("write_latency_ms") AS "write latency" FROM "pantau_collector" '
+    f'SELECT mean("write_latency_ms") AS "write latency" FROM "{COLLECTOR}" '
     'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
 )
 PENDING = (
-    'SELECT max("pending_messages") AS "unacked messages" FROM "pantau_collector" '
+    f'SELECT max("pending_messages") AS "unacked messages" FROM "{COLLECTOR}" '
     'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
 )
 REJECTED = (
-    'SELECT last("count") AS "rejected" FROM "pantau_rejected" WHERE $timeFilter GROUP BY "reason"'
+    f'SELECT last("count") AS "rejected" FROM "{REJECTED_MEASUREMENT}" WHERE $timeFilter '
+    'GROUP BY "reason"'
 )
 FUTURE = (
-    'SELECT last("count") AS "refused" FROM "pantau_future_rejected" WHERE $timeFilter '
-    'GROUP BY "site"'
+    f'SELECT last("count") AS "refused" FROM "{FUTURE_REJECTED}" WHERE $timeFilter GROUP BY "site"'
 )
-GAPS = 'SELECT sum("count") AS "readings lost" FROM "gap" WHERE $timeFilter GROUP BY "site"'
+GAPS = f'SELECT sum("count") AS "readings lost" FROM "{GAP}" WHERE $timeFilter GROUP BY "site"'
 BACKLOG = (
-    'SELECT max("backlog") AS "queued" FROM "agent" WHERE $timeFilter '
+    f'SELECT max("backlog") AS "queued" FROM "{AGENT}" WHERE $timeFilter '
     'GROUP BY time($__interval), "site" fill(none)'
 )
 

@@ -9,10 +9,12 @@ import attr
 from grafanalib import core as g
 from grafanalib.influxdb import InfluxDBTarget
 
+from cloud.schema import FRESH_S
+
 DATASOURCE_UID = "pantau-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 SCHEMA_VERSION = 39  # Grafana 11.0's dashboard schema
-FRESH_DEFAULT = "2m"  # probed within this window counts as measured "now": 2-3 probe periods
+FRESH_DEFAULT = f"{FRESH_S:g}s"  # "now" on the wall: the schema's freshness rule (90s)
 
 GREEN, AMBER, RED = "green", "#EAB839", "red"
 
@@ -242,7 +244,8 @@ def query_variable(name: str, query: str, *, label: str = "") -> g.Template:
 
 
 def fresh_variable() -> g.Template:
-    """``$fresh``: how recent a probe must be to count as "now" (set to 2-3 probe periods)."""
+    """``$fresh``: how recent a probe must be to count as "now" (``cloud.schema.fresh_within_s``;
+    a fleet probing slower than every 30 s sets it to three probe periods)."""
     return g.Template(
         name="fresh",
         label="fresh within",

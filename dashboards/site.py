@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
+from cloud.schema import AGENT, CAMERA, GAP, SENSOR, STREAM
+from cloud.schema import SITE as SITE_STATUS
 from dashboards.panels import (
     dashboard,
     pos,
@@ -18,47 +20,47 @@ UID = "pantau-site"
 SITE = '"site" =~ /^$site$/'
 
 CAMERA_STATES = (
-    f'SELECT last("up") FROM "camera" WHERE {SITE} AND $timeFilter '
+    f'SELECT last("up") FROM "{CAMERA}" WHERE {SITE} AND $timeFilter '
     'GROUP BY time($__interval), "camera" fill(none)'
 )
 PROBE_LATENCY = (
-    f'SELECT mean("latency_ms") FROM "camera" WHERE {SITE} AND $timeFilter '
+    f'SELECT mean("latency_ms") FROM "{CAMERA}" WHERE {SITE} AND $timeFilter '
     'GROUP BY time($__interval), "camera" fill(none)'
 )
 CABINET = (
-    f'SELECT mean("value") FROM "sensor" WHERE {SITE} AND '
+    f'SELECT mean("value") FROM "{SENSOR}" WHERE {SITE} AND '
     '"kind" =~ /^(temperature|humidity|mains_voltage|ups_battery_pct)$/ AND $timeFilter '
     'GROUP BY time($__interval), "sensor", "kind" fill(none)'
 )
 UPLINK_RTT = (
-    f'SELECT mean("value") AS "uplink_rtt_ms" FROM "sensor" WHERE {SITE} AND '
+    f'SELECT mean("value") AS "uplink_rtt_ms" FROM "{SENSOR}" WHERE {SITE} AND '
     "\"kind\" = 'uplink_rtt_ms' AND $timeFilter GROUP BY time($__interval) fill(none)"
 )
 BACKLOG = (
-    f'SELECT max("backlog") AS "queued readings" FROM "agent" WHERE {SITE} AND $timeFilter '
+    f'SELECT max("backlog") AS "queued readings" FROM "{AGENT}" WHERE {SITE} AND $timeFilter '
     "GROUP BY time($__interval) fill(none)"
 )
 AGENT_ONLINE = (
-    f'SELECT last("online") AS "agent online" FROM "site" WHERE {SITE} AND $timeFilter '
+    f'SELECT last("online") AS "agent online" FROM "{SITE_STATUS}" WHERE {SITE} AND $timeFilter '
     "GROUP BY time($__interval) fill(previous)"
 )
 PICTURE = (
-    f'SELECT last("fault") AS "picture" FROM "stream" WHERE {SITE} AND $timeFilter '
+    f'SELECT last("fault") AS "picture" FROM "{STREAM}" WHERE {SITE} AND $timeFilter '
     'GROUP BY time($__interval), "camera" fill(previous)'
 )
 UPS = (
-    f'SELECT last("value") FROM "sensor" WHERE {SITE} AND '
+    f'SELECT last("value") FROM "{SENSOR}" WHERE {SITE} AND '
     '"kind" =~ /^(ups_on_battery|ups_battery_pct|ups_minutes_remaining)$/ AND $timeFilter '
     'GROUP BY time($__interval), "kind" fill(previous)'
 )
 GAPS = (
     f'SELECT "count" AS "readings lost", "start_ts" / 1000000 AS "from", '
-    f'"end_ts" / 1000000 AS "to" FROM "gap" WHERE {SITE} AND $timeFilter'
+    f'"end_ts" / 1000000 AS "to" FROM "{GAP}" WHERE {SITE} AND $timeFilter'
 )
 QUEUE_ERRORS = (
-    f'SELECT "queue_error" FROM "agent" WHERE {SITE} AND "queue_error" =~ /.+/ AND $timeFilter'
+    f'SELECT "queue_error" FROM "{AGENT}" WHERE {SITE} AND "queue_error" =~ /.+/ AND $timeFilter'
 )
-SITE_VALUES = 'SHOW TAG VALUES FROM "site" WITH KEY = "site"'
+SITE_VALUES = f'SHOW TAG VALUES FROM "{SITE_STATUS}" WITH KEY = "site"'
 
 
 def build() -> g.Dashboard:
