@@ -19,9 +19,9 @@ from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
 from cloud.rollup.reader import CameraCounts, add_counts, known_cameras, plan, rollup_state
+from cloud.schema import DEFAULT_PROBE_INTERVAL_S, SITE
 
 NS = 1_000_000_000
-DEFAULT_PROBE_INTERVAL_S = 10.0
 INTERVAL_LOOKBACK_NS = 35 * 86400 * NS  # a site's probe interval is its births' in this span
 
 
@@ -164,7 +164,7 @@ async def compute(
         row["site"]: float(row["last"])
         for row in series_rows(
             await influx.query(
-                'SELECT last("probe_interval_s") FROM "site" '
+                f'SELECT last("probe_interval_s") FROM "{SITE}" '
                 f"WHERE time >= {end_ns - INTERVAL_LOOKBACK_NS} AND time < {max(end_ns, now_ns)} "
                 'GROUP BY "site"'
             )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from cloud.schema import FUTURE_REJECTED
+
 
 class CollectorMetrics:
     """Counters and gauges of one collector; exported at ``/metrics``."""
@@ -28,7 +30,7 @@ class CollectorMetrics:
             registry=r,
         )
         self.future_rejected = Counter(
-            "pantau_future_rejected",
+            FUTURE_REJECTED,  # also the InfluxDB measurement the collector copies it to
             "messages refused because a reading was stamped in the future (the site's clock "
             "runs ahead; its agent keeps the readings), by site",
             ["site"],

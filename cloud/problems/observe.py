@@ -17,6 +17,7 @@ from cloud.problems.site_checks import duplicate_sites, site_clocks
 from cloud.schema import (
     AGENT,
     CAMERA,
+    COLLECTOR,
     LAST_CAMERA_FIELDS,
     LAST_SITE_FIELDS,
     SITE,
@@ -65,7 +66,7 @@ class Observer:
     async def _ingest(self, now_ns: int) -> Observation:
         stale_ns = to_ns(self._rules.ingest_stale_after)
         rows = await self._query(
-            'SELECT last("received") FROM "pantau_collector" '
+            f'SELECT last("received") FROM "{COLLECTOR}" '
             f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(INGEST_LOOKBACK_S)}"
         )
         last = int(rows[0]["time"]) if rows else None
@@ -131,7 +132,7 @@ class Observer:
             'GROUP BY "site", "district", "camera"'
         )
         flaps = await self._query(
-            'SELECT count(distinct("since")) AS "states" FROM "camera" '
+            f'SELECT count(distinct("since")) AS "states" FROM "{CAMERA}" '
             f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(rule.flap_window)} "
             'GROUP BY "site", "camera"'
         )
