@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 from dataclasses import dataclass, field
 
 from pydantic import ValidationError
@@ -10,8 +12,9 @@ from pydantic import ValidationError
 from cloud.budget import DeviceBudget
 from cloud.config import CollectorConfig
 from cloud.lineproto import LineProtocolError, batch_lines, status_line
-from cloud.rollup.marks import mark_lines
+from pantau.core.compat import known_fields
 from pantau.core.contract import (
+    CONTRACT_MINOR,
     READING_KINDS,
     ReadingBatch,
     SiteStatus,
@@ -45,8 +48,15 @@ class Accepted:
     over_budget: list[str] = field(default_factory=list)  # device keys refused by the budget
     msg: int | None = None  # the agent's message id, to name in the site's receipt
     clock_offset_ms: float | None = None  # the agent's latest clock measurement in the batch
-    marks: list[str] = field(default_factory=list)  # rollup marks for hours that are over
-    too_old: int = 0  # readings left out: older than raw retention
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A message valid by the contract (read for its known fields if of a newer minor)."""
+
+    site: str
+    message: ReadingBatch | SiteStatus
+    unknown_fields: int = 0  # fields of a newer contract minor left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,8 @@ class Rejection:
     reason: RejectReason
     detail: str
     site: str | None = None  # the topic's site, where the message got that far
+    msg: int | None = None  # the agent's message id, where one could be read
+    minor: int = 0  # the contract minor the message said it speaks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +101,85 @@ def _classify(error: ValidationError) -> Rejection:
     return Rejection(RejectReason.SCHEMA, f"{where}: {first['msg']}"[:200])
 
 
+def _identify(payload: bytes) -> tuple[int | None, int]:
+    """The message id and contract minor of a payload that failed validation, if readable, so
+    that its agent can be told (a receipt naming it) instead of sending it forever."""
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):  # hostile nesting depth
+        return None, 0
+    if not isinstance(data, dict):
+        return None, 0
+    msg, minor = data.get("msg"), data.get("minor")
+    msg = msg if type(msg) is int and 0 <= msg < 2**63 else None
+    return msg, minor if type(minor) is int and 0 < minor <= 10_000 else 0
+
+
+def _validate(kind: TopicKind, payload: bytes) -> tuple[ReadingBatch | SiteStatus, int]:
+    """Validate strictly; a batch of a newer contract minor is read for its known fields."""
+    model: type[ReadingBatch | SiteStatus] = (
+        ReadingBatch if kind is TopicKind.READINGS else SiteStatus
+    )
+    try:
+        return model.model_validate_json(payload), 0
+    except ValidationError as exc:
+        if not any(e["type"] == "extra_forbidden" for e in exc.errors()):
+            raise
+        _msg, minor = _identify(payload)
+        if minor <= CONTRACT_MINOR:
+            raise
+    data, unknown = known_fields(model, json.loads(payload))
+    return model.model_validate(data), unknown
+
+
+def parse_message(
+    topic: str, payload: bytes, *, now_ns: int, limits: DecodeLimits
+) -> Parsed | Rejection:
+    """Validate a message against the contract (size, topic, schema, site, future stamps)."""
+    if len(payload) > limits.max_payload_bytes:
+        return Rejection(
+            RejectReason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}"
+        )
+    parsed = parse_site_topic(topic)
+    if parsed is None:
+        return Rejection(RejectReason.UNKNOWN_TOPIC, topic[:200])
+    topic_site, kind = parsed
+    try:
+        message, unknown = _validate(kind, payload)
+    except ValidationError as exc:
+        rejection = _classify(exc)
+        msg, minor = _identify(payload) if kind is TopicKind.READINGS else (None, 0)
+        return dataclasses.replace(rejection, site=topic_site, msg=msg, minor=minor)
+    if message.site != topic_site:
+        return Rejection(
+            RejectReason.SITE_MISMATCH,
+            f"payload site {message.site!r} published on topic of site {topic_site!r}",
+        )
+    if isinstance(message, ReadingBatch):
+        horizon = now_ns + limits.max_future_ns
+        if any(r.ts > horizon for r in message.readings()):
+            return Rejection(
+                RejectReason.FUTURE_TIMESTAMP,
+                "a reading is stamped in the future (the site's clock is ahead)",
+                message.site,
+                message.msg,
+                message.minor or 0,
+            )
+    return Parsed(message.site, message, unknown)
+
+
+def batch_accepted(batch: ReadingBatch, over_budget: list[str] | None = None) -> Accepted:
+    """The points of a valid batch (raises ``LineProtocolError`` if one is unencodable)."""
+    offsets = [a.clock_offset_ms for a in batch.agent if a.clock_offset_ms is not None]
+    return Accepted(
+        batch.site,
+        batch_lines(batch),
+        over_budget or [],
+        batch.msg,
+        offsets[-1] if offsets else None,
+    )
+
+
 def decode_message(
     topic: str,
     payload: bytes,
@@ -101,69 +192,32 @@ def decode_message(
     """Validate a message against the contract and map it to points.
 
     With a ``budget``, readings of devices beyond the site's budget are left out and named in
-    ``Accepted.over_budget``.
+    ``Accepted.over_budget``. (The collector's core adds the retention cut and rollup marks.)
     """
-    if len(payload) > limits.max_payload_bytes:
-        return Rejection(
-            RejectReason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}"
-        )
-    parsed = parse_site_topic(topic)
-    if parsed is None:
-        return Rejection(RejectReason.UNKNOWN_TOPIC, topic[:200])
-    topic_site, kind = parsed
-    try:
-        message = (
-            ReadingBatch.model_validate_json(payload)
-            if kind is TopicKind.READINGS
-            else SiteStatus.model_validate_json(payload)
-        )
-    except ValidationError as exc:
-        return _classify(exc)
-    if message.site != topic_site:
-        return Rejection(
-            RejectReason.SITE_MISMATCH,
-            f"payload site {message.site!r} published on topic of site {topic_site!r}",
-        )
-    horizon = now_ns + limits.max_future_ns
+    parsed = parse_message(topic, payload, now_ns=now_ns, limits=limits)
+    if isinstance(parsed, Rejection):
+        return parsed
+    message = parsed.message
     try:
         if isinstance(message, SiteStatus):
-            return _status(message, retain=retain, now_ns=now_ns)
-        if any(r.ts > horizon for r in message.readings()):
-            return Rejection(
-                RejectReason.FUTURE_TIMESTAMP,
-                "a reading is stamped in the future (the site's clock is ahead)",
-                message.site,
-            )
+            return status_accepted(message, retain=retain, now_ns=now_ns)
         over_budget: list[str] = []
         if budget is not None:
             message, over_budget = budget.filter(message)
-        too_old = 0
-        if limits.max_age_ns is not None:
-            message, too_old = _drop_older(message, now_ns - limits.max_age_ns)
-        offsets = [a.clock_offset_ms for a in message.agent if a.clock_offset_ms is not None]
-        # Readings of an hour that is over mark it for the rollup worker, in the same write.
-        late = [c.ts for c in message.cameras] + [s.ts for s in message.sensors]
-        return Accepted(
-            message.site,
-            batch_lines(message),
-            over_budget,
-            message.msg,
-            offsets[-1] if offsets else None,
-            mark_lines(message.site, late, now_ns),
-            too_old,
-        )
+        return batch_accepted(message, over_budget)
     except LineProtocolError as exc:
-        return Rejection(RejectReason.UNENCODABLE, str(exc)[:200])
+        return Rejection(RejectReason.UNENCODABLE, str(exc)[:200], parsed.site)
 
 
-def _drop_older(batch: ReadingBatch, cutoff_ns: int) -> tuple[ReadingBatch, int]:
+def drop_older(batch: ReadingBatch, cutoff_ns: int) -> tuple[ReadingBatch, int]:
     """The batch without readings stamped before ``cutoff_ns``, and how many those were."""
     kept = {kind: [r for r in getattr(batch, kind) if r.ts >= cutoff_ns] for kind in READING_KINDS}
     dropped = sum(len(getattr(batch, kind)) - len(rows) for kind, rows in kept.items())
     return (batch.model_copy(update=kept), dropped) if dropped else (batch, 0)
 
 
-def _status(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:
+def status_accepted(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:
+    """The point of a birth or will: stamped at its arrival when that is earlier (or unknown)."""
     if status.ts is None:
         if status.online:
             return Rejection(RejectReason.SCHEMA, "ts: an online (birth) status needs a timestamp")

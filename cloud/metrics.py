@@ -42,6 +42,11 @@ class CollectorMetrics:
             ["site"],
             registry=r,
         )
+        self.unknown_fields = Counter(
+            "pantau_unknown_fields",
+            "fields of a newer contract minor left out of stored batches",
+            registry=r,
+        )
         self.readings_written = Counter(
             "pantau_readings_written", "readings (points) written to InfluxDB", registry=r
         )

@@ -10,10 +10,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from cloud.budget import DeviceBudget
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
-from cloud.decode import Accepted, decode_limits, decode_message
+from cloud.decode import decode_limits
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from cloud.ingest.core import IngestCore
+from cloud.metrics import CollectorMetrics
 from cloud.schema import (
     CAMERA_1D,
     CAMERA_1H,
@@ -25,6 +28,7 @@ from cloud.schema import (
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from pantau.core.contract import TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.mqtt_types import Message
 from tests.helpers import async_wait_for, counters
 from tests.hostile import _TAG, MEASUREMENTS
 from tests.test_fuzz import hostile_corpus
@@ -77,7 +81,15 @@ async def _run(
             "http_port": 0,
         }
     )
-    limits = decode_limits(config)  # the collector's own, raw retention included
+    # The collector's own rules (limits, raw retention, device budget), judged on the side.
+    judge = IngestCore(
+        limits=decode_limits(config),
+        budget=DeviceBudget(
+            max_devices=config.validation.max_devices_per_site,
+            max_sites=config.validation.max_sites,
+        ),
+        metrics=CollectorMetrics(),
+    )
     collector = Collector(config)
     task = asyncio.create_task(collector.run())
     publisher = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="fuzzer"))
@@ -95,17 +107,17 @@ async def _run(
         for index, (site, payload) in enumerate(sendable):
             kind = TopicKind.STATUS if index % 10 == 0 else TopicKind.READINGS
             topic = site_topic(site, kind)
-            verdict = decode_message(
-                topic, payload, retain=False, now_ns=time.time_ns(), limits=limits
+            verdict = judge.outcome(
+                Message(topic, payload, qos=1, retain=False, mid=0, generation=0), time.time_ns()
             )
-            if isinstance(verdict, Accepted):
-                if verdict.too_old:
-                    expected["beyond_retention"] += 1
+            if verdict.rejected is None:
+                for reason, _detail in verdict.dead:
+                    expected[reason.value] += 1
                 for line in verdict.lines:
                     head, _fields, ts = line.rsplit(" ", 2)
                     points[head.split(",")[0]].add(f"{head} {ts}")
             else:
-                expected[verdict.reason.value] += 1
+                expected[verdict.rejected.reason.value] += 1
             await asyncio.wait_for(publisher.publish(topic, payload), timeout=10)
 
         async def handled() -> bool:

@@ -16,6 +16,7 @@ import pytest
 from cloud.api.app import create_app
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.collector import Collector
+from cloud.collector_service import run_collector_service
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from cloud.rollup.reader import Source, plan, rollup_state
@@ -213,7 +214,7 @@ async def test_late_replay_is_rolled_up_again(
     async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
         await history.write(influx)  # what was stored live, before the collector below started
         collector = Collector(config)
-        task = asyncio.create_task(collector.run())
+        task = asyncio.create_task(run_collector_service(config, collector))
         try:
             await collector.ready.wait()
 
