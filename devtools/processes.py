@@ -1,18 +1,25 @@
 """Starting and stopping pantau's own processes (agents, collectors) for simulations, chaos runs,
-the benchmark and tests: one argv per role, logs appended to a file, polite then firm stops."""
+the benchmark and tests: one argv per role, logs appended to a file, polite then firm stops that
+reach the whole process group of a process started in its own session."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from devtools.proctree import group_members
+
 STOP_TIMEOUT_S = 10.0  # SIGTERM, then SIGKILL after this long
+GROUP_POLL_S = 0.05  # how often a stop looks whether a group's last member has left
 
 
 def pantau_argv(*args: str) -> list[str]:
@@ -64,28 +71,87 @@ async def start_logged(
         )  # fmt: skip
 
 
-async def kill_process(process: asyncio.subprocess.Process | None) -> None:
-    """SIGKILL a process and reap it."""
-    if process is None or process.returncode is not None:
-        return
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to every live process of group ``pgid``; False if it has none.
+
+    A process started in its own session leads a group holding whatever it started (a
+    ``faketime`` wrapper's agent, a server's workers): signalling the group reaches them even
+    after the leader is gone, and the group's number is not reused while a member lives.
+    """
+    if not group_members(pgid):
+        return False
     with contextlib.suppress(ProcessLookupError):
-        process.kill()
+        os.killpg(pgid, sig)
+    return True
+
+
+async def kill_process(process: asyncio.subprocess.Process | None) -> None:
+    """SIGKILL a process (with its whole group, if it leads one) and reap it."""
+    if process is None:
+        return
+    if not signal_group(process.pid, signal.SIGKILL) and process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
     await process.wait()
 
 
 async def stop_process(
     process: asyncio.subprocess.Process | None, timeout_s: float = STOP_TIMEOUT_S
 ) -> None:
-    """SIGTERM a process, SIGKILL it if it does not leave in time."""
-    if process is None or process.returncode is not None:
+    """SIGTERM a process (with its whole group, if it leads one) and wait until all of it has
+    left; SIGKILL whatever has not left in time."""
+    if process is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
+    if not signal_group(process.pid, signal.SIGTERM) and process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
     try:
         async with asyncio.timeout(timeout_s):
             await process.wait()
+            while True:  # the group's other processes are not ours to wait for: poll
+                if not group_members(process.pid):
+                    return
+                await asyncio.sleep(GROUP_POLL_S)
     except TimeoutError:
         await kill_process(process)
+
+
+def kill_popen(process: subprocess.Popen[bytes] | None) -> None:
+    """``kill_process`` for a process started with ``subprocess.Popen``."""
+    if process is None:
+        return
+    if not signal_group(process.pid, signal.SIGKILL) and process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    process.wait()
+
+
+def stop_popen(
+    process: subprocess.Popen[bytes] | None,
+    timeout_s: float = STOP_TIMEOUT_S,
+    *,
+    sig: signal.Signals = signal.SIGTERM,
+    whole_group: bool = True,
+) -> None:
+    """``stop_process`` for a process started with ``subprocess.Popen``: ``sig`` to its group
+    (or to the leader alone if not ``whole_group``: a server that stops its own workers), wait
+    until the group is empty, SIGKILL what is left after ``timeout_s``."""
+    if process is None:
+        return
+    if not (whole_group and signal_group(process.pid, sig)) and process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(sig)
+    deadline = time.monotonic() + timeout_s
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_popen(process)
+        return
+    while group_members(process.pid):  # the group's other processes: poll the kernel's table
+        if time.monotonic() > deadline:
+            kill_popen(process)
+            return
+        time.sleep(GROUP_POLL_S)
 
 
 async def collector_health(http: httpx.AsyncClient, port: int) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class ChaosResult:
     actions: list[tuple[float, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     written_per_collector: list[float] = field(default_factory=list)
+    interrupted: bool = False  # stopped by a signal before the schedule ended
 
 
 def chaos_scenario(sites: int = 4, cameras: int = 6) -> Scenario:
@@ -70,6 +71,17 @@ def chaos_scenario(sites: int = 4, cameras: int = 6) -> Scenario:
             for i in range(1, sites + 1)
         ],
     )
+
+
+async def _finish_in_thread(action: Callable[[], None]) -> None:
+    """Run a service's start or stop in a thread; if cancelled (a signal ends the run), let it
+    finish before cancelling, so the final cleanup never races a start still under way."""
+    running = asyncio.ensure_future(asyncio.to_thread(action))
+    try:
+        await asyncio.shield(running)
+    except asyncio.CancelledError:
+        await running
+        raise
 
 
 class ChaosMonkey:
@@ -113,7 +125,7 @@ class ChaosMonkey:
             self.skipped.append("broker restart (broker not started by pantau)")
             return
         self._note("broker restart")
-        await asyncio.to_thread(self.broker.restart)
+        await _finish_in_thread(self.broker.restart)
         self._note("broker back")
 
     async def cut_uplink(self) -> None:
@@ -139,10 +151,10 @@ class ChaosMonkey:
         if self.influx is None:
             self.skipped.append("InfluxDB outage (InfluxDB not started by pantau)")
             return
-        await asyncio.to_thread(self.influx.stop)
+        await _finish_in_thread(self.influx.stop)
         self._note("InfluxDB stopped")
         await asyncio.sleep(60 * self.scale)
-        await asyncio.to_thread(self.influx.start)
+        await _finish_in_thread(self.influx.start)
         self._note("InfluxDB started")
 
     async def collectors_away(self) -> None:
@@ -154,11 +166,11 @@ class ChaosMonkey:
             self.skipped.append("broker faults while collectors are away (broker not ours)")
         else:
             await asyncio.sleep(3 * self.scale)
-            await asyncio.to_thread(self.broker.kill)
-            await asyncio.to_thread(self.broker.start)
+            await _finish_in_thread(self.broker.kill)
+            await _finish_in_thread(self.broker.start)
             self._note("broker SIGKILL and back")
             await asyncio.sleep(5 * self.scale)
-            await asyncio.to_thread(self.broker.restart)
+            await _finish_in_thread(self.broker.restart)
             self._note("broker graceful restart")
         await asyncio.sleep(5 * self.scale)
         for collector in self.sim.collectors:
@@ -183,8 +195,12 @@ async def run_chaos(
     database: str = "pantau_chaos",
     workdir: Path | None = None,
     console: Console | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ChaosResult:
-    """Run the schedule on services started here (or the given URLs) and compare the ledger."""
+    """Run the schedule on services started here (or the given URLs) and compare the ledger.
+
+    Setting ``stop`` (a signal) ends the schedule early; every process is stopped either way.
+    """
     with tempfile.TemporaryDirectory(prefix="pantau-chaos-") as tmp:
         base = workdir or Path(tmp)
         broker = make_mosquitto(base) if mqtt_url is None else None
@@ -202,6 +218,7 @@ async def run_chaos(
                 database=database,
                 base=base,
                 console=console,
+                stop=stop or asyncio.Event(),
             )
         finally:
             for process in (influxd, broker):
@@ -219,6 +236,7 @@ async def _run(
     database: str,
     base: Path,
     console: Console | None,
+    stop: asyncio.Event,
 ) -> ChaosResult:
     async with InfluxClient(InfluxSettings(url=influx_url, database=database)) as influx:
         await influx.query(f'DROP DATABASE "{database}"', database="")
@@ -235,17 +253,16 @@ async def _run(
             ),
         )
         monkey = ChaosMonkey(sim, broker, influxd, duration_s)
+        interrupted = False
         try:
             await sim.start()
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(monkey.run(), name="chaos-monkey")
-                tasks.create_task(sim.run_events(duration_s), name="chaos-clock")
-                if console is not None:
-                    tasks.create_task(_progress(sim, monkey, duration_s, console), name="progress")
-            if console is not None:
+            interrupted = await _schedule_until(sim, monkey, duration_s, console, stop)
+            if console is not None and not interrupted:
                 console.print("waiting for the agents' queues to drain")
             per_cycle = max(len(s.cameras) + 10 for s in sim.sites.values())
-            if not await sim.wait_queues_below(per_cycle, timeout_s=DRAIN_TIMEOUT_S):
+            if not interrupted and not await sim.wait_queues_below(
+                per_cycle, timeout_s=DRAIN_TIMEOUT_S
+            ):
                 log.warning("queues still hold readings: %s", await asyncio.to_thread(sim.queued))
             if console is not None:
                 console.print("stopping agents (they flush their queues) and draining collectors")
@@ -253,7 +270,32 @@ async def _run(
         finally:
             await sim.stop()
         comparison = await compare(influx, {site: rt.queue_path for site, rt in sim.sites.items()})
-        return ChaosResult(comparison, monkey.actions, monkey.skipped, written)
+        return ChaosResult(comparison, monkey.actions, monkey.skipped, written, interrupted)
+
+
+async def _schedule_until(
+    sim: Simulation,
+    monkey: ChaosMonkey,
+    duration_s: float,
+    console: Console | None,
+    stop: asyncio.Event,
+) -> bool:
+    """Run the fault schedule to its end or until ``stop``; True if stopped."""
+
+    async def schedule() -> None:
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(monkey.run(), name="chaos-monkey")
+            tasks.create_task(sim.run_events(duration_s), name="chaos-clock")
+            if console is not None:
+                tasks.create_task(_progress(sim, monkey, duration_s, console), name="progress")
+
+    async with asyncio.TaskGroup() as tasks:
+        running = tasks.create_task(schedule(), name="chaos-schedule")
+        stopper = tasks.create_task(stop.wait(), name="chaos-stop")
+        await asyncio.wait({running, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        running.cancel()
+        stopper.cancel()
+    return stop.is_set()
 
 
 async def _progress(

@@ -262,16 +262,21 @@ class Simulation:
         await stop_process(process, PROCESS_STOP_TIMEOUT_S)
 
     async def stop(self) -> None:
-        """Stop agents first (they say goodbye), then collectors, cameras and uplinks."""
-        await asyncio.gather(*(self.stop_process(s.process) for s in self.sites.values()))
-        await self.wait_collectors_idle()
-        await asyncio.gather(*(self.stop_process(c.process) for c in self.collectors))
-        for runtime in self.sites.values():
-            for camera in runtime.cameras.values():
-                await camera.stop()
-            await runtime.uplink.stop()
-            if runtime.ups is not None:
-                await asyncio.to_thread(runtime.ups.stop)
+        """Stop agents first (they say goodbye), then collectors, cameras and uplinks; every
+        process is stopped even if an earlier step failed."""
+        try:
+            await asyncio.gather(*(self.stop_process(s.process) for s in self.sites.values()))
+            await self.wait_collectors_idle()
+        finally:
+            try:
+                await asyncio.gather(*(self.stop_process(c.process) for c in self.collectors))
+            finally:
+                for runtime in self.sites.values():
+                    if runtime.ups is not None:
+                        await asyncio.to_thread(runtime.ups.stop)
+                    for camera in runtime.cameras.values():
+                        await camera.stop()
+                    await runtime.uplink.stop()
 
     async def wait_collectors_connected(self, timeout_s: float = 30.0) -> None:
         """Wait until every collector is connected and subscribed."""

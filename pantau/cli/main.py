@@ -296,7 +296,6 @@ def chaos(
     console = Console()
 
     async def main(stop: asyncio.Event) -> int:
-        del stop  # the schedule is short and self-terminating; Ctrl-C ends the process
         result = await run_chaos(
             duration,
             mqtt_url=mqtt,
@@ -304,7 +303,10 @@ def chaos(
             database=database,
             workdir=workdir,
             console=console,
+            stop=stop,  # Ctrl-C, SIGTERM or SIGHUP: end the schedule, stop every process
         )
+        if result.interrupted:
+            console.print("interrupted: the schedule did not finish, the figures are partial")
         for skipped in result.skipped:
             console.print(f"skipped: {skipped}")
         c = result.comparison
@@ -317,7 +319,7 @@ def chaos(
         if c.dup_examples:
             console.print(f"dup, e.g.: {c.dup_examples}")
         print(c.line())
-        return 0 if c.lost == 0 and c.dup == 0 and c.queued == 0 else 1
+        return 0 if c.lost == 0 and c.dup == 0 and c.queued == 0 and not result.interrupted else 1
 
     try:
         code = run_with_stop(main)

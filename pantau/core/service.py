@@ -1,4 +1,4 @@
-"""Run a long-lived coroutine until SIGINT/SIGTERM, then let it clean up."""
+"""Run a long-lived coroutine until SIGINT, SIGTERM or SIGHUP, then let it clean up."""
 
 from __future__ import annotations
 
@@ -22,18 +22,23 @@ def configure_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
+# Ctrl-C, a service manager's stop and a closed terminal: each ends the process the same way.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def run_with_stop(main: Callable[[asyncio.Event], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main(stop)``; SIGINT/SIGTERM set ``stop`` and ``main`` decides how to wind down."""
+    """Run ``main(stop)``; SIGINT, SIGTERM or SIGHUP set ``stop`` and ``main`` decides how to
+    wind down (and stops whatever it started)."""
 
     async def runner() -> T:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
         try:
             return await main(stop)
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
 
     return asyncio.run(runner())
