@@ -6,7 +6,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cloud.influx_config import InfluxSettings
 from cloud.rollup.timegrid import fixed_offset_s
+from cloud.schema import DEFAULT_PROBE_INTERVAL_S
 from pantau.core.paths import dead_letter_path
 
 
@@ -63,15 +65,10 @@ class MqttConfig(_Config):
     )
 
 
-class InfluxConfig(_Config):
-    """The InfluxDB the collector writes to (v1 HTTP API)."""
+class InfluxConfig(InfluxSettings):
+    """The InfluxDB the collector writes to: the shared settings (``cloud.influx_config``), and
+    whether to create the database."""
 
-    url: str = Field(default="http://127.0.0.1:8086", description="http(s)://host:port")
-    database: str = Field(default="pantau", min_length=1, description="database name")
-    username: str | None = Field(default=None, description="InfluxDB 1.x user")
-    password: str | None = Field(default=None, description="InfluxDB 1.x password", repr=False)
-    token: str | None = Field(default=None, description="InfluxDB 2.x/3.x token", repr=False)
-    timeout_s: float = Field(default=10.0, gt=0, le=120, description="per-request timeout")
     create_database: bool = Field(default=True, description="CREATE DATABASE at start-up")
 
 
@@ -148,7 +145,9 @@ class RollupConfig(_Config):
     hourly_days: int = Field(default=730, ge=7, le=36500, description="hourly rollups kept")
     daily_days: int = Field(default=3650, ge=30, le=36500, description="daily rollups kept")
     default_probe_interval_s: float = Field(
-        default=10.0, gt=0, description="probe interval of a site whose birth is not on record"
+        default=DEFAULT_PROBE_INTERVAL_S,
+        gt=0,
+        description="probe interval of a site whose birth is not on record",
     )
 
     @field_validator("timezone")

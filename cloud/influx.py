@@ -1,20 +1,30 @@
 """InfluxDB v1 HTTP API client: line protocol to ``/write``, InfluxQL to ``/query``.
 
 The v1 API is served by InfluxDB 1.x, by 2.x through its compatibility endpoints (token auth) and
-by 3.x, so this one client covers them all.
+by 3.x, so this one client covers them all. Its settings (``InfluxSettings``, re-exported here)
+are the one model every role configures (``cloud.influx_config``).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
+from cloud.influx_config import InfluxSettings
+
 log = logging.getLogger(__name__)
+__all__ = [
+    "InfluxClient",
+    "InfluxError",
+    "InfluxQueryError",
+    "InfluxSettings",
+    "InfluxTimeoutError",
+    "InfluxWriteError",
+    "series_rows",
+]
 
 
 class InfluxError(Exception):
@@ -46,23 +56,6 @@ class InfluxQueryError(InfluxError):
 class InfluxTimeoutError(InfluxQueryError):
     """A ``/query`` did not answer within the client's timeout (InfluxDB may be healthy but the
     query too large)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class InfluxSettings:
-    """Where InfluxDB is and how to authenticate (user/password for 1.x, token for 2.x/3.x)."""
-
-    url: str
-    database: str
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    token: str | None = field(default=None, repr=False)
-    timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"InfluxDB URL {self.url!r} must look like http://host:8086")
 
 
 def _retry_after(response: httpx.Response) -> float | None:

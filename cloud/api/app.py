@@ -20,6 +20,7 @@ from cloud.api.report import report_router
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeoutError
 from cloud.maintenance import StateStore
 from cloud.problems.store import ProblemStore
+from cloud.schema import DEFAULT_PROBE_INTERVAL_S, FRESH_S
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,12 @@ def create_app(
     influx: InfluxSettings,
     state_url: str,
     token: str | None,
-    stale_after_s: float = 30.0,
-    default_probe_interval_s: float = 10.0,
+    stale_after_s: float = FRESH_S,
+    default_probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
 ) -> FastAPI:
-    """Build the API. ``token`` guards every write; without one, writes are refused."""
+    """Build the API. ``token`` guards every write; without one, writes are refused. A camera
+    whose latest probe is older than ``stale_after_s`` is unknown (the schema's freshness rule).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from cloud.influx_config import InfluxSettings
+from cloud.schema import FRESH_S
 from pantau.core.paths import state_db_url
 from pantau.core.units import Seconds
 
@@ -61,9 +63,10 @@ class SiteRule(_Config):
         default=120.0, gt=0, description="it resolves once the site has been back this long"
     )
     stale_after: Seconds = Field(
-        default=90.0,
+        default=FRESH_S,
         gt=0,
-        description="no agent report for this long counts as offline even without a Last Will",
+        description="no agent report for this long counts as offline even without a Last Will, "
+        "and a camera's older probe is not 'now' (default: the schema's freshness rule)",
     )
     severity: Severity = Field(default=Severity.CRITICAL, description="severity of site problems")
 
@@ -267,8 +270,9 @@ class NotifyConfig(_Config):
 class EvaluatorConfig(_Config):
     """The ``pantau problems`` service."""
 
-    influx_url: str = Field(default="http://127.0.0.1:8086", description="InfluxDB URL")
-    database: str = Field(default="pantau", min_length=1, description="InfluxDB database")
+    influx: InfluxSettings = Field(
+        default_factory=InfluxSettings, description="the InfluxDB the rules read (as the API's)"
+    )
     state_url: str = Field(
         default_factory=state_db_url,
         description="state database shared with the API (sqlite:///FILE or postgresql://...)",
@@ -276,3 +280,18 @@ class EvaluatorConfig(_Config):
     interval: Seconds = Field(default=10.0, gt=0, description="evaluate the rules this often")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="problem rules")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="notifications")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_influx_keys(cls, data: Any) -> Any:
+        """Older configs say ``influx_url`` and ``database`` at the top: read them into
+        ``influx``."""
+        if not isinstance(data, dict) or not {"influx_url", "database"} & data.keys():
+            return data
+        data = dict(data)
+        section = dict(data.get("influx") or {})
+        for old, new in (("influx_url", "url"), ("database", "database")):
+            if old in data:
+                section.setdefault(new, data.pop(old))
+        data["influx"] = section
+        return data

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from cloud.influx import InfluxClient, InfluxSettings
+from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.evaluator import Evaluator
@@ -30,11 +30,10 @@ class ProblemsService:
 @contextlib.asynccontextmanager
 async def problems_service(config: EvaluatorConfig) -> AsyncIterator[ProblemsService]:
     """Open the clients and stores the service needs; close them on exit."""
-    settings = InfluxSettings(url=config.influx_url, database=config.database)
     problems = ProblemStore(config.state_url)
     maintenance = StateStore(config.state_url)
     try:
-        async with InfluxClient(settings) as influx, httpx.AsyncClient() as http:
+        async with InfluxClient(config.influx) as influx, httpx.AsyncClient() as http:
             yield ProblemsService(
                 evaluator=Evaluator(
                     Observer(influx, config.rules),

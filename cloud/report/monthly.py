@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from cloud.availability import AvailabilityRow, GroupBy, MaintenanceSpan, aggregate, compute
 from cloud.influx import InfluxClient
 from cloud.maintenance import Maintenance, StateStore
+from cloud.schema import DEFAULT_PROBE_INTERVAL_S
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 NS = 1_000_000_000
@@ -56,7 +57,7 @@ async def build_report(
     *,
     month: str,
     timezone: str = "Asia/Jakarta",
-    default_interval_s: float = 10.0,
+    default_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
 ) -> MonthlyReport:
     """Compute the report (every camera once; sites and districts sum their cameras)."""
     started = time.perf_counter()

@@ -20,6 +20,7 @@ from cloud.schema import (
     CAMERA,
     CAMERA_1D,
     CAMERA_1H,
+    DEFAULT_PROBE_INTERVAL_S,
     DISTRICT_1H,
     RP_DAILY,
     RP_HOURLY,
@@ -36,7 +37,7 @@ class RollupSpec:
     """What every rollup computation needs to know."""
 
     days: LocalDays
-    default_interval_s: float = 10.0
+    default_interval_s: float = DEFAULT_PROBE_INTERVAL_S
     lookback_ns: int = 35 * 24 * HOUR_NS  # how far back a site's probe interval is looked for
 
 

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
 
+from pantau.cli.api import api
 from pantau.cli.common import fail as _fail
-from pantau.cli.common import secret as _secret
 from pantau.cli.dashboards import dashboards_app
 from pantau.cli.reporting import bench, report
 from pantau.cli.security import broker_app, certs_app, sites_app
 from pantau.core.configfile import ConfigError, load_yaml_model
-from pantau.core.paths import state_db_url
 from pantau.core.service import configure_logging, run_with_stop, serve_until
 
 app = typer.Typer(
@@ -155,6 +155,7 @@ def problems(
     log_level: LogLevel = "INFO",
 ) -> None:
     """Turn measurements into problems (open, acknowledged, resolved) and notify once."""
+    from cloud.influx_config import with_env  # noqa: PLC0415
     from cloud.problems.config import EvaluatorConfig  # noqa: PLC0415
     from cloud.problems.service import run_problems  # noqa: PLC0415
 
@@ -162,10 +163,16 @@ def problems(
         base = load_yaml_model(config, EvaluatorConfig) if config else EvaluatorConfig()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
+    # PANTAU_INFLUX_* fill what the file leaves unset (secrets belong there or in a file).
+    base = base.model_copy(update={"influx": with_env(base.influx, os.environ)})
     data = base.model_dump(by_alias=True)
-    for key, value in (("influx_url", influx), ("database", database), ("state_url", state)):
+    for section, key, value in (
+        (data["influx"], "url", influx),
+        (data["influx"], "database", database),
+        (data, "state_url", state),
+    ):
         if value is not None:
-            data[key] = value
+            section[key] = value
     for index, url in enumerate(webhook or []):
         data["notify"]["targets"].append({"type": "webhook", "name": f"cli-{index}", "url": url})
     try:
@@ -328,68 +335,10 @@ def chaos(
     raise typer.Exit(code)
 
 
+app.command(name="api")(api)
 app.command(name="bench")(bench)
 app.command(name="report")(report)
 app.add_typer(certs_app, name="certs")
 app.add_typer(sites_app, name="sites")
 app.add_typer(broker_app, name="broker")
 app.add_typer(dashboards_app, name="dashboards")
-
-
-@app.command()
-def api(
-    port: Annotated[int, typer.Option("--port", help="HTTP port")] = 8080,
-    host: Annotated[str, typer.Option("--host", help="bind address")] = "127.0.0.1",
-    influx: Annotated[str, typer.Option("--influx", help="InfluxDB URL")] = "http://127.0.0.1:8086",
-    database: Annotated[str, typer.Option("--database", help="InfluxDB database")] = "pantau",
-    influx_timeout: Annotated[
-        float,
-        typer.Option(
-            "--influx-timeout",
-            min=0.1,
-            max=600,
-            help="seconds to wait for one InfluxDB query; a slower one answers 504",
-        ),
-    ] = 10.0,
-    state: Annotated[
-        str,
-        typer.Option(
-            "--state",
-            help="state database URL (sqlite:///FILE or postgresql://...); default: state.sqlite "
-            "in PANTAU_DATA_DIR, /var/lib/pantau (root) or ~/.local/state/pantau",
-        ),
-    ] = "",
-    token: Annotated[
-        Optional[str],  # noqa: UP045
-        typer.Option(
-            "--token",
-            envvar="PANTAU_API_TOKEN",
-            help="bearer token for writes; prefer PANTAU_API_TOKEN or --token-file (a command "
-            "line is visible to every user in `ps`)",
-        ),
-    ] = None,
-    token_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--token-file", help="read the bearer token from this file"),
-    ] = None,
-    log_level: LogLevel = "INFO",
-) -> None:
-    """Serve the HTTP API (OpenAPI at /docs): sites, cameras, availability, maintenance."""
-    import uvicorn  # noqa: PLC0415
-
-    from cloud.api.app import create_app  # noqa: PLC0415
-    from cloud.influx import InfluxSettings  # noqa: PLC0415
-
-    configure_logging(log_level)
-    token = _secret(token, token_file, "--token")
-    try:
-        settings = InfluxSettings(url=influx, database=database, timeout_s=influx_timeout)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    uvicorn.run(
-        create_app(influx=settings, state_url=state or state_db_url(), token=token),
-        host=host,
-        port=port,
-        log_level=log_level.lower(),
-        access_log=False,
-    )

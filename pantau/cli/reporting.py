@@ -10,6 +10,14 @@ import typer
 from rich.console import Console
 
 from pantau.cli.common import fail
+from pantau.cli.influx_options import (
+    InfluxDbOpt,
+    InfluxPasswordFileOpt,
+    InfluxTokenFileOpt,
+    InfluxUrlOpt,
+    InfluxUserOpt,
+    influx_from_cli,
+)
 from pantau.core.paths import state_db_url
 from pantau.core.service import configure_logging
 
@@ -18,8 +26,11 @@ LogLevel = Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING
 
 def report(
     month: Annotated[str, typer.Option("--month", help="calendar month, e.g. 2026-11")],
-    influx: Annotated[str, typer.Option("--influx", help="InfluxDB URL")] = "http://127.0.0.1:8086",
-    database: Annotated[str, typer.Option("--database", help="InfluxDB database")] = "pantau",
+    influx: InfluxUrlOpt = None,
+    database: InfluxDbOpt = None,
+    influx_user: InfluxUserOpt = None,
+    influx_password_file: InfluxPasswordFileOpt = None,
+    influx_token_file: InfluxTokenFileOpt = None,
     state: Annotated[
         str,
         typer.Option(
@@ -39,7 +50,7 @@ def report(
 ) -> None:
     """Write a month's availability per district, site and camera (maintenance set aside and
     listed) as CSV and as a printable HTML page."""
-    from cloud.influx import InfluxClient, InfluxError, InfluxSettings  # noqa: PLC0415
+    from cloud.influx import InfluxClient, InfluxError  # noqa: PLC0415
     from cloud.maintenance import StateStore  # noqa: PLC0415
     from cloud.report.monthly import build_report, month_span  # noqa: PLC0415
     from cloud.report.render import to_csv, to_html  # noqa: PLC0415
@@ -47,9 +58,16 @@ def report(
     configure_logging(log_level)
     try:
         month_span(month, timezone)
-        settings = InfluxSettings(url=influx, database=database, timeout_s=influx_timeout)
     except (ValueError, KeyError) as exc:
         raise fail(f"{exc}") from None
+    settings = influx_from_cli(
+        url=influx,
+        database=database,
+        user=influx_user,
+        password_file=influx_password_file,
+        token_file=influx_token_file,
+        timeout_s=influx_timeout,
+    )
 
     async def run() -> None:
         store = StateStore(state or state_db_url())
@@ -71,7 +89,7 @@ def report(
     try:
         asyncio.run(run())
     except InfluxError as exc:
-        raise fail(f"InfluxDB at {influx}: {exc}") from None
+        raise fail(f"InfluxDB at {settings.url}: {exc}") from None
 
 
 def bench(
