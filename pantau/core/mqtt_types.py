@@ -15,11 +15,15 @@ class MqttError(Exception):
 
 
 class NotConnectedError(MqttError):
-    """Raised by ``publish`` while the link has no broker connection."""
+    """Raised by ``publish``/``publish_nowait`` while the link has no broker connection, and set
+    on the futures of publishes still unacknowledged when the link closes."""
 
 
 class FatalConnectError(MqttError):
-    """The broker refused us for a reason that retrying cannot fix (e.g. bad credentials)."""
+    """The link cannot work without a local fix: the broker's certificate is not trusted, or it
+    refused a subscription (``MqttLink.raise_on_failure``). Refused credentials are not fatal:
+    the link keeps retrying, slowly and loudly, while an operator fixes the broker's accounts;
+    only ``wait_connected`` raises this for them, to a caller that needs a connection now."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,7 +89,8 @@ class LinkSettings:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A received message. ``generation`` identifies the connection it arrived on."""
+    """A received message. ``generation`` identifies the connection it arrived on: a manual ack
+    of a message from an earlier connection is skipped (the resumed session redelivers it)."""
 
     topic: str
     payload: bytes
