@@ -9,12 +9,20 @@ The queue is bounded by count and by age. Readings that have to go are the oldes
 counted and replaced by one ``gaps`` entry spanning them, so the cloud can show that span as
 unknown rather than down.
 
+Each row carries a CRC of its kind, stamp and body, and ``meta.rows`` the row count (written in
+the same transaction), so damage is found row by row and what a salvage (``queue_salvage``)
+could not read is counted. ``secure_delete`` zeroes delivered rows, so a salvage never brings
+them back; the WAL is kept small (``WAL_AUTOCHECKPOINT_PAGES``, ``WAL_SIZE_LIMIT_BYTES``) so
+that it cannot fill a small disk by itself.
+
 All methods block; the agent calls them from one dedicated worker thread.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -23,6 +31,19 @@ from pantau.core.contract import READING_KINDS, GapReading
 
 KINDS = READING_KINDS
 PRUNE_CHUNK = 10_000
+PAGE_SIZE = 4096  # set on new files; a salvage assumes it when the file's header is destroyed
+WAL_AUTOCHECKPOINT_PAGES = 256  # 1 MiB of WAL before SQLite copies it back (default 4 MiB)
+WAL_SIZE_LIMIT_BYTES = 1 << 20  # a checkpointed WAL is truncated to this, not kept at its peak
+CACHE_KIB = 2048  # page cache per queue (default 8 MiB): the OS caches the file as well
+
+
+def row_crc(kind: str, ts: int, body: bytes) -> int:
+    """Checksum of one queued row (kind, stamp and body), stored beside it."""
+    return zlib.crc32(body, zlib.crc32(f"{kind}:{ts}".encode()))
+
+
+class CorruptRowError(sqlite3.DatabaseError):
+    """A row that fails its checksum or has no known kind: the file is damaged."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,22 +91,43 @@ class ReadingQueue:
         self._max_age_ns = int(max_age_s * 1e9)
         self._ledger = ledger
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        try:
+            self._count = self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _prepare(self) -> int:
+        """Set the pragmas, create or upgrade the tables; return the row count."""
+        for pragma in (
+            f"page_size={PAGE_SIZE}",
+            "journal_mode=WAL",
+            "synchronous=FULL",
+            "secure_delete=ON",
+            "cell_size_check=ON",
+            f"cache_size=-{CACHE_KIB}",
+            f"wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}",
+            f"journal_size_limit={WAL_SIZE_LIMIT_BYTES}",
+        ):
+            self._db.execute(f"PRAGMA {pragma}").fetchall()
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS readings (
                 id INTEGER PRIMARY KEY AUTOINCREMENT,
                 kind TEXT NOT NULL,
                 ts INTEGER NOT NULL,
-                body BLOB NOT NULL);
+                body BLOB NOT NULL,
+                crc INTEGER);
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS ledger (
                 id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL,
                 body BLOB NOT NULL);
             """
         )
-        self._count: int = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(readings)")]
+        if "crc" not in columns:  # a file from before row checksums: its old rows stay unchecked
+            self._db.execute("ALTER TABLE readings ADD COLUMN crc INTEGER")
+        return int(self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
 
     def close(self) -> None:
         """Close the database file."""
@@ -94,24 +136,69 @@ class ReadingQueue:
     def __len__(self) -> int:
         return self._count
 
-    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int:
-        """Commit ``(kind, ts, body)`` items; enforce the bounds; return how many were dropped."""
+    def append(
+        self,
+        items: list[tuple[str, int, bytes]],
+        *,
+        now_ns: int,
+        held: Sequence[QueuedReading] = (),
+        ids_after: int = 0,
+    ) -> int:
+        """Commit ``(kind, ts, body)`` items; enforce the bounds; return how many were dropped.
+
+        ``held`` rows (readings that waited in memory) are written first with their own ids;
+        new ids start after ``ids_after`` (ids handed out while the file could not be written).
+        """
         for kind, _, _ in items:
             if kind not in KINDS:
                 raise ValueError(f"unknown reading kind {kind!r}")
+        before = self._count
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany("INSERT INTO readings (kind, ts, body) VALUES (?, ?, ?)", items)
+            if held:
+                self._insert_with_ids(held)
+            if ids_after > self._sequence():
+                self._set_sequence(ids_after)
+            self._db.executemany(
+                "INSERT INTO readings (kind, ts, body, crc) VALUES (?, ?, ?, ?)",
+                [(k, ts, body, row_crc(k, ts, body)) for k, ts, body in items],
+            )
             if self._ledger:
                 self._db.executemany("INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items)
             self._count += len(items)
             dropped = self._enforce_bounds(now_ns)
+            self._save_count()
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
-            self._count = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+            self._count = before
             raise
         return dropped
+
+    def _insert_with_ids(self, rows: Sequence[QueuedReading]) -> None:
+        changes = self._db.total_changes
+        self._db.executemany(
+            "INSERT OR IGNORE INTO readings (id, kind, ts, body, crc) VALUES (?, ?, ?, ?, ?)",
+            [(r.id, r.kind, r.ts, r.body, row_crc(r.kind, r.ts, r.body)) for r in rows],
+        )
+        self._count += self._db.total_changes - changes
+
+    def _save_count(self) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('rows', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (self._count,),
+        )
+
+    def _sequence(self) -> int:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _set_sequence(self, last_id: int) -> None:
+        self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'readings'")
+        self._db.execute(
+            "INSERT INTO sqlite_sequence (name, seq) VALUES ('readings', ?)", (last_id,)
+        )
 
     def _enforce_bounds(self, now_ns: int) -> int:
         """Drop the oldest readings beyond the count bound or the age bound (inside a txn)."""
@@ -151,37 +238,65 @@ class ReadingQueue:
             count += old.count
         self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i, _ in earlier])
         gap = GapReading(ts=now_ns, start_ts=start_ts, end_ts=end_ts, count=count)
+        body = gap.model_dump_json().encode()
         self._db.execute(
-            "INSERT INTO readings (kind, ts, body) VALUES ('gaps', ?, ?)",
-            (now_ns, gap.model_dump_json().encode()),
+            "INSERT INTO readings (kind, ts, body, crc) VALUES ('gaps', ?, ?, ?)",
+            (now_ns, body, row_crc("gaps", now_ns, body)),
         )
         self._count += 1 - len(dropped_ids) - len(earlier)
-        self._db.execute(
-            "INSERT INTO meta (key, value) VALUES ('dropped_total', ?) "
-            "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
-            (len(dropped_ids),),
-        )
+        self._add_dropped(len(dropped_ids))
         return len(dropped_ids)
 
     def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        """Oldest readings with ``after_id < id <= upto_id``, at most ``limit``."""
+        """Oldest readings with ``after_id < id <= upto_id``, at most ``limit``.
+
+        Raises ``CorruptRowError`` (a ``sqlite3.DatabaseError``) on a row that fails its check.
+        """
         rows = self._db.execute(
-            "SELECT id, kind, ts, body FROM readings WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+            "SELECT id, kind, ts, body, crc FROM readings WHERE id > ? AND id <= ? "
+            "ORDER BY id LIMIT ?",
             (after_id, upto_id if upto_id is not None else 2**62, limit),
         ).fetchall()
-        return [QueuedReading(*row) for row in rows]
+        taken = []
+        for row_id, kind, ts, body, crc in rows:
+            if (
+                kind not in KINDS
+                or not isinstance(body, bytes)
+                or not isinstance(ts, int)
+                or (crc is not None and crc != row_crc(kind, ts, body))
+            ):
+                raise CorruptRowError(f"database disk image is malformed: row {row_id} damaged")
+            taken.append(QueuedReading(row_id, kind, ts, body))
+        return taken
+
+    def ids_present(self, ids: Sequence[int]) -> list[int]:
+        """Which of ``ids`` are in the file."""
+        found: list[int] = []
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT id FROM readings WHERE id IN ({marks})"
+            found += [row[0] for row in self._db.execute(query, chunk)]
+        return found
 
     def delete(self, ids: list[int]) -> None:
         """Remove acknowledged readings (ids already gone are ignored)."""
+        before = self._count
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            before = self._db.total_changes
+            changes = self._db.total_changes
             self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids])
-            self._count -= self._db.total_changes - before
+            self._count -= self._db.total_changes - changes
+            self._save_count()
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
+            self._count = before
             raise
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it, giving its disk space back."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def _rollback(self) -> None:
         # SQLite rolls back by itself on some errors (SQLITE_FULL, I/O): a second ROLLBACK
@@ -189,34 +304,37 @@ class ReadingQueue:
         if self._db.in_transaction:
             self._db.execute("ROLLBACK")
 
-    def restore(self, rows: list[QueuedReading]) -> None:
+    def restore(self, rows: Sequence[QueuedReading], *, dropped_total: int = 0) -> None:
         """Insert rows moved from another queue file, keeping their ids (the publisher's cursors
-        and in-flight messages refer to them)."""
+        and in-flight messages refer to them); ``dropped_total`` carries that file's count."""
+        before = self._count
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO readings (id, kind, ts, body) VALUES (?, ?, ?, ?)",
-                [(r.id, r.kind, r.ts, r.body) for r in rows],
-            )
+            self._insert_with_ids(rows)
+            if dropped_total:
+                self._add_dropped(dropped_total)
+            self._save_count()
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
+            self._count = before
             raise
-        self._count = self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0]
+
+    def _add_dropped(self, count: int) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES ('dropped_total', ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = value + excluded.value",
+            (count,),
+        )
 
     def continue_ids_after(self, last_id: int) -> None:
         """Make new ids start after ``last_id`` (a fresh file replacing one that had ids)."""
-        if last_id <= self.max_id():
-            return
-        self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'readings'")
-        self._db.execute(
-            "INSERT INTO sqlite_sequence (name, seq) VALUES ('readings', ?)", (last_id,)
-        )
+        if last_id > self._sequence():
+            self._set_sequence(last_id)
 
     def max_id(self) -> int:
         """Highest id ever assigned (0 if none)."""
-        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").fetchone()
-        return int(row[0]) if row else 0
+        return self._sequence()
 
     def stats(self) -> QueueStats:
         """Backlog size, readings dropped so far, timestamp of the oldest queued reading."""

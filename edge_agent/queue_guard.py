@@ -2,12 +2,18 @@
 
 The agent must never stop for its queue's sake. ``GuardedQueue`` wraps ``ReadingQueue``:
 
-- **disk full / I/O error**: new readings wait in memory (at most ``memory_max_readings``; the
-  oldest beyond that become a ``gap``) and are written as soon as the disk takes them again;
+- **disk full / I/O error**: new readings get their ids in memory (at most
+  ``memory_max_readings``; the oldest beyond that become a ``gap``) and the publisher sends them
+  from there, so a disk that stays full still delivers; they are written to the file as soon as
+  it takes writes again. Deletes the file refuses are remembered (those rows are not sent again)
+  and retried; once the file holds nothing undelivered it is replaced by an empty one, and
+  after deletes the WAL is checkpointed and truncated, giving its space back.
 - **file deleted or replaced** under the running agent: the rows still readable through the open
   handle move, with their ids, into a new file at the configured path;
-- **file corrupt** (at start or later): it is moved aside as ``<name>.corrupt-<time>``, a new file
-  continues the ids, and a ``gap`` covers what the old file held (as far as it can be read).
+- **file corrupt** (at start or later, any byte): it is moved aside as ``<name>.corrupt-<time>``,
+  the rows that survive are salvaged page by page (``queue_salvage``) into a new file with their
+  ids, and a ``gap`` counts what was destroyed: the rows the file held (known to the running
+  queue, else the file's own ``meta.rows``) minus those salvaged.
 
 While a fault lasts, ``fault`` says what is wrong; the agent reports it (``queue_error``).
 All methods block and run on the agent's queue thread, like ``ReadingQueue``'s.
@@ -16,50 +22,28 @@ All methods block and run on the agent's queue thread, like ``ReadingQueue``'s.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import os
 import sqlite3
 import time
-from collections import deque
 from pathlib import Path
 
 from edge_agent.queue import QueuedReading, QueueStats, ReadingQueue
-from pantau.core.contract import GapReading
+from edge_agent.queue_memory import HeldRows, Item, LostSpan
+from edge_agent.queue_salvage import Tally, scan
 
 log = logging.getLogger(__name__)
 
-Item = tuple[str, int, bytes]
+WRITE_CHUNK = 2_000  # held or salvaged rows per transaction: a full disk refuses the first fast
 
 
 def _is_corruption(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
-    return "malformed" in text or "not a database" in text or "file is encrypted" in text
-
-
-class _Lost:
-    """A span of readings that could not be kept, to be recorded as one gap."""
-
-    def __init__(self) -> None:
-        self.start_ts: int | None = None
-        self.end_ts: int | None = None
-        self.count = 0
-
-    def add(self, start_ts: int, end_ts: int, count: int) -> None:
-        self.start_ts = start_ts if self.start_ts is None else min(self.start_ts, start_ts)
-        self.end_ts = end_ts if self.end_ts is None else max(self.end_ts, end_ts)
-        self.count += count
-
-    def as_items(self, now_ns: int) -> list[Item]:
-        """The span as one gap reading (nothing if nothing was lost)."""
-        if self.start_ts is None or self.end_ts is None or not self.count:
-            return []
-        gap = GapReading(ts=now_ns, start_ts=self.start_ts, end_ts=self.end_ts, count=self.count)
-        return [("gaps", now_ns, gap.model_dump_json().encode())]
-
-    def clear(self) -> None:
-        """Forget the span (it is on disk now)."""
-        self.start_ts = self.end_ts = None
-        self.count = 0
+    return any(
+        sign in text
+        for sign in ("malformed", "not a database", "encrypted", "no such table", "no such col")
+    )
 
 
 class GuardedQueue:
@@ -75,15 +59,17 @@ class GuardedQueue:
         memory_max_readings: int = 50_000,
     ) -> None:
         self._path = path
-        self._options = {"max_readings": max_readings, "max_age_s": max_age_s, "ledger": ledger}
+        self._max_readings, self._max_age_s, self._ledger = max_readings, max_age_s, ledger
         self._memory_max = memory_max_readings
-        self._pending: deque[Item] = deque()
-        self._lost = _Lost()
+        self._held = HeldRows()
+        self._held_gap: int | None = None  # the gap row waiting in memory, if any
+        self._deferred: set[int] = set()  # delivered rows the file has not deleted yet
+        self._lost = LostSpan()
         self._last_stats = QueueStats(backlog=0, dropped_total=0, oldest_ts=None)
-        self._last_id = 0
+        self._last_id = 0  # highest id handed out, by the file or in memory
         self.fault: str | None = None  # what is wrong now
         self._event: str | None = None  # the latest fault, until reported
-        self._queue = self._open_or_replace()
+        self._queue = self._open_or_salvage()
 
     def take_fault(self) -> str | None:
         """The current fault, else the latest one since the last call (recovered faults are
@@ -94,15 +80,20 @@ class GuardedQueue:
     def _set_fault(self, text: str) -> None:
         self.fault = self._event = text
 
-    # --- opening, moving aside, migrating -------------------------------------------------
+    # --- opening, salvaging, replacing --------------------------------------------------------
 
     def _open(self) -> ReadingQueue:
-        queue = ReadingQueue(self._path, **self._options)  # type: ignore[arg-type]
+        queue = ReadingQueue(
+            self._path,
+            max_readings=self._max_readings,
+            max_age_s=self._max_age_s,
+            ledger=self._ledger,
+        )
         queue.continue_ids_after(self._last_id)
         self._inode = os.stat(self._path).st_ino
         return queue
 
-    def _open_or_replace(self) -> ReadingQueue:
+    def _open_or_salvage(self) -> ReadingQueue:
         try:
             queue = self._open()
             self._last_stats = queue.stats()
@@ -110,36 +101,75 @@ class GuardedQueue:
         except sqlite3.DatabaseError as exc:
             if not _is_corruption(exc):
                 raise
-            self._move_aside(exc, now_ns=time.time_ns())
-            return self._open()
+            return self._salvage(exc, known=None, now_ns=time.time_ns())
         return queue
 
-    def _move_aside(self, exc: sqlite3.Error, *, now_ns: int) -> None:
-        """Rename the corrupt file (and its WAL) away; remember what it held as lost."""
+    def _move_aside(self, now_ns: int) -> Path:
         aside = self._path.with_name(f"{self._path.name}.corrupt-{now_ns // 10**9}")
-        span = self._readable_span(self._path)
         for suffix in ("", "-wal", "-shm"):
-            source = Path(str(self._path) + suffix)
+            source = Path(f"{self._path}{suffix}")
             if source.exists():
-                source.rename(Path(str(aside) + suffix))
-        if span is None:  # nothing readable: at least the time since the file was last written
-            mtime = int(os.stat(aside).st_mtime * 1e9) if aside.exists() else now_ns
-            span = (min(mtime, self._last_stats.oldest_ts or mtime), now_ns, 1)
-        self._lost.add(*span)
-        self._set_fault(f"queue file corrupt ({exc}); moved to {aside.name}, started a new one")
-        log.error("%s", self.fault)
+                source.rename(Path(f"{aside}{suffix}"))
+        return aside
 
-    @staticmethod
-    def _readable_span(path: Path) -> tuple[int, int, int] | None:
+    def _salvage(self, exc: sqlite3.Error, *, known: int | None, now_ns: int) -> ReadingQueue:
+        """Move the corrupt file aside, salvage its rows into a new file, count the rest lost.
+
+        ``known``: the rows the file held (from the running queue); ``None`` at start, when the
+        file's own ``meta.rows`` is used if it survived.
+        """
+        aside = self._move_aside(now_ns)
+        queue = self._open()
+        tally = Tally()
+        rows = scan(aside, tally, unchecked_rows=not self._ledger) if aside.exists() else iter([])
+        chunk: list[QueuedReading] = []
+        for row in rows:
+            if row.id not in self._deferred:  # delivered already: the salvage is its delete
+                chunk.append(row)
+            if len(chunk) >= WRITE_CHUNK:
+                self._restore(queue, chunk)
+                chunk = []
+        self._restore(queue, chunk)
+        found = len(tally.ids)
+        self._last_id = max(self._last_id, tally.last_id or 0, max(tally.ids, default=0))
+        self._deferred.clear()
+        with contextlib.suppress(sqlite3.Error):
+            queue.continue_ids_after(self._last_id)
+            if tally.dropped_total and known is None:
+                queue.restore([], dropped_total=tally.dropped_total)
+        held = known if known is not None else tally.held
+        if held is not None:
+            lost = max(0, held - found)
+        elif tally.ids:  # nothing says how many rows there were: the ids missing between them
+            lost = max(tally.last_id or 0, *tally.ids) - min(tally.ids) + 1 - found
+        else:
+            lost = 1  # an unreadable file: at least one reading, count unknown
+        if lost:
+            oldest = self._last_stats.oldest_ts
+            self._lost.add(*tally.lost_span(oldest_ts=oldest, now_ns=now_ns), lost)
+        self._set_fault(
+            f"queue file corrupt ({exc}); moved to {aside.name}: {found} rows salvaged, "
+            f"{lost} lost (sent as a gap)"
+        )
+        log.error("%s", self.fault)
+        return queue
+
+    def _restore(self, queue: ReadingQueue, rows: list[QueuedReading]) -> None:
+        """Write salvaged rows; hold them in memory if the new file refuses them."""
+        if not rows:
+            return
         try:
-            db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
-            try:
-                lo, hi, n = db.execute("SELECT MIN(ts), MAX(ts), COUNT(*) FROM readings").fetchone()
-            finally:
-                db.close()
-        except sqlite3.Error:
-            return None
-        return (int(lo), int(hi), int(n)) if n else None
+            queue.restore(rows)
+        except sqlite3.Error as exc:
+            log.warning("salvaged rows wait in memory, the new queue file refused them: %s", exc)
+            for row in rows:
+                self._held.add(row)
+
+    def _replace_corrupt(self, exc: sqlite3.Error, now_ns: int) -> None:
+        known = len(self._queue)
+        with contextlib.suppress(sqlite3.Error):
+            self._queue.close()
+        self._queue = self._salvage(exc, known=known, now_ns=now_ns)
 
     def _check_file(self) -> None:
         """If our file was deleted or replaced, move what the open handle still reads."""
@@ -149,9 +179,12 @@ class GuardedQueue:
         except FileNotFoundError:
             pass
         old = self._queue
-        rows = old.take(after_id=0, upto_id=None, limit=2**62)
+        rows = [
+            r for r in old.take(after_id=0, upto_id=None, limit=2**62) if r.id not in self._deferred
+        ]
         self._last_id = max(self._last_id, old.max_id())
         old.close()
+        self._deferred.clear()
         self._queue = self._open()
         self._queue.restore(rows)
         self._set_fault(f"queue file {self._path} was deleted or replaced; {len(rows)} rows moved")
@@ -160,65 +193,161 @@ class GuardedQueue:
     def _recover(self, exc: sqlite3.Error, now_ns: int) -> None:
         """After a failed operation: replace a corrupt file; otherwise note the fault."""
         if _is_corruption(exc):
-            with contextlib.suppress(sqlite3.Error):
-                self._queue.close()
-            self._move_aside(exc, now_ns=now_ns)
-            self._queue = self._open()
+            self._replace_corrupt(exc, now_ns)
         else:
-            if self.fault is None:
-                log.error("queue write failed (%s): holding readings in memory", exc)
-            self._set_fault(f"queue write failed: {exc}")
+            self._disk_failed(exc)
+
+    def _disk_failed(self, exc: sqlite3.Error) -> None:
+        if self.fault is None:
+            log.error("queue write failed (%s): holding readings in memory", exc)
+        self._set_fault(f"queue write failed: {exc}")
 
     # --- the ReadingQueue interface ---------------------------------------------------------
 
     def append(self, items: list[Item], *, now_ns: int) -> int:
         """Queue ``items``; on a failing disk hold them in memory. Return readings dropped."""
-        self._pending.extend(items)
-        dropped = 0
         for _ in range(2):  # a corrupt file is replaced, and the new one gets a second try
-            batch = self._lost.as_items(now_ns) + list(self._pending)
             try:
                 self._check_file()
-                dropped += self._queue.append(batch, now_ns=now_ns)
+                return self._write(items, now_ns)
             except sqlite3.Error as exc:
-                self._recover(exc, now_ns)
-                if _is_corruption(exc):
-                    continue
-                return dropped + self._trim_memory()
-            self._pending.clear()
-            self._lost.clear()
-            if self.fault is not None:
-                log.warning("queue writes work again after: %s", self.fault)
-                self.fault = None
-            break
+                if not _is_corruption(exc):
+                    self._disk_failed(exc)
+                    break
+                self._replace_corrupt(exc, now_ns)
+        return self._hold(items, now_ns)
+
+    def _write(self, items: list[Item], now_ns: int) -> int:
+        """Write what memory holds, then the gap of what was lost, then ``items``."""
+        self._retry_deletes()
+        dropped = 0
+        held = self._held.rows()
+        for start in range(0, len(held), WRITE_CHUNK):
+            chunk = held[start : start + WRITE_CHUNK]
+            dropped += self._queue.append([], now_ns=now_ns, held=chunk, ids_after=self._last_id)
+            self._held.discard(row.id for row in chunk)
+        self._held_gap = None
+        dropped += self._queue.append(
+            self._lost.as_items(now_ns) + items, now_ns=now_ns, ids_after=self._last_id
+        )
+        self._lost.clear()
+        self._last_id = max(self._last_id, self._queue.max_id())
+        if self.fault is not None:
+            log.warning("queue writes work again after: %s", self.fault)
+            self.fault = None
         return dropped
 
-    def _trim_memory(self) -> int:
-        dropped = 0
-        while len(self._pending) > self._memory_max:
-            kind, ts, _ = self._pending.popleft()
-            if kind != "gaps":
-                self._lost.add(ts, ts, 1)
-                dropped += 1
-        return dropped
+    def _hold(self, items: list[Item], now_ns: int) -> int:
+        """Give ``items`` ids in memory; trim memory to its bound (the oldest become a gap)."""
+        for kind, ts, body in items:
+            self._last_id += 1
+            self._held.add(QueuedReading(self._last_id, kind, ts, body))
+        removed = self._held.trim(self._memory_max)
+        for row in removed:
+            self._lost.add(row.ts, row.ts, 1)
+        return len(removed)
+
+    def _send_lost_from_memory(self) -> None:
+        """While the file refuses writes, the gap of what was lost is sent from memory too.
+
+        One gap row at a time waits there (sent like any row); later losses join the span until
+        it is delivered, so a long outage does not fill memory with gaps.
+        """
+        if not self._lost.count or self.fault is None:
+            return
+        if self._held_gap is not None and self._held_gap in self._held:
+            return
+        for kind, ts, body in self._lost.as_items(time.time_ns()):
+            self._last_id += 1
+            self._held.add(QueuedReading(self._last_id, kind, ts, body))
+            self._held_gap = self._last_id
+        self._lost.clear()
+
+    def _retry_deletes(self) -> None:
+        if not self._deferred:
+            return
+        with contextlib.suppress(sqlite3.OperationalError):
+            self._queue.delete(sorted(self._deferred))
+            self._deferred.clear()
+            self.checkpoint()
 
     def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        """Oldest readings in ``(after_id, upto_id]``; none while the file cannot be read."""
-        try:  # a deleted file still reads through the open handle; append() moves its rows
-            return self._queue.take(after_id=after_id, upto_id=upto_id, limit=limit)
-        except sqlite3.Error as exc:
-            self._recover(exc, time.time_ns())
-            return []
+        """Oldest readings in ``(after_id, upto_id]``, from the file and from memory."""
+        self._send_lost_from_memory()
+        disk: list[QueuedReading] = []
+        for _ in range(2):  # a deleted file still reads through the open handle
+            try:
+                disk = self._take_from_file(after_id, upto_id, limit)
+                break
+            except sqlite3.Error as exc:
+                self._recover(exc, time.time_ns())
+                if not _is_corruption(exc):
+                    break
+        memory = self._held.take(after_id=after_id, upto_id=upto_id, limit=limit)
+        if not memory:
+            return disk
+        return list(heapq.merge(disk, memory, key=lambda row: row.id))[:limit]
+
+    def _take_from_file(
+        self, after_id: int, upto_id: int | None, limit: int
+    ) -> list[QueuedReading]:
+        rows: list[QueuedReading] = []
+        while len(rows) < limit:
+            page = self._queue.take(after_id=after_id, upto_id=upto_id, limit=limit)
+            rows += [r for r in page if r.id not in self._deferred]
+            if len(page) < limit:
+                break
+            after_id = page[-1].id
+        return rows[:limit]
 
     def delete(self, ids: list[int]) -> None:
-        """Remove stored readings; if that fails they stay and are sent again (a duplicate)."""
+        """Remove delivered readings; what the file refuses is remembered and retried."""
+        on_disk = self._held.discard(ids)
+        if not on_disk:
+            return
         try:
-            self._queue.delete(ids)
+            self._queue.delete(on_disk + sorted(self._deferred))
         except sqlite3.Error as exc:
+            try:
+                present = self._queue.ids_present(on_disk)
+            except sqlite3.Error:
+                present = on_disk
+            self._deferred.update(present)
             self._recover(exc, time.time_ns())
+            if not _is_corruption(exc):
+                self._replace_if_delivered()
+            return
+        self._deferred.clear()
+        if self.fault is not None:
+            self.checkpoint()
+
+    def _replace_if_delivered(self) -> None:
+        """A file that cannot be written and holds only delivered rows is replaced by an empty
+        one: deleting it frees its space when deleting its rows cannot."""
+        try:
+            present = self._queue.ids_present(sorted(self._deferred))
+            stats = self._queue.stats()
+        except sqlite3.Error:
+            return
+        if len(present) < len(self._queue):
+            return
+        self._last_id = max(self._last_id, self._queue.max_id())
+        self._queue.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{self._path}{suffix}").unlink(missing_ok=True)
+        self._deferred.clear()
+        self._queue = self._open()
+        with contextlib.suppress(sqlite3.Error):
+            self._queue.restore([], dropped_total=stats.dropped_total)
+        log.warning("queue file held only delivered rows it could not delete: started a new one")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the file and truncate it, giving its space back (best effort)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._queue.checkpoint()
 
     def max_id(self) -> int:
-        """Highest id assigned so far."""
+        """Highest id assigned so far (in the file or in memory)."""
         try:
             self._last_id = max(self._last_id, self._queue.max_id())
         except sqlite3.Error as exc:
@@ -231,21 +360,23 @@ class GuardedQueue:
             self._last_stats = self._queue.stats()
         except sqlite3.Error as exc:
             self._recover(exc, time.time_ns())
-        s = self._last_stats
-        oldest = s.oldest_ts
-        if self._pending:
-            first = self._pending[0][1]
-            oldest = first if oldest is None else min(oldest, first)
+        oldest = self._last_stats.oldest_ts
+        held_oldest = self._held.oldest_ts() if len(self._held) else None
+        if held_oldest is not None:
+            oldest = held_oldest if oldest is None else min(oldest, held_oldest)
         return QueueStats(
-            backlog=s.backlog + len(self._pending), dropped_total=s.dropped_total, oldest_ts=oldest
+            backlog=len(self), dropped_total=self._last_stats.dropped_total, oldest_ts=oldest
         )
 
     def __len__(self) -> int:
-        return len(self._queue) + len(self._pending)
+        return max(0, len(self._queue) - len(self._deferred)) + len(self._held)
 
     def close(self) -> None:
-        """Close the file (readings still in memory are lost with the process)."""
-        if self._pending:
-            log.warning("%d readings held in memory are lost on exit", len(self._pending))
+        """Write what memory holds if the file takes it, and close the file."""
+        if len(self._held) or self._lost.count:
+            with contextlib.suppress(sqlite3.Error):
+                self._write([], time.time_ns())
+        if len(self._held):
+            log.warning("%d readings held in memory are lost on exit", len(self._held))
         with contextlib.suppress(sqlite3.Error):
             self._queue.close()
