@@ -17,7 +17,8 @@ def fleet_router() -> APIRouter:
 
     @fleet.get("/sites", response_model=list[SiteOut])
     async def sites(client: Annotated[InfluxClient, Depends(influx_client)]) -> list[SiteOut]:
-        """Every site's latest online/offline state."""
+        """Every site's latest online/offline state (reads the last day; older only for the
+        sites silent since)."""
         return [
             SiteOut(
                 site=s.site,
@@ -36,8 +37,9 @@ def fleet_router() -> APIRouter:
         client: Annotated[InfluxClient, Depends(influx_client)],
         status: Annotated[Literal["up", "degraded", "down", "unknown"] | None, Query()] = None,
     ) -> list[CameraOut]:
-        """Every camera's current state: up, degraded (picture fault), down, or unknown when no
-        fresh probe exists."""
+        """Every camera's current state: up, degraded (picture fault), down, or unknown when it
+        was not probed within the freshness window (reads that window only, and the series
+        index for the cameras to list)."""
         found = await current_cameras(client, stale_after_s=request.app.state.stale_after_s)
         return [
             CameraOut(
@@ -47,7 +49,7 @@ def fleet_router() -> APIRouter:
                 status=c.status.value,
                 since=from_ns(c.since_ns) if c.since_ns else None,
                 cause=c.cause,
-                last_seen=from_ns(c.last_seen_ns),
+                last_seen=from_ns(c.last_seen_ns) if c.last_seen_ns is not None else None,
             )
             for c in found
             if status is None or c.status is Status(status)

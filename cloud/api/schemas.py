@@ -40,7 +40,9 @@ class CameraOut(BaseModel):
     )
     since: dt.datetime | None = Field(description="when it entered its current up/down state")
     cause: str
-    last_seen: dt.datetime
+    last_seen: dt.datetime | None = Field(
+        description="its latest probe; null when it was not probed within the last 24 h"
+    )
 
 
 class AvailabilityOut(BaseModel):
