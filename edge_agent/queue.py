@@ -1,8 +1,8 @@
 """The on-disk store-and-forward queue (SQLite, WAL, synchronous=FULL).
 
 A reading is committed here before anything tries to publish it, and deleted only after the
-collector's receipt named the message carrying it (a PUBACK only marks it sent; see
-``publisher``). ``synchronous=FULL`` makes each commit survive a power cut,
+collector's receipt named the message carrying it (a PUBACK only marks it sent, unless the
+publisher runs with ``receipts: false``). ``synchronous=FULL`` makes each commit survive a power cut,
 not only ``kill -9``; commits are per probe cycle and per receipt, so this costs little.
 
 The queue is bounded by count and by age. Readings that have to go are the oldest; they are
