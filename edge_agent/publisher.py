@@ -24,14 +24,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from pydantic import ValidationError
-
 from edge_agent.config import PublishConfig
-from edge_agent.queue import KINDS, ForwardQueue, QueuedReading
+from edge_agent.queue import ForwardQueue, QueuedReading
+from edge_agent.rejects import EdgeRejects
+from edge_agent.roundtrips import RoundTrips
+from edge_agent.tokenbucket import TokenBucket
+from edge_agent.wire import PeerContract, encode_batch, parse_answer
 from pantau.core.contract import (
-    PROTOCOL_VERSION,
+    ContractNotice,
     PublishTopic,
-    Receipt,
+    RejectedMessage,
     TopicFilter,
     TopicKind,
     site_receipts_topic,
@@ -51,10 +53,7 @@ class _InFlight:
     backlog: bool
     deadline: float
     msg: int
-    sent_ns: int = 0  # wall clock at publish, for the clock offset
-
-
-CLOCK_SAMPLES = 20  # receipts whose round trip estimates the clock offset (the fastest wins)
+    sent_ns: int = 0  # at publish (``round_trips.now_ns``), for the clock offset
 
 
 class PublishLink(Protocol):
@@ -75,49 +74,6 @@ class PublishLink(Protocol):
         ...
 
 
-class TokenBucket:
-    """Allow ``rate`` units per second with a burst of ``burst`` units."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate, self._burst = rate, burst
-        self._tokens, self._at = burst, time.monotonic()
-
-    def available(self) -> float:
-        """Tokens available now."""
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._at) * self._rate)
-        self._at = now
-        return self._tokens
-
-    def take(self, n: float) -> None:
-        """Spend ``n`` tokens (may go negative: the next wait is longer)."""
-        self.available()
-        self._tokens -= n
-
-    def wait_s(self, n: float) -> float:
-        """Seconds until ``n`` tokens are available."""
-        missing = n - self.available()
-        return max(0.0, missing / self._rate)
-
-
-def encode_batch(
-    site: str, district: str, rows: list[QueuedReading], *, msg: int | None = None
-) -> bytes:
-    """Assemble a ``ReadingBatch`` JSON from queued bodies without re-serialising them."""
-    groups: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
-    for row in rows:
-        groups[row.kind].append(row.body)
-    head = f'{{"v":{PROTOCOL_VERSION},"site":"{site}","district":"{district}"'
-    if msg is not None:
-        head += f',"msg":{msg}'
-    parts = [head.encode()]
-    for kind, bodies in groups.items():
-        if bodies:
-            parts.append(b',"' + kind.encode() + b'":[' + b",".join(bodies) + b"]")
-    parts.append(b"}")
-    return b"".join(parts)
-
-
 class Publisher:
     """Drains a queue into a ``PublishLink`` (an ``MqttLink``)."""
 
@@ -130,8 +86,16 @@ class Publisher:
         site: str,
         district: str,
         config: PublishConfig,
+        peer: PeerContract | None = None,
+        rejects: EdgeRejects | None = None,
+        on_contract: Callable[[], None] | None = None,
+        now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self._link, self._queue, self._executor = link, queue, executor
+        self.round_trips = RoundTrips(now_ns)  # the clock offset (edge_agent/clock.py uses it)
+        self.peer = peer or PeerContract(None)
+        self._rejects = rejects
+        self._on_contract = on_contract  # the agent republishes its birth in the new minor
         self._site, self._district, self._config = site, district, config
         self._topic = site_topic(site, TopicKind.READINGS)
         self._wake = asyncio.Event()
@@ -144,7 +108,6 @@ class Publisher:
         self._backlog_cursor = 0
         self._deletes: set[asyncio.Future[None]] = set()
         self._awaiting: dict[int, _InFlight] = {}  # message id -> published, PUBACKed, no receipt
-        self._clock_samples: list[tuple[int, int]] = []  # (round trip ns, offset ns)
 
     @property
     def queue(self) -> ForwardQueue:
@@ -192,7 +155,15 @@ class Publisher:
             msg = secrets.randbits(62) if self._config.receipts else None
             try:
                 future = self._link.publish_nowait(
-                    self._topic, encode_batch(self._site, self._district, rows, msg=msg), qos=1
+                    self._topic,
+                    encode_batch(
+                        self._site,
+                        self._district,
+                        [(row.kind, row.body) for row in rows],
+                        msg=msg,
+                        minor=self.peer.minor,
+                    ),
+                    qos=1,
                 )
             except NotConnectedError:
                 self._rewind(rows[0].id, backlog=backlog)
@@ -203,49 +174,80 @@ class Publisher:
                 backlog,
                 time.monotonic() + self._config.ack_timeout_s,
                 msg or 0,
-                time.time_ns(),
+                self.round_trips.now_ns(),
             )
             self._inflight_ids.update(ids)
             future.add_done_callback(self._on_done)
 
     async def _receipt_loop(self) -> None:
-        """Forget the readings of every message a receipt names."""
+        """Forget the readings of every message a receipt names; learn the collectors' minor."""
         while True:
-            message = await self._link.messages.get()
-            try:
-                receipt = Receipt.model_validate_json(message.payload)
-            except ValidationError as exc:
-                log.warning("ignored a malformed receipt on %s: %s", message.topic, exc)
-                continue
-            if receipt.site != self._site:
-                continue
-            self.on_receipt(receipt.msgs, stored_ns=receipt.ts)
+            answer = parse_answer(await self._link.messages.get())
+            if isinstance(answer, ContractNotice):
+                if self.peer.learn(answer) and self._on_contract is not None:
+                    self._on_contract()
+            elif answer is not None and answer.site == self._site:
+                self.on_receipt(answer.msgs, stored_ns=answer.ts, rejected=answer.rejected)
 
     @property
     def clock_offset_ms(self) -> float | None:
         """The collector's clock minus ours (ms), from the fastest recent receipt round trip:
         the receipt was stamped between our publish and its arrival, so the error is at most
         half that round trip. ``None`` before the first receipt."""
-        if not self._clock_samples:
-            return None
-        return min(self._clock_samples)[1] / 1e6
+        best = self.round_trips.best
+        return None if best is None else best[0] / 1e6
 
-    def on_receipt(self, msgs: list[int], *, stored_ns: int | None = None) -> None:
-        """Delete the rows of these messages from the queue (unknown ids are ignored)."""
+    def on_receipt(
+        self,
+        msgs: list[int],
+        *,
+        stored_ns: int | None = None,
+        rejected: list[RejectedMessage] | None = None,
+    ) -> None:
+        """Delete the rows of these messages from the queue (unknown ids are ignored); set the
+        rows of messages refused for good aside (a refusal to retry leaves them queued)."""
+        stored = set(msgs)
+        for refusal in rejected or []:
+            if refusal.msg in stored:
+                log.warning("message %d stored in part: %s", refusal.msg, refusal.detail)
+            elif not refusal.retry and (item := self._awaiting.pop(refusal.msg, None)):
+                self._inflight_ids.difference_update(item.ids)
+                self._set_aside(refusal, item.ids)
         ids: list[int] = []
-        arrived_ns = time.time_ns()
+        arrived_ns = self.round_trips.now_ns()
         for msg in msgs:
+            if stored_ns is not None:
+                self.round_trips.probe_answered(msg, arrived_ns, stored_ns)
             item = self._awaiting.pop(msg, None)
             if item is not None:
                 ids += item.ids
                 self._inflight_ids.difference_update(item.ids)
                 if stored_ns is not None and item.sent_ns:
-                    midpoint = (item.sent_ns + arrived_ns) // 2
-                    self._clock_samples.append((arrived_ns - item.sent_ns, stored_ns - midpoint))
-                    del self._clock_samples[:-CLOCK_SAMPLES]
+                    self.round_trips.add(item.sent_ns, arrived_ns, stored_ns)
         if ids:
             self._delete(ids)
             self._wake.set()
+
+    def _set_aside(self, refusal: RejectedMessage, ids: list[int]) -> None:
+        """Move refused rows to the edge dead letters, then out of the queue (one thread)."""
+
+        def move() -> None:
+            wanted = set(ids)
+            rows = self._queue.take(after_id=min(ids) - 1, upto_id=max(ids), limit=len(ids) * 2)
+            kept = [(r.kind, r.body) for r in rows if r.id in wanted]
+            if self._rejects is not None:
+                self._rejects.add(refusal.msg, refusal.reason, refusal.detail, kept)
+            self._queue.delete(ids)
+
+        done = asyncio.get_running_loop().run_in_executor(self._executor, move)
+        self._deletes.add(done)
+        done.add_done_callback(self._on_deleted)
+        self._wake.set()
+
+    @property
+    def rejected_total(self) -> int | None:
+        """Readings the cloud refused for good, set aside (``None`` without edge dead letters)."""
+        return self._rejects.total if self._rejects is not None else None
 
     def _delete(self, ids: list[int]) -> None:
         # Runs on the queue's single worker thread, so it lands before any later take().
