@@ -136,11 +136,18 @@ def parse_message(
     topic: str, payload: bytes, *, now_ns: int, limits: DecodeLimits
 ) -> Parsed | Rejection:
     """Validate a message against the contract (size, topic, schema, site, future stamps)."""
-    if len(payload) > limits.max_payload_bytes:
-        return Rejection(
-            RejectReason.OVERSIZED, f"{len(payload)} bytes > {limits.max_payload_bytes}"
-        )
     parsed = parse_site_topic(topic)
+    if len(payload) > limits.max_payload_bytes:
+        # Still named in the answer (the broker bounds what reaches us), so it is not resent.
+        readings = parsed is not None and parsed[1] is TopicKind.READINGS
+        msg, minor = _identify(payload) if readings else (None, 0)
+        return Rejection(
+            RejectReason.OVERSIZED,
+            f"{len(payload)} bytes > {limits.max_payload_bytes}",
+            parsed[0] if parsed else None,
+            msg,
+            minor,
+        )
     if parsed is None:
         return Rejection(RejectReason.UNKNOWN_TOPIC, topic[:200])
     topic_site, kind = parsed

@@ -234,3 +234,17 @@ async def test_over_budget_devices_are_answered_as_partly_stored() -> None:
         assert [(r.msg, r.reason) for r in receipt.rejected] == [(61, "device_budget")]
         assert [d.reason for d in rig.dead.letters] == ["device_budget"]
         assert sum(line.startswith("camera,") for line in rig.sink.lines) == 49  # + district
+
+
+async def test_an_oversized_message_is_answered_so_it_is_not_resent_forever() -> None:
+    """Over the payload limit: dead-lettered and named as refused (oversized) to its agent."""
+    async with pipeline() as rig:
+        body = json.loads(batch(71, minor=1))
+        body["cameras"] *= 3000
+        payload = json.dumps(body).encode()
+        assert len(payload) > LIMITS.max_payload_bytes
+        rig.link.fire(READINGS, payload)
+        await until(lambda: rig.link.acked == [1], "acked")
+        (receipt,) = rig.receipts()
+        assert [(r.msg, r.reason) for r in receipt.rejected] == [(71, "oversized")]
+        assert [d.reason for d in rig.dead.letters] == ["oversized"]
