@@ -240,7 +240,7 @@ async def test_an_oversized_message_is_answered_so_it_is_not_resent_forever() ->
     """Over the payload limit: dead-lettered and named as refused (oversized) to its agent."""
     async with pipeline() as rig:
         body = json.loads(batch(71, minor=1))
-        body["cameras"] *= 3000
+        body["cameras"] *= 4000
         payload = json.dumps(body).encode()
         assert len(payload) > LIMITS.max_payload_bytes
         rig.link.fire(READINGS, payload)
