@@ -23,7 +23,11 @@ log = logging.getLogger(__name__)
 
 
 class Clock(Protocol):
-    """Strictly increasing stamps per device (``agent.DeviceClock``)."""
+    """The agent's time (``clock.EdgeClock``): strictly increasing stamps per device."""
+
+    def boot_ns(self) -> int: ...
+
+    def now_ns(self) -> int: ...
 
     def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
 
@@ -150,7 +154,7 @@ class StreamScheduler:
         limits = camera.stream.thresholds or settings.thresholds
         async with self._slots:
             self.active += 1
-            started_ns = time.time_ns()
+            started_ns = self._clock.boot_ns()
             try:
                 result = await asyncio.to_thread(
                     probe_with_fallback,
@@ -169,11 +173,13 @@ class StreamScheduler:
         self._pictures[camera.id] = result.fault
         if result.fault is not StreamFault.NONE:
             log.info("camera %s picture: %s (%s)", camera.id, result.fault, result.detail)
+        # Stamped and submitted in one synchronous step (edge_agent/clock.py, thread rule).
         ts = self._clock.stamp(("stream", camera.id), started_ns)
         body = to_reading(camera.id, ts, result).model_dump_json(exclude_none=True).encode()
+        item = [("streams", ts, body)]
         await asyncio.get_running_loop().run_in_executor(
             self._executor,
-            functools.partial(self._queue.append, [("streams", ts, body)], now_ns=time.time_ns()),
+            functools.partial(self._queue.append, item, now_ns=self._clock.now_ns()),
         )
         self._publisher.notify()
 

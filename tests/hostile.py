@@ -225,7 +225,7 @@ MEASUREMENTS = {
                "state"}),
     "sensor": ({"site", "sensor", "kind"}, {"value"}),
     "agent": ({"site", "district"}, {"backlog", "dropped_total", "oldest_age_s",
-              "queue_error", "clock_offset_ms"}),
+              "queue_error", "clock_offset_ms", "clock_correction_ms"}),
     "gap": ({"site", "district"}, {"start_ts", "end_ts", "count"}),
     "site": ({"site", "district"}, {"online", "lat", "lon", "session", "probe_interval_s",
              "clock_ahead_s"}),

@@ -1,17 +1,18 @@
-"""Site clocks that are wrong, for real: an agent process run under libfaketime, 10 minutes
-ahead and 2 days behind. Ahead beyond the horizon its readings are held at the edge (refused,
-not receipted, still queued); behind they are stored at the edge's time; either way the cloud
-measures the error and raises 'site clock wrong'."""
+"""Site clocks that are wrong, for real: an agent process under libfaketime, 10 minutes ahead and
+2 days behind. The agent starts while no collector runs, so its first readings are taken before
+any offset is known; once a collector answers, every reading is stored at the true time (checked
+against when the camera saw each probe, by this process's own clock), nothing stays queued,
+and 'site clock wrong' still says how far off the box is and what the agent corrects."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,21 +22,67 @@ from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings
 from cloud.problems.config import RulesConfig
-from cloud.problems.model import Verdict
+from cloud.problems.model import Observation, Verdict
 from cloud.problems.observe import Observer
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from edge_agent.queue import count_queued
-from tests.helpers import async_wait_for, counters, influx_rows
+from tests.helpers import async_wait_for, influx_rows
 
 S = 10**9
-pytestmark = pytest.mark.skipif(shutil.which("faketime") is None, reason="needs faketime")
+INTERVAL_S = 1.0
+TOLERANCE_NS = S  # every reading at the true time +- 1 s
+LIBFAKETIME = next(
+    (
+        path
+        for path in (
+            Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"),
+            Path("/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1"),
+            Path("/usr/lib/faketime/libfaketime.so.1"),
+            Path("/usr/local/lib/faketime/libfaketime.so.1"),
+        )
+        if path.exists()
+    ),
+    None,
+)
+pytestmark = pytest.mark.skipif(LIBFAKETIME is None, reason="needs libfaketime")
 
 
-@pytest.fixture
-async def collector(
+class ProbeWitness:
+    """A camera's TCP port that notes, by this process's (true) clock, when it is probed."""
+
+    def __init__(self) -> None:
+        self.accepts: list[int] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> ProbeWitness:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+
+    async def _accept(self, _: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepts.append(time.time_ns())
+        writer.close()
+
+    def probes(self) -> list[int]:
+        """When each probe cycle began: its first connection (a probe connects per stage)."""
+        starts: list[int] = []
+        for at in self.accepts:
+            if not starts or at - starts[-1] > INTERVAL_S * S / 2:
+                starts.append(at)
+        return starts
+
+
+@contextlib.asynccontextmanager
+async def running_collector(
     broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
 ) -> AsyncIterator[Collector]:
-    running = Collector(
+    collector = Collector(
         CollectorConfig.model_validate(
             {
                 "mqtt": {"url": broker.url, "client_id": "skew-collector"},
@@ -47,82 +94,134 @@ async def collector(
             }
         )
     )
-    task = asyncio.create_task(running.run(), name="skew-collector")
-    await asyncio.wait_for(running.ready.wait(), 15)
-    yield running
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    task = asyncio.create_task(collector.run(), name="skew-collector")
+    try:
+        await asyncio.wait_for(collector.ready.wait(), 15)
+        yield collector
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
-def start_skewed_agent(
-    offset: str, broker: MosquittoProcess, tmp_path: Path
-) -> subprocess.Popen[bytes]:
+@contextlib.contextmanager
+def skewed_agent(
+    offset: str, broker: MosquittoProcess, camera_port: int, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``pantau agent`` with libfaketime preloaded (not the ``faketime`` wrapper, which forks:
+    stopping the wrapper would leave the agent running); stopped and reaped on the way out."""
     config = {
         "site": {"id": "s1", "district": "d1", "lat": 0, "lon": 0},
         "broker": {"url": broker.url},
-        "probe": {"interval_s": 0.5, "timeout_s": 0.3},
+        "probe": {"interval_s": INTERVAL_S, "timeout_s": 0.3},
+        "cameras": [{"id": "c1", "rtsp_url": f"rtsp://127.0.0.1:{camera_port}/stream1"}],
         "sensors": [{"type": "simulated", "id": "cab"}],
         "queue": {"path": str(tmp_path / "q.sqlite")},
     }
     path = tmp_path / "site.yaml"
     path.write_text(yaml.safe_dump(config))
-    env = {**os.environ, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    return subprocess.Popen(
-        ["faketime", "-f", offset, sys.executable, "-m", "pantau", "agent", "--config", str(path)],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp_path / "agent.log").open("wb"),
-    )  # fmt: skip
+    env = {
+        **os.environ,
+        "LD_PRELOAD": str(LIBFAKETIME),
+        "FAKETIME": offset,
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+    }
+    with (tmp_path / "agent.log").open("wb") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "pantau", "agent", "--config", str(path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        yield agent
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(20)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            agent.wait(5)
 
 
-async def clock_verdict(influxd: InfluxProcess, database: str) -> tuple[Verdict, str]:
+async def clock_problem(influxd: InfluxProcess, database: str) -> Observation:
     async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
         observations = await Observer(influx, RulesConfig(thresholds=[])).observe(time.time_ns())
     [clock] = [o for o in observations if o.key == "clock:s1"]
-    return clock.verdict, clock.cause
+    return clock
 
 
-async def test_a_clock_ten_minutes_ahead_is_held_at_the_edge_and_flagged(
-    collector: Collector, broker: MosquittoProcess, influxd: InfluxProcess, database: str,
+def stored(influxd: InfluxProcess, database: str, query: str) -> list[int]:
+    return sorted(int(r["time"]) for r in influx_rows(influxd.url, database, query))
+
+
+async def run_skewed_site(
+    offset: str,
+    broker: MosquittoProcess,
+    influxd: InfluxProcess,
+    database: str,
     tmp_path: Path,
-) -> None:  # fmt: skip
-    agent = start_skewed_agent("+600s", broker, tmp_path)
-    try:
+) -> Observation:
+    """Run a skewed agent (collector started only after its first probes), stop it cleanly,
+    and check every reading against the witness; return the clock problem seen meanwhile."""
+    async with ProbeWitness() as camera:
+        with skewed_agent(offset, broker, camera.port, tmp_path) as agent:
 
-        async def refused() -> bool:
-            seen = await counters(collector.http_port)
-            return seen.get("pantau_future_rejected_total:s1", 0) >= 3
+            async def probed(n: int) -> bool:
+                assert agent.poll() is None, (tmp_path / "agent.log").read_text()[-2000:]
+                return len(camera.probes()) >= n
 
-        await async_wait_for(refused, timeout_s=30, what="future-stamped batches refused")
-        assert agent.poll() is None
-        births = influx_rows(influxd.url, database, 'SELECT "clock_ahead_s" FROM "site"')
-        assert births and 595 < births[-1]["clock_ahead_s"] < 605  # stored, with its error
-        assert influx_rows(influxd.url, database, 'SELECT "value" FROM "sensor"') == []
-        assert count_queued(tmp_path / "q.sqlite") > 0  # held at the edge, nothing lost
-        verdict, cause = await clock_verdict(influxd, database)
-        assert verdict is Verdict.BAD and cause.startswith("site clock ahead by 600 s")
-    finally:
-        agent.terminate()
-        agent.wait(15)
+            await async_wait_for(lambda: probed(3), timeout_s=30, what="probes with no receipts")
+            assert stored(influxd, database, 'SELECT "up" FROM "camera"') == []
+            async with running_collector(broker, influxd, database, tmp_path):
+                held = len(camera.probes())
+
+                async def caught_up() -> bool:
+                    query = 'SELECT "up" FROM "camera" WHERE time > 0'
+                    return len(stored(influxd, database, query)) >= held + 3
+
+                await async_wait_for(caught_up, timeout_s=30, what="held and live readings")
+                # The clock problem: what the collector was told, while the site runs.
+                problem = await clock_problem(influxd, database)
+                agent.terminate()  # a clean stop: the agent sends what is queued first
+                await asyncio.to_thread(agent.wait, 20)
+            assert agent.returncode == 0, (tmp_path / "agent.log").read_text()[-2000:]
+    assert count_queued(tmp_path / "q.sqlite") == 0  # nothing held at the edge
+    probes = camera.probes()
+    cameras = stored(influxd, database, 'SELECT "up" FROM "camera" WHERE time > 0')
+    # One reading per probe cycle (a cycle cut short by the stop may have no reading).
+    assert len(probes) - 1 <= len(cameras) <= len(probes), (probes, cameras)
+    errors = [ts - at for ts, at in zip(cameras, probes, strict=False)]
+    assert max(map(abs, errors)) < TOLERANCE_NS, errors
+    # The readings of the cycle: sensors and the agent's own, stamped with the cameras'.
+    for query, per_cycle in (
+        ('SELECT "value" FROM "sensor" WHERE time > 0', 4),
+        ('SELECT "backlog" FROM "agent" WHERE time > 0', 1),
+    ):
+        times = stored(influxd, database, query)
+        assert len(times) == per_cycle * len(cameras), query
+        assert all(min(abs(t - c) for c in cameras) < 10**7 for t in times), query
+    return problem
 
 
-async def test_a_clock_two_days_behind_is_stored_at_edge_time_and_flagged(
-    collector: Collector, broker: MosquittoProcess, influxd: InfluxProcess, database: str,
-    tmp_path: Path,
-) -> None:  # fmt: skip
-    agent = start_skewed_agent("-2d", broker, tmp_path)
-    try:
+async def test_a_clock_ten_minutes_ahead_is_corrected_at_the_edge_and_flagged(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> None:
+    """+600 s: readings stored at the true time, none refused as from the future, none held;
+    the problem says 600 s ahead and a -600 s correction."""
+    problem = await run_skewed_site("+600", broker, influxd, database, tmp_path)
+    assert problem.verdict is Verdict.BAD, problem.cause
+    assert problem.cause.startswith("site clock ahead by 600 s"), problem.cause
+    assert "corrects its readings by -600 s" in problem.cause, problem.cause
+    assert problem.details["correction_s"] == pytest.approx(-600, abs=1)
+    births = influx_rows(influxd.url, database, 'SELECT "clock_ahead_s" FROM "site"')
+    assert births and 595 < births[-1]["clock_ahead_s"] < 605  # the birth still shows the error
 
-        async def measured() -> bool:
-            rows = influx_rows(
-                influxd.url, database, 'SELECT "offset_ms" FROM "pantau_site_clock"'
-            )  # the collector records the agent's offset at its own (right) time
-            return any(r["offset_ms"] > 172_000_000 for r in rows)
 
-        await async_wait_for(measured, timeout_s=30, what="the agent's clock offset")
-        sensors = influx_rows(influxd.url, database, 'SELECT "value" FROM "sensor" WHERE time > 0')
-        two_days_ago = time.time_ns() - 2 * 86400 * S
-        assert sensors and all(abs(int(r["time"]) - two_days_ago) < 120 * S for r in sensors)
-        verdict, cause = await clock_verdict(influxd, database)
-        assert verdict is Verdict.BAD and cause.startswith("site clock behind by 172800 s")
-    finally:
-        agent.terminate()
-        agent.wait(15)
+async def test_a_clock_two_days_behind_is_corrected_at_the_edge_and_flagged(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> None:
+    """-2 days: readings stored now, not two days ago; the problem says 172800 s behind and a
+    +172800 s correction."""
+    problem = await run_skewed_site("-2d", broker, influxd, database, tmp_path)
+    assert problem.verdict is Verdict.BAD, problem.cause
+    assert problem.cause.startswith("site clock behind by 172800 s"), problem.cause
+    assert "corrects its readings by +172800 s" in problem.cause, problem.cause
+    assert problem.details["correction_s"] == pytest.approx(172_800, abs=1)

@@ -8,7 +8,7 @@ from typing import Any
 
 from cloud.problems.config import ClockRule, DuplicateSiteRule, Severity
 from cloud.problems.model import Observation, SiteContact, Verdict
-from cloud.schema import SITE, SITE_CLOCK
+from cloud.schema import AGENT, SITE, SITE_CLOCK
 from pantau.core.units import to_ns
 
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
@@ -69,6 +69,12 @@ async def site_clocks(
         f'SELECT last("online") AS "online", "clock_ahead_s" FROM "{SITE}" '
         f'WHERE "online" = 1 AND time <= {now_ns} AND time > {since} GROUP BY "site"'
     )
+    # What the agent adds to its clock to stamp readings (agents since contract minor 1).
+    corrections = await query(
+        f'SELECT last("clock_correction_ms") AS "c" FROM "{AGENT}" '
+        f'WHERE time <= {now_ns} AND time > {since} GROUP BY "site"'
+    )
+    corrected = {r["site"]: float(r["c"]) / 1000 for r in corrections if r.get("c") is not None}
     # (time of the measurement, seconds the site's clock is ahead)
     newest: dict[str, tuple[int, float]] = {
         r["site"]: (int(r["time"]), -float(r["v"]) / 1000) for r in offsets
@@ -82,6 +88,15 @@ async def site_clocks(
         _, ahead_s = newest.get(site, (0, 0.0))
         bad = abs(ahead_s) > rule.max_offset
         way = "ahead" if ahead_s > 0 else "behind"
+        correction_s = corrected.get(site)
+        effect = (
+            "readings carry that error"
+            if correction_s is None
+            else f"the agent corrects its readings by {correction_s:+.0f} s, measured from receipts"
+        )
+        details: dict[str, Any] = {"value": round(ahead_s, 3)}
+        if correction_s is not None:
+            details["correction_s"] = round(correction_s, 3)
         observations.append(
             _site_check(
                 "clock",
@@ -91,11 +106,11 @@ async def site_clocks(
                 state,
                 bad=bad,
                 since_ns=None,
-                cause=f"site clock {way} by {abs(ahead_s):.0f} s (readings carry that "
-                "error; fix NTP on the edge box)"
+                cause=f"site clock {way} by {abs(ahead_s):.0f} s ({effect}; fix NTP on the "
+                "edge box)"
                 if bad
                 else "clock within bounds",
-                details={"value": round(ahead_s, 3)} if bad else {},
+                details=details if bad else {},
             )
         )
     return observations
