@@ -149,6 +149,10 @@ def _agent_line(a: AgentReading, site: str, district: str) -> str:
     extra = f",queue_error={format_field(a.queue_error)}" if a.queue_error else ""
     if a.clock_offset_ms is not None:
         extra += f",clock_offset_ms={float(a.clock_offset_ms)!r}"
+    if a.clock_correction_ms is not None:
+        extra += f",clock_correction_ms={float(a.clock_correction_ms)!r}"
+    if a.rejected_total is not None:
+        extra += f",rejected_total={a.rejected_total}i"
     return (
         f"{AGENT},district={district},site={site} backlog={a.backlog}i,"
         f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{extra} {a.ts}"
@@ -166,6 +170,7 @@ def status_line(status: SiteStatus, ts_ns: int, *, ahead_s: float | None = None)
             "lat": float(status.lat),
             "lon": float(status.lon),
             "session": status.session,
+            "seq": status.seq,
             "probe_interval_s": (
                 None if status.probe_interval_s is None else float(status.probe_interval_s)
             ),

@@ -11,7 +11,8 @@ Command Center's ``$fresh`` all default to ``FRESH_S``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pantau.core.contract import CameraReading, StreamFault
@@ -62,10 +63,20 @@ FIELDS: Mapping[str, frozenset[str]] = {
     ),
     SENSOR: frozenset({"value"}),
     AGENT: frozenset(
-        {"backlog", "dropped_total", "oldest_age_s", "queue_error", "clock_offset_ms"}
+        {
+            "backlog",
+            "dropped_total",
+            "oldest_age_s",
+            "queue_error",
+            "clock_offset_ms",
+            "clock_correction_ms",
+            "rejected_total",
+        }
     ),
     GAP: frozenset({"start_ts", "end_ts", "count"}),
-    SITE: frozenset({"online", "lat", "lon", "session", "probe_interval_s", "clock_ahead_s"}),
+    SITE: frozenset(
+        {"online", "lat", "lon", "session", "seq", "probe_interval_s", "clock_ahead_s"}
+    ),
     COLLECTOR: frozenset(
         {
             "received", "written", "pending_messages", "pending_points", "write_latency_ms",
@@ -103,7 +114,7 @@ FRESH_S = fresh_within_s()  # 90 s: the API, the problem rules and the Command C
 # The latest camera point with what "state now" needs (a selector beside plain fields returns
 # those fields from the selected point).
 LAST_CAMERA_FIELDS = 'last("up") AS "up", "cause", "stage", "since", "state", "picture"'
-LAST_SITE_FIELDS = 'last("online") AS "online", "lat", "lon"'
+LAST_SITE_FIELDS = 'last("online") AS "online", "lat", "lon", "seq"'
 
 
 class Status(enum.StrEnum):
@@ -137,6 +148,51 @@ def camera_status_now(row: Mapping[str, Any], *, stale_before_ns: int) -> Status
     return Status.UP
 
 
-def site_online_now(row: Mapping[str, Any]) -> bool:
-    """A site's latest status point (``LAST_SITE_FIELDS``) says online."""
-    return bool(row["online"] == 1)
+@dataclass(frozen=True, slots=True)
+class SiteSessions:
+    """A site's connection numbers (``seq``, contract minor 1): its latest birth's and the
+    highest of its wills' (``site_sessions_query``)."""
+
+    birth_seq: int | None = None
+    will_seq: int | None = None
+
+
+def site_sessions_query(where: str) -> str:
+    """The query of ``SiteSessions`` (two statements, rows grouped by site) over the status
+    points matching ``where`` (a time bound, perhaps with a site condition)."""
+    head = f'FROM "{SITE}" WHERE {where} AND "online" ='
+    return (
+        f'SELECT last("seq") AS "birth_seq" {head} 1 GROUP BY "{SITE_TAG}"; '
+        f'SELECT max("seq") AS "will_seq" {head} 0 GROUP BY "{SITE_TAG}"'
+    )
+
+
+def site_sessions(rows: Iterable[Mapping[str, Any]]) -> dict[str, SiteSessions]:
+    """Each site's ``SiteSessions`` from the rows of ``site_sessions_query``."""
+    born: dict[str, int] = {}
+    died: dict[str, int] = {}
+    for row in rows:
+        if row.get("birth_seq") is not None:
+            born[row[SITE_TAG]] = int(row["birth_seq"])
+        if row.get("will_seq") is not None:
+            died[row[SITE_TAG]] = int(row["will_seq"])
+    return {
+        site: SiteSessions(born.get(site), died.get(site)) for site in born.keys() | died.keys()
+    }
+
+
+def site_online_now(row: Mapping[str, Any], sessions: SiteSessions | None = None) -> bool:
+    """A site's latest status point (``LAST_SITE_FIELDS``) says online, or it is a will of an
+    older connection than the site's latest birth (a Last Will delivered late, e.g. after a
+    broker restart, after the birth of the connection now up).
+
+    Every will of the site numbered below that birth is then stale. Without numbers (agents
+    before contract minor 1) or with a count that went back (an agent's state lost on a box
+    whose clock is wrong), the newest point decides, as it always did.
+    """
+    if row["online"] == 1:
+        return True
+    if sessions is None or row.get("seq") is None:
+        return False
+    born, died = sessions.birth_seq, sessions.will_seq
+    return born is not None and died is not None and died < born

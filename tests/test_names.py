@@ -126,7 +126,8 @@ def test_collector_writes_only_declared_fields() -> None:
             "sensors": [{"sensor": "t1", "kind": "temperature", "ts": 1, "value": 20.0}],
             "agent": [{
                 "ts": 1, "backlog": 1, "dropped_total": 0, "oldest_age_s": 1.0,
-                "queue_error": "disk full", "clock_offset_ms": 3.0, "clock_correction_ms": 3.0, "rejected_total": 0,
+                "queue_error": "disk full", "clock_offset_ms": 3.0, "clock_correction_ms": 3.0,
+                "rejected_total": 0,
             }],
             "gaps": [{"ts": 1, "start_ts": 1, "end_ts": 2, "count": 3}],
             "streams": [{
