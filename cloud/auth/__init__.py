@@ -1,0 +1,1 @@
+"""Identity: people, roles and district scope (accounts, sessions, tokens, OpenID Connect)."""
