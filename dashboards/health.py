@@ -30,6 +30,10 @@ FUTURE = (
     f'SELECT last("count") AS "refused" FROM "{FUTURE_REJECTED}" WHERE $timeFilter GROUP BY "site"'
 )
 GAPS = f'SELECT sum("count") AS "readings lost" FROM "{GAP}" WHERE $timeFilter GROUP BY "site"'
+EDGE_REFUSED = (
+    f'SELECT last("rejected_total") AS "refused" FROM "{AGENT}" WHERE $timeFilter '
+    'AND "rejected_total" > 0 GROUP BY "site"'
+)
 BACKLOG = (
     f'SELECT max("backlog") AS "queued" FROM "{AGENT}" WHERE $timeFilter '
     'GROUP BY time($__interval), "site" fill(none)'
@@ -79,6 +83,16 @@ def build() -> g.Dashboard:
             low=0.0,
             description="readings agents had to drop (queue bounds, disk trouble); each span "
             "counts as unknown in availability",
+        ),
+        bar_gauge(
+            "Readings the cloud refused, set aside at the edge, per site",
+            EDGE_REFUSED,
+            pos(0, 36, 24, 6),
+            unit="short",
+            low=0.0,
+            description="readings a collector answered as refused for good (schema, oversized, "
+            "...): kept in the agent's <queue>.rejected.sqlite and never sent again; an agent "
+            "newer than its collectors is the usual cause (docs/operations.md, upgrades)",
         ),
     ]
     return dashboard("Pantau — Health", UID, panels, tags=["ops"])

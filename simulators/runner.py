@@ -97,8 +97,8 @@ class SimulationLog:
 
 
 def edge_fault_reports(site: str, district: str, now_ns: int) -> list[bytes]:
-    """What an agent publishes after its disk filled (a gap and its queue error), and a batch
-    from a clock an hour ahead."""
+    """What an agent publishes after its disk filled (a gap and its queue error; 4 readings the
+    cloud refused, set aside), and a batch from a clock an hour ahead."""
     gap = GapReading(ts=now_ns, start_ts=now_ns - 60 * 10**9, end_ts=now_ns - 30 * 10**9, count=30)
     health = AgentReading(
         ts=now_ns - 7,
@@ -106,6 +106,7 @@ def edge_fault_reports(site: str, district: str, now_ns: int) -> list[bytes]:
         dropped_total=30,
         oldest_age_s=0.0,
         queue_error="queue write failed: database or disk is full",
+        rejected_total=4,
     )
     ahead = AgentReading(ts=now_ns + 3600 * 10**9, backlog=0, dropped_total=0, oldest_age_s=0.0)
     return [

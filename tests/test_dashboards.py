@@ -232,6 +232,8 @@ async def test_every_panel_against_ground_truth(
         assert [(r["site"], r["refused"]) for r in refused] == [("s1", 1)]
         lost = await rows(influx, expanded(health.GAPS))
         assert [(r["site"], r["readings lost"]) for r in lost] == [("s1", 30)]
+        edge_refused = await rows(influx, expanded(health.EDGE_REFUSED))
+        assert [(r["site"], r["refused"]) for r in edge_refused] == [("s1", 4)]
 
         # The Command Center's numbers are the ground truth.
         online = await rows(influx, expanded(command_center.CAMERAS_ONLINE))
