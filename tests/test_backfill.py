@@ -147,3 +147,13 @@ def test_rebuild_refuses_bad_dates_and_explains_itself() -> None:
     assert future.returncode == 2 and "in the future" in future.stderr
     helped = run_pantau("rollups", "rebuild", "--help", timeout_s=60)
     assert helped.returncode == 0 and "import" in helped.stdout and "restore" in helped.stdout
+
+
+def test_rebuild_names_missing_retention_policies(influxd: InfluxProcess, database: str) -> None:
+    """A database no collector has set up (no rollup policies): told what to do, exit code 2."""
+    result = run_pantau(
+        "rollups", "rebuild", "--from", _iso(time.time_ns() - DAY_NS), "--to",
+        _iso(time.time_ns()), "--influx", influxd.url, "--database", database, timeout_s=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "no rollup retention policies" in result.stderr, result.stderr

@@ -220,6 +220,11 @@ def rebuild_command(
     try:
         asyncio.run(run())
     except InfluxError as exc:
+        if "retention policy not found" in str(exc):
+            raise fail(
+                f"{settings.database} has no rollup retention policies: start the collector "
+                "once (rollup.manage_retention) or create them as docs/rollups.md says"
+            ) from None
         raise fail(f"InfluxDB at {settings.url}: {exc}") from None
 
 
