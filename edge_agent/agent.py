@@ -9,19 +9,22 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from edge_agent.clock import EdgeClock, HoldingQueue, keep_time
 from edge_agent.config import AgentConfig, HostSensors, ModbusSensors, SimulatedCabinet, SnmpUps
+from edge_agent.connseq import ConnectionSeq
 from edge_agent.probes.camera import CameraProbe, probe_camera
-from edge_agent.probes.results import rounded
 from edge_agent.probes.snapshot import make_http_client
 from edge_agent.publisher import Publisher
 from edge_agent.queue_guard import GuardedQueue
+from edge_agent.rejects import EdgeRejects
+from edge_agent.roundtrips import ClockProbe
 from edge_agent.sensors.base import SensorDriver, SensorValue
 from edge_agent.sensors.errors import SensorError
 from edge_agent.sensors.host import HostDriver
 from edge_agent.sensors.simulated import SimulatedCabinetDriver
+from edge_agent.wire import PeerContract, encode_batch, encode_status
 from pantau.core.contract import (
     AgentReading,
-    CameraReading,
     SensorReading,
     SiteStatus,
     StreamFault,
@@ -34,31 +37,6 @@ from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnected
 log = logging.getLogger(__name__)
 
 OFFLINE_PUBLISH_TIMEOUT_S = 2.0  # on shutdown, how long to try telling the cloud we leave
-
-
-class DeviceClock:
-    """Edge timestamps in whole milliseconds that strictly increase per device.
-
-    InfluxDB keys points on (measurement, tags, time): two readings of one device with the same
-    stamp would overwrite each other, so a tie is broken by moving one millisecond on. Whole
-    milliseconds compress: InfluxDB stored ~112 B per camera point with jittered nanoseconds and
-    ~73 B with rounded ones.
-    """
-
-    STEP_NS = 1_000_000
-
-    def __init__(self) -> None:
-        self._last: dict[tuple[str, ...], int] = {}
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
-        """``ts_ns`` rounded down to the millisecond, or one millisecond after the device's
-        previous stamp if that is not earlier."""
-        ts_ns -= ts_ns % self.STEP_NS
-        last = self._last.get(device)
-        if last is not None and ts_ns <= last:
-            ts_ns = last + self.STEP_NS
-        self._last[device] = ts_ns
-        return ts_ns
 
 
 def build_drivers(config: AgentConfig, broker: BrokerAddress) -> list[SensorDriver]:
@@ -87,7 +65,8 @@ class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
         self._session = time.time_ns()
-        self._clock = DeviceClock()
+        # Stamps: the boot clock corrected by receipts (edge_agent/clock.py).
+        self._clock = EdgeClock(follow_system=not config.publish.receipts)
         # Per camera: (up, since). Kept in memory, so after an agent restart "since" restarts at
         # the first probe; the data before it still shows the earlier state.
         self._states: dict[str, tuple[bool, int]] = {}
@@ -97,8 +76,12 @@ class Agent:
         self._drivers = build_drivers(config, self._address)
         self._births: set[asyncio.Future[None]] = set()
         self._publisher: Publisher | None = None  # set by run()
+        # The contract minor the collectors speak, kept beside the queue across restarts.
+        self.peer = PeerContract(config.queue.path.with_suffix(".contract.json"))
+        # One number per connect attempt, in its birth and its will (edge_agent/connseq.py).
+        self._seq = ConnectionSeq(config.queue.path.with_suffix(".connseq"))
+        self._conn_seq: int | None = None  # the current connection's number, if its will has it
         b = config.broker
-        will = self._status(online=False, ts=None)
         self._link = MqttLink(
             LinkSettings(
                 address=self._address,
@@ -112,12 +95,9 @@ class Agent:
                 key_file=str(b.key_file) if b.key_file else None,
                 max_inflight_out=config.publish.max_inflight + 2,
                 reconnect_max_s=b.reconnect_max_s,
-                will=Will(
-                    topic=site_topic(config.site.id, TopicKind.STATUS),
-                    payload=will.model_dump_json().encode(),
-                ),
             ),
             on_connected=self._publish_birth,
+            next_will=self._next_will,
         )
 
     @property
@@ -136,11 +116,23 @@ class Agent:
             lon=s.lon,
             session=self._session,
             probe_interval_s=self.config.probe.interval_s,
+            seq=self._conn_seq,
+        )
+
+    def _next_will(self) -> Will:
+        """Before each connect attempt (network thread): the next connection number, and the
+        will that names it. A collector of contract minor 0 refuses the number: then neither
+        the will nor the births of that connection carry one (the cloud relies on that)."""
+        seq = self._seq.next()
+        self._conn_seq = seq if self.peer.minor >= 1 else None
+        return Will(
+            topic=site_topic(self.config.site.id, TopicKind.STATUS),
+            payload=encode_status(self._status(online=False, ts=None), self.peer.minor),
         )
 
     def _publish_birth(self) -> None:
         """Called after each CONNACK: mark the site online (retained)."""
-        payload = self._status(online=True, ts=time.time_ns()).model_dump_json().encode()
+        payload = encode_status(self._status(online=True, ts=time.time_ns()), self.peer.minor)
         try:
             future = self._link.publish_nowait(
                 site_topic(self.config.site.id, TopicKind.STATUS), payload, qos=1, retain=True
@@ -174,7 +166,12 @@ class Agent:
             site=c.site.id,
             district=c.site.district,
             config=c.publish,
+            peer=self.peer,
+            rejects=EdgeRejects(c.queue.path.with_suffix(".rejected.sqlite")),
+            on_contract=self._publish_birth,
+            now_ns=self._clock.boot_ns,
         )
+        gate = HoldingQueue(queue, holding=c.publish.receipts)
         http = make_http_client()
         if c.publish.receipts:
             await self._link.subscribe([publisher.receipts_filter])
@@ -182,8 +179,28 @@ class Agent:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(
-                    self._probe_loop(queue, executor, publisher, http), name=f"probe-{c.site.id}"
+                    self._probe_loop(queue, gate, executor, publisher, http),
+                    name=f"probe-{c.site.id}",
                 )
+                if gate.holding:
+                    probe = ClockProbe(
+                        self._link,
+                        publisher.round_trips,
+                        topic=site_topic(c.site.id, TopicKind.READINGS),
+                        encode=lambda msg: encode_batch(
+                            c.site.id, c.site.district, [], msg=msg, minor=self.peer.minor
+                        ),
+                    )
+                    clock = keep_time(
+                        self._clock,
+                        gate,
+                        publisher.round_trips,
+                        probe,
+                        executor,
+                        on_settled=self._on_clock_settled,
+                        hold_max_s=c.publish.clock_hold_s,
+                    )
+                    tasks.create_task(clock, name=f"clock-{c.site.id}")
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
                 tasks.create_task(self._refresh_birth(), name=f"birth-{c.site.id}")
                 if c.stream.enabled:
@@ -195,7 +212,7 @@ class Agent:
                             c,
                             clock=self._clock,
                             pictures=self.pictures,
-                            queue=queue,
+                            queue=gate,
                             executor=executor,
                             publisher=publisher,
                         ).run(),
@@ -203,6 +220,10 @@ class Agent:
                     )
                 tasks.create_task(self._link.raise_on_failure(), name=f"link-fatal-{c.site.id}")
         finally:
+            if gate.holding:  # stopped before any receipt: they keep the box's own time
+                await asyncio.get_running_loop().run_in_executor(
+                    executor, functools.partial(gate.release, 0, now_ns=self._clock.now_ns())
+                )
             await self._flush(publisher)
             await self._say_offline()
             await self._link.close()
@@ -236,7 +257,7 @@ class Agent:
     async def _say_offline(self) -> None:
         if not self._link.connected.is_set():
             return
-        payload = self._status(online=False, ts=time.time_ns()).model_dump_json().encode()
+        payload = encode_status(self._status(online=False, ts=time.time_ns()), self.peer.minor)
         try:
             async with asyncio.timeout(OFFLINE_PUBLISH_TIMEOUT_S):
                 await self._link.publish(
@@ -248,6 +269,7 @@ class Agent:
     async def _probe_loop(
         self,
         queue: GuardedQueue,
+        gate: HoldingQueue,
         executor: ThreadPoolExecutor,
         publisher: Publisher,
         http: Any,
@@ -257,10 +279,9 @@ class Agent:
         next_at = time.monotonic()
         while True:
             items = await self.collect_once(queue, executor, http)
-            now_ns = time.time_ns()
-            dropped = await loop.run_in_executor(
-                executor, functools.partial(queue.append, items, now_ns=now_ns)
-            )
+            # Stamped and submitted in one synchronous step (edge_agent/clock.py, thread rule).
+            append = functools.partial(gate.append, items, now_ns=self._clock.now_ns())
+            dropped = await loop.run_in_executor(executor, append)
             if dropped:
                 log.warning(
                     "queue full: dropped the %d oldest readings (reported as a gap)", dropped
@@ -273,12 +294,17 @@ class Agent:
                 delay = 0
             await asyncio.sleep(delay)
 
+    def _on_clock_settled(self, shift_ns: int) -> None:
+        """The clock was settled: cameras' "since", stamped before, moves with their readings."""
+        self._states = {cam: (up, since + shift_ns) for cam, (up, since) in self._states.items()}
+
     async def collect_once(
         self, queue: GuardedQueue, executor: ThreadPoolExecutor, http: Any
     ) -> list[tuple[str, int, bytes]]:
-        """Probe every camera and read every sensor once; return queue items."""
+        """Probe every camera and read every sensor once; return queue items, stamped after
+        the last await (the caller submits them in the same step)."""
         c = self.config
-        started_ns = time.time_ns()
+        started_ns = self._clock.boot_ns()
         semaphore = asyncio.Semaphore(c.probe.concurrency)
 
         async def one(camera: Any) -> CameraProbe:
@@ -286,41 +312,17 @@ class Agent:
                 return await probe_camera(camera, http, timeout_s=c.probe.timeout_s)
 
         probes = await asyncio.gather(*(one(cam) for cam in c.cameras))
-        items: list[tuple[str, int, bytes]] = []
-        for probe in probes:
-            ts = self._clock.stamp(("camera", probe.camera), started_ns)
-            previous = self._states.get(probe.camera)
-            since = previous[1] if previous and previous[0] == probe.up else ts
-            if previous and not previous[0] and probe.up:
-                # Back up: the picture verdict from before (often open_failed) no longer holds;
-                # it is unknown until the next stream probe.
-                self.pictures.pop(probe.camera, None)
-            self._states[probe.camera] = (probe.up, since)
-            reading = CameraReading(
-                camera=probe.camera,
-                ts=ts,
-                up=probe.up,
-                cause=probe.cause,
-                stage=probe.stage,
-                latency_ms=round(probe.latency_ms, 3),
-                tcp_ms=rounded(probe.tcp_ms),
-                rtsp_ms=rounded(probe.rtsp_ms),
-                snapshot_ms=rounded(probe.snapshot_ms),
-                snapshot_bytes=probe.snapshot_bytes,
-                rtsp_status=probe.rtsp_status,
-                since=since,
-                picture=self.pictures.get(probe.camera),
-            )
-            items.append(("cameras", ts, reading.model_dump_json(exclude_none=True).encode()))
-        for value in await self._read_sensors(started_ns):
+        values = await self._read_sensors(self._clock.now_ns())
+        stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
+        items = [self._camera_item(probe, started_ns) for probe in probes]
+        for value in values:
             ts = self._clock.stamp(("sensor", value.sensor, value.kind), started_ns)
             sensor = SensorReading(sensor=value.sensor, kind=value.kind, ts=ts, value=value.value)
             items.append(("sensors", ts, sensor.model_dump_json().encode()))
-        stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
         fault = queue.take_fault()
-        offset = self._publisher.clock_offset_ms if self._publisher else None
         ts = self._clock.stamp(("agent",), started_ns)
-        oldest_age = max(0.0, (started_ns - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
+        oldest_age = max(0.0, (ts - stats.oldest_ts) / 1e9) if stats.oldest_ts else 0.0
+        offset, correction = self._clock.error_ms(), self._clock.correction_ms()
         agent = AgentReading(
             ts=ts,
             backlog=stats.backlog,
@@ -328,9 +330,25 @@ class Agent:
             oldest_age_s=round(oldest_age, 3),
             queue_error=fault.replace("\n", " ")[:200] if fault else None,
             clock_offset_ms=None if offset is None else round(offset, 3),
+            clock_correction_ms=None if correction is None else round(correction, 3),
+            rejected_total=self._publisher.rejected_total if self._publisher else None,
         )
         items.append(("agent", ts, agent.model_dump_json().encode()))
         return items
+
+    def _camera_item(self, result: CameraProbe, started_ns: int) -> tuple[str, int, bytes]:
+        probe = result.reading
+        ts = self._clock.stamp(("camera", probe.camera), started_ns)
+        previous = self._states.get(probe.camera)
+        since = previous[1] if previous and previous[0] == probe.up else ts
+        if previous and not previous[0] and probe.up:
+            # Back up: the picture verdict from before (often open_failed) no longer holds;
+            # it is unknown until the next stream probe.
+            self.pictures.pop(probe.camera, None)
+        self._states[probe.camera] = (probe.up, since)
+        update = {"ts": ts, "since": since, "picture": self.pictures.get(probe.camera)}
+        reading = probe.model_copy(update=update)
+        return "cameras", ts, reading.model_dump_json(exclude_none=True).encode()
 
     async def _read_sensors(self, now_ns: int) -> list[SensorValue]:
         values: list[SensorValue] = []

@@ -49,55 +49,71 @@ async def probe(cfg: CameraConfig):  # type: ignore[no-untyped-def]
 async def test_up_camera_passes_every_stage_with_digest_auth(camera: FakeCamera) -> None:
     """An up camera answers OPTIONS, DESCRIBE (Digest) and serves a JPEG."""
     result = await probe(config_for(camera))
-    assert result.up, result.detail
-    assert result.cause is Cause.OK
-    assert result.rtsp_status == 200
-    assert result.snapshot_bytes and result.snapshot_bytes > 100
-    assert result.tcp_ms is not None and result.rtsp_ms is not None
+    assert result.reading.up, result.detail
+    assert result.reading.cause is Cause.OK
+    assert result.reading.rtsp_status == 200
+    assert result.reading.snapshot_bytes and result.reading.snapshot_bytes > 100
+    assert result.reading.tcp_ms is not None and result.reading.rtsp_ms is not None
 
 
 async def test_down_camera_is_refused_at_tcp(camera: FakeCamera) -> None:
     """A closed port gives cause refused at the tcp stage."""
     await camera.set_mode(CameraMode.DOWN)
     result = await probe(config_for(camera))
-    assert (result.up, result.cause, result.stage) == (False, Cause.REFUSED, ProbeStage.TCP)
+    assert (result.reading.up, result.reading.cause, result.reading.stage) == (
+        False,
+        Cause.REFUSED,
+        ProbeStage.TCP,
+    )
 
 
 async def test_hung_camera_times_out_at_rtsp(camera: FakeCamera) -> None:
     """A camera that accepts but never answers gives cause timeout at the rtsp stage."""
     await camera.set_mode(CameraMode.HUNG)
     result = await probe(config_for(camera))
-    assert (result.up, result.cause, result.stage) == (False, Cause.TIMEOUT, ProbeStage.RTSP)
-    assert result.latency_ms >= TIMEOUT_S * 1000
+    assert (result.reading.up, result.reading.cause, result.reading.stage) == (
+        False,
+        Cause.TIMEOUT,
+        ProbeStage.RTSP,
+    )
+    assert result.reading.latency_ms >= TIMEOUT_S * 1000
 
 
 async def test_wrong_credentials_give_auth(camera: FakeCamera) -> None:
     """Credentials the camera rejects give cause auth."""
     result = await probe(config_for(camera, password="wrong"))
-    assert (result.up, result.cause, result.stage) == (False, Cause.AUTH, ProbeStage.RTSP)
-    assert result.rtsp_status == 401
+    assert (result.reading.up, result.reading.cause, result.reading.stage) == (
+        False,
+        Cause.AUTH,
+        ProbeStage.RTSP,
+    )
+    assert result.reading.rtsp_status == 401
 
 
 async def test_auth_failing_camera_on_snapshot_only(camera: FakeCamera) -> None:
     """The snapshot stage reports auth on its own too."""
     await camera.set_mode(CameraMode.AUTH_FAIL)
     result = await probe(config_for(camera, rtsp=False))
-    assert (result.up, result.cause, result.stage) == (False, Cause.AUTH, ProbeStage.SNAPSHOT)
+    assert (result.reading.up, result.reading.cause, result.reading.stage) == (
+        False,
+        Cause.AUTH,
+        ProbeStage.SNAPSHOT,
+    )
 
 
 async def test_401_without_configured_credentials_proves_liveness(camera: FakeCamera) -> None:
     """With no credentials configured, a 401 + WWW-Authenticate still shows the server is alive."""
     result = await probe(config_for(camera, password=None, snapshot=False))
-    assert result.up
-    assert result.rtsp_status == 401
+    assert result.reading.up
+    assert result.reading.rtsp_status == 401
 
 
 async def test_slow_camera_is_up_with_its_latency(camera: FakeCamera) -> None:
     """A slow but answering camera is up and its latency shows the delay."""
     await camera.set_mode(CameraMode.SLOW)
     result = await probe(config_for(camera, snapshot=False))
-    assert result.up
-    assert result.rtsp_ms is not None and result.rtsp_ms >= 300  # 3 answers x 0.1 s
+    assert result.reading.up
+    assert result.reading.rtsp_ms is not None and result.reading.rtsp_ms >= 300  # 3 answers x 0.1 s
 
 
 async def test_basic_auth_camera() -> None:
@@ -114,4 +130,4 @@ async def test_camera_back_up_after_down(camera: FakeCamera) -> None:
     await camera.set_mode(CameraMode.DOWN)
     await camera.set_mode(CameraMode.UP)
     assert camera.rtsp_url == url
-    assert (await probe(config_for(camera))).up
+    assert (await probe(config_for(camera))).reading.up

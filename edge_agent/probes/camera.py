@@ -10,31 +10,47 @@ from dataclasses import dataclass
 import httpx
 
 from edge_agent.config import CameraConfig
-from edge_agent.probes.results import StageFailedError
+from edge_agent.probes.results import StageFailedError, rounded
 from edge_agent.probes.rtsp import probe_rtsp
 from edge_agent.probes.snapshot import probe_snapshot
-from pantau.core.contract import Cause, ProbeStage
+from pantau.core.contract import CameraReading, Cause, ProbeStage
 
 log = logging.getLogger(__name__)
 
 STAGES = 3  # tcp, rtsp, snapshot: each has its own timeout; the whole probe gets all three
 
 
+UNSTAMPED = 0  # a probe's reading gets its timestamp (and ``since``) from the agent's clock
+
+
 @dataclass(frozen=True, slots=True)
 class CameraProbe:
-    """The outcome of probing one camera (the reading minus its timestamp)."""
+    """The outcome of probing one camera: its reading (stamped by the agent) and, for the log,
+    what went wrong."""
 
-    camera: str
-    up: bool
-    cause: Cause
-    stage: ProbeStage | None
-    latency_ms: float
-    tcp_ms: float | None = None
-    rtsp_ms: float | None = None
-    snapshot_ms: float | None = None
-    snapshot_bytes: int | None = None
-    rtsp_status: int | None = None
+    reading: CameraReading
     detail: str = ""
+
+
+def _reading(
+    camera: str,
+    up: bool,
+    cause: Cause,
+    stage: ProbeStage | None,
+    *,
+    started: float,
+    found: dict[str, float | int | None],
+) -> CameraReading:
+    measured = {k: rounded(v) if k.endswith("_ms") else v for k, v in found.items()}
+    return CameraReading(
+        camera=camera,
+        ts=UNSTAMPED,
+        up=up,
+        cause=cause,
+        stage=stage,
+        latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        **measured,  # type: ignore[arg-type]
+    )
 
 
 async def probe_camera(
@@ -52,13 +68,7 @@ async def probe_camera(
 
     def failed(cause: Cause, failed_stage: ProbeStage, detail: str) -> CameraProbe:
         return CameraProbe(
-            camera=camera.id,
-            up=False,
-            cause=cause,
-            stage=failed_stage,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            detail=detail,
-            **found,  # type: ignore[arg-type]
+            _reading(camera.id, False, cause, failed_stage, started=started, found=found), detail
         )
 
     try:
@@ -90,11 +100,4 @@ async def probe_camera(
     except Exception as exc:  # one camera's surprise is its own reading, never the site's outage
         log.exception("camera %s: unexpected probe error", camera.id)
         return failed(Cause.BAD_RESPONSE, stage, f"unexpected: {type(exc).__name__}: {exc}"[:200])
-    return CameraProbe(
-        camera=camera.id,
-        up=True,
-        cause=Cause.OK,
-        stage=None,
-        latency_ms=(time.perf_counter() - started) * 1000,
-        **found,  # type: ignore[arg-type]
-    )
+    return CameraProbe(_reading(camera.id, True, Cause.OK, None, started=started, found=found))
