@@ -26,8 +26,62 @@ import enum
 from collections.abc import Iterator
 from typing import Annotated, Literal, NewType
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
-from pydantic.config import JsonDict
+from pydantic import Field, model_validator
+
+from pantau.core.readings import (
+    AgentReading,
+    CameraReading,
+    Cause,
+    GapReading,
+    ProbeStage,
+    SensorReading,
+    StreamFault,
+    StreamReading,
+)
+from pantau.core.wiretypes import (
+    ID_PATTERN,
+    MAX_COUNT,
+    RESERVED_ID_PREFIX,
+    Finite,
+    Ident,
+    Strict,
+    TimestampNs,
+    since,
+)
+
+__all__ = [
+    "CONTRACT_MINOR",
+    "CONTRACT_VERSION",
+    "ID_PATTERN",
+    "MAX_COUNT",
+    "PROTOCOL_VERSION",
+    "READING_KINDS",
+    "RESERVED_ID_PREFIX",
+    "TOPIC_ROOT",
+    "AgentReading",
+    "CameraReading",
+    "Cause",
+    "ContractNotice",
+    "Finite",
+    "GapReading",
+    "Ident",
+    "MessageId",
+    "ProbeStage",
+    "PublishTopic",
+    "Reading",
+    "ReadingBatch",
+    "Receipt",
+    "RejectedMessage",
+    "SensorReading",
+    "SiteStatus",
+    "StreamFault",
+    "StreamReading",
+    "Strict",
+    "TimestampNs",
+    "TopicFilter",
+    "TopicKind",
+    "since",
+]
 
 PROTOCOL_VERSION = 1
 CONTRACT_MINOR = 1
@@ -36,27 +90,10 @@ carry a per-connection sequence number."""
 CONTRACT_VERSION = f"{PROTOCOL_VERSION}.{CONTRACT_MINOR}"
 TOPIC_ROOT = f"pantau/v{PROTOCOL_VERSION}"
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-Ident = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-"""A site, district, camera or sensor id: letters, digits, ``_.-``; at most 64 characters."""
-RESERVED_ID_PREFIX = "pantau-"
-"""Broker accounts and client ids of pantau's own services start so; a site id never does."""
-
-# Every integer on the wire is bounded well inside InfluxDB's int64 (whose time range ends at
-# 2**63 - 2): nothing the contract accepts can make InfluxDB answer 400.
-MAX_COUNT = 2**53
-TimestampNs = Annotated[int, Field(ge=0, lt=2**63 - 1)]
-"""Edge measurement time as integer nanoseconds since the Unix epoch."""
-
 PublishTopic = NewType("PublishTopic", str)
 """A concrete topic to publish to (no wildcards)."""
 TopicFilter = NewType("TopicFilter", str)
 """A subscription filter (may hold ``+``/``#`` wildcards or a ``$share`` prefix)."""
-
-
-# NaN and infinity are refused by pydantic-core itself (error type "finite_number"): no Python
-# callback per value on the collector's hot path.
-Finite = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class TopicKind(enum.StrEnum):
@@ -103,144 +140,6 @@ def parse_site_topic(topic: str) -> tuple[str, TopicKind] | None:
         return None
 
 
-class Cause(enum.StrEnum):
-    """Why a camera probe failed (``ok`` when it did not)."""
-
-    OK = "ok"
-    REFUSED = "refused"  # TCP connection refused: nothing listens
-    TIMEOUT = "timeout"  # connected or connecting, but no answer in time
-    AUTH = "auth"  # the camera answered but rejected our credentials
-    BAD_RESPONSE = "bad_response"  # the camera answered something that is not RTSP/JPEG
-    UNREACHABLE = "unreachable"  # no route, DNS failure, reset
-
-
-class ProbeStage(enum.StrEnum):
-    """The probe stage that decided a camera's state."""
-
-    TCP = "tcp"
-    RTSP = "rtsp"
-    SNAPSHOT = "snapshot"
-
-
-class StreamFault(enum.StrEnum):
-    """What a stream probe found wrong with the picture (``none``: nothing)."""
-
-    NONE = "none"
-    OPEN_FAILED = "open_failed"
-    NO_VIDEO = "no_video"
-    DARK = "dark"
-    FROZEN = "frozen"
-    BLURRED = "blurred"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def since(minor: int) -> JsonDict:
-    """``json_schema_extra`` of a field added in contract minor ``minor``."""
-    return {"since": minor}
-
-
-class CameraReading(_Strict):
-    """One probe of one camera."""
-
-    camera: Ident
-    ts: TimestampNs
-    up: bool
-    cause: Cause
-    stage: ProbeStage | None = Field(default=None, description="stage that failed, if any")
-    latency_ms: Finite | None = Field(default=None, ge=0, description="whole probe duration")
-    tcp_ms: Finite | None = Field(default=None, ge=0)
-    rtsp_ms: Finite | None = Field(default=None, ge=0)
-    snapshot_ms: Finite | None = Field(default=None, ge=0)
-    snapshot_bytes: int | None = Field(default=None, ge=0, le=2**31)
-    rtsp_status: int | None = Field(default=None, ge=100, le=599)
-    since: TimestampNs | None = Field(
-        default=None, description="when the camera entered its current up/down state"
-    )
-    picture: StreamFault | None = Field(
-        default=None,
-        description="the latest stream probe's verdict (absent when the stream is not probed); "
-        "anything but 'none' makes an answering camera 'degraded'",
-    )
-
-
-class SensorReading(_Strict):
-    """One value of one sensor (cabinet temperature, humidity, mains, UPS, host metrics...)."""
-
-    sensor: Ident
-    kind: Ident
-    ts: TimestampNs
-    value: Finite
-
-
-class AgentReading(_Strict):
-    """The agent's own health: its store-and-forward backlog and losses."""
-
-    ts: TimestampNs
-    backlog: int = Field(ge=0, le=MAX_COUNT, description="readings waiting in the on-disk queue")
-    dropped_total: int = Field(
-        ge=0, le=MAX_COUNT, description="readings dropped since the queue was created"
-    )
-    oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
-    clock_offset_ms: Finite | None = Field(
-        default=None,
-        ge=-1e12,
-        le=1e12,
-        description="the collector's clock minus this agent's, from receipt round trips "
-        "(positive: the site's clock is behind); absent until a receipt came",
-    )
-    queue_error: str | None = Field(
-        default=None,
-        max_length=200,
-        pattern=r"^[^\r\n]*$",
-        description="set while the disk queue fails (disk full, file lost or corrupt): readings "
-        "are held in memory meanwhile, and what does not fit becomes a gap",
-    )
-    rejected_total: int | None = Field(
-        default=None,
-        ge=0,
-        le=MAX_COUNT,
-        description="readings the cloud refused for good (its receipts said why), kept aside in "
-        "the agent's edge dead letters instead of being sent again",
-        json_schema_extra=since(1),
-    )
-
-
-class StreamReading(_Strict):
-    """One stream probe: a few seconds of decoded video and what the picture showed."""
-
-    camera: Ident
-    ts: TimestampNs
-    fault: StreamFault = Field(description="the most severe fault, or none")
-    faults: list[StreamFault] = Field(default_factory=list, max_length=8)
-    detail: str = Field(
-        default="", max_length=300, pattern=r"^[^\r\n]*$", description="measured values behind it"
-    )
-    codec: Ident | None = None
-    width: int | None = Field(default=None, ge=0, le=100_000)
-    height: int | None = Field(default=None, ge=0, le=100_000)
-    frames: int = Field(default=0, ge=0, le=10**7)
-    fps: Finite | None = Field(default=None, ge=0)
-    bitrate_kbps: Finite | None = Field(default=None, ge=0)
-    first_frame_ms: Finite | None = Field(default=None, ge=0)
-    luma: Finite | None = Field(default=None, ge=0, le=255, description="median mean luma")
-    sharpness: Finite | None = Field(default=None, ge=0, description="variance of Laplacian")
-    motion: Finite | None = Field(default=None, ge=0, description="mean change between frames")
-    frozen_ratio: Finite | None = Field(default=None, ge=0, le=1)
-    cpu_ms: Finite | None = Field(default=None, ge=0, description="CPU time the probe cost")
-
-
-class GapReading(_Strict):
-    """Readings the agent had to drop (queue full or too old): the span is unknown, not down."""
-
-    ts: TimestampNs = Field(description="when the drop happened")
-    start_ts: TimestampNs
-    end_ts: TimestampNs
-    count: int = Field(ge=1, le=MAX_COUNT)
-
-
 MessageId = Annotated[int, Field(ge=0, lt=2**63)]
 """An agent's id for one published batch (random per publish); receipts name it."""
 
@@ -249,7 +148,7 @@ Reading = CameraReading | SensorReading | AgentReading | GapReading | StreamRead
 """Any one reading."""
 
 
-class ReadingBatch(_Strict):
+class ReadingBatch(Strict):
     """A site's batch of readings, published on ``.../sites/{site}/readings``."""
 
     v: Literal[1] = 1
@@ -293,7 +192,7 @@ READING_KINDS: tuple[str, ...] = tuple(
 new list there, and the agent's queue, the collector and the tests follow from this tuple."""
 
 
-class RejectedMessage(_Strict):
+class RejectedMessage(Strict):
     """A message the cloud will never store (in full): why, and whether sending it again may
     help (``retry``: e.g. stamped in the future by a clock that may be corrected)."""
 
@@ -303,7 +202,7 @@ class RejectedMessage(_Strict):
     retry: bool = False
 
 
-class Receipt(_Strict):
+class Receipt(Strict):
     """Collector -> site, on ``.../sites/{site}/receipts``: what became of its messages.
 
     ``msgs`` are stored (written to InfluxDB, or kept by the cloud as dead letters when the agent
@@ -334,7 +233,7 @@ class Receipt(_Strict):
         return self
 
 
-class ContractNotice(_Strict):
+class ContractNotice(Strict):
     """Cloud -> site, on ``.../sites/{site}/receipts`` when a collector first hears from the site
     and after each birth: the contract version the collector speaks; the agent then sends the
     fields of that minor and keeps it on disk. (An agent of minor 0 logs it as a malformed
@@ -345,7 +244,7 @@ class ContractNotice(_Strict):
     minor: int = Field(ge=0, le=10_000)
 
 
-class SiteStatus(_Strict):
+class SiteStatus(Strict):
     """Birth (online) or Last Will (offline) of a site's agent, retained on ``.../status``.
 
     The Last Will is composed at connect time, so it cannot know when it fires: its ``ts`` is
@@ -370,6 +269,16 @@ class SiteStatus(_Strict):
         ge=1,
         le=10_000,
         description="the contract minor the agent speaks (absent: minor 0)",
+        json_schema_extra=since(1),
+    )
+    seq: int | None = Field(
+        default=None,
+        ge=0,
+        lt=2**63 - 1,
+        description="the connection's sequence number (Sparkplug B's bdSeq): one more for every "
+        "connect attempt, kept on the agent's disk; a birth and the will registered for the "
+        "same connection carry the same number, so a will older than the newest birth is known "
+        "to be stale (absent: agents before contract minor 1)",
         json_schema_extra=since(1),
     )
 

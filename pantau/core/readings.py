@@ -1,0 +1,148 @@
+"""The readings an agent sends: one model per kind (``ReadingBatch`` in
+``pantau.core.contract`` holds a list of each). ``pantau.core.contract`` re-exports them."""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import Field
+
+from pantau.core.wiretypes import MAX_COUNT, Finite, Ident, Strict, TimestampNs, since
+
+
+class Cause(enum.StrEnum):
+    """Why a camera probe failed (``ok`` when it did not)."""
+
+    OK = "ok"
+    REFUSED = "refused"  # TCP connection refused: nothing listens
+    TIMEOUT = "timeout"  # connected or connecting, but no answer in time
+    AUTH = "auth"  # the camera answered but rejected our credentials
+    BAD_RESPONSE = "bad_response"  # the camera answered something that is not RTSP/JPEG
+    UNREACHABLE = "unreachable"  # no route, DNS failure, reset
+
+
+class ProbeStage(enum.StrEnum):
+    """The probe stage that decided a camera's state."""
+
+    TCP = "tcp"
+    RTSP = "rtsp"
+    SNAPSHOT = "snapshot"
+
+
+class StreamFault(enum.StrEnum):
+    """What a stream probe found wrong with the picture (``none``: nothing)."""
+
+    NONE = "none"
+    OPEN_FAILED = "open_failed"
+    NO_VIDEO = "no_video"
+    DARK = "dark"
+    FROZEN = "frozen"
+    BLURRED = "blurred"
+
+
+class CameraReading(Strict):
+    """One probe of one camera."""
+
+    camera: Ident
+    ts: TimestampNs
+    up: bool
+    cause: Cause
+    stage: ProbeStage | None = Field(default=None, description="stage that failed, if any")
+    latency_ms: Finite | None = Field(default=None, ge=0, description="whole probe duration")
+    tcp_ms: Finite | None = Field(default=None, ge=0)
+    rtsp_ms: Finite | None = Field(default=None, ge=0)
+    snapshot_ms: Finite | None = Field(default=None, ge=0)
+    snapshot_bytes: int | None = Field(default=None, ge=0, le=2**31)
+    rtsp_status: int | None = Field(default=None, ge=100, le=599)
+    since: TimestampNs | None = Field(
+        default=None, description="when the camera entered its current up/down state"
+    )
+    picture: StreamFault | None = Field(
+        default=None,
+        description="the latest stream probe's verdict (absent when the stream is not probed); "
+        "anything but 'none' makes an answering camera 'degraded'",
+    )
+
+
+class SensorReading(Strict):
+    """One value of one sensor (cabinet temperature, humidity, mains, UPS, host metrics...)."""
+
+    sensor: Ident
+    kind: Ident
+    ts: TimestampNs
+    value: Finite
+
+
+class AgentReading(Strict):
+    """The agent's own health: its store-and-forward backlog and losses."""
+
+    ts: TimestampNs
+    backlog: int = Field(ge=0, le=MAX_COUNT, description="readings waiting in the on-disk queue")
+    dropped_total: int = Field(
+        ge=0, le=MAX_COUNT, description="readings dropped since the queue was created"
+    )
+    oldest_age_s: Finite = Field(ge=0, description="age of the oldest queued reading")
+    clock_offset_ms: Finite | None = Field(
+        default=None,
+        ge=-1e12,
+        le=1e12,
+        description="the collector's clock minus this agent's, from receipt round trips "
+        "(positive: the site's clock is behind); absent until a receipt came",
+    )
+    clock_correction_ms: Finite | None = Field(
+        default=None,
+        ge=-1e12,
+        le=1e12,
+        description="what this agent adds to its system clock to stamp its readings (the "
+        "offset measured from receipts, applied at the edge); absent while readings carry the "
+        "system clock's time",
+        json_schema_extra=since(1),
+    )
+    queue_error: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=r"^[^\r\n]*$",
+        description="set while the disk queue fails (disk full, file lost or corrupt): readings "
+        "are held in memory meanwhile, and what does not fit becomes a gap",
+    )
+    rejected_total: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_COUNT,
+        description="readings the cloud refused for good (its receipts said why), kept aside in "
+        "the agent's edge dead letters instead of being sent again",
+        json_schema_extra=since(1),
+    )
+
+
+class StreamReading(Strict):
+    """One stream probe: a few seconds of decoded video and what the picture showed."""
+
+    camera: Ident
+    ts: TimestampNs
+    fault: StreamFault = Field(description="the most severe fault, or none")
+    faults: list[StreamFault] = Field(default_factory=list, max_length=8)
+    detail: str = Field(
+        default="", max_length=300, pattern=r"^[^\r\n]*$", description="measured values behind it"
+    )
+    codec: Ident | None = None
+    width: int | None = Field(default=None, ge=0, le=100_000)
+    height: int | None = Field(default=None, ge=0, le=100_000)
+    frames: int = Field(default=0, ge=0, le=10**7)
+    fps: Finite | None = Field(default=None, ge=0)
+    bitrate_kbps: Finite | None = Field(default=None, ge=0)
+    first_frame_ms: Finite | None = Field(default=None, ge=0)
+    luma: Finite | None = Field(default=None, ge=0, le=255, description="median mean luma")
+    sharpness: Finite | None = Field(default=None, ge=0, description="variance of Laplacian")
+    motion: Finite | None = Field(default=None, ge=0, description="mean change between frames")
+    frozen_ratio: Finite | None = Field(default=None, ge=0, le=1)
+    cpu_ms: Finite | None = Field(default=None, ge=0, description="CPU time the probe cost")
+
+
+class GapReading(Strict):
+    """Readings the agent had to drop (queue full or too old): the span is unknown, not down."""
+
+    ts: TimestampNs = Field(description="when the drop happened")
+    start_ts: TimestampNs
+    end_ts: TimestampNs
+    count: int = Field(ge=1, le=MAX_COUNT)
