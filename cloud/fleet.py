@@ -35,6 +35,8 @@ from cloud.schema import (
     Status,
     camera_status_now,
     site_online_now,
+    site_sessions,
+    site_sessions_query,
 )
 
 __all__ = ["CameraState", "SiteState", "Status", "current_cameras", "current_sites"]
@@ -183,37 +185,38 @@ async def current_cameras(
     return sorted(states, key=lambda s: (s.site, s.camera))
 
 
-async def _site_rows(client: InfluxClient, since_ns: int, condition: str = "") -> list[Any]:
-    rows: list[Any] = series_rows(
+async def _site_states(client: InfluxClient, since_ns: int, condition: str = "") -> list[SiteState]:
+    """Sites' latest statuses after ``since_ns``; a late will of an older connection than the
+    latest birth does not make a site offline (``site_online_now``)."""
+    where = f"time > {since_ns}{condition}"
+    rows = series_rows(
         await client.query(
-            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE time > {since_ns}{condition} '
+            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE {where} '
             f'GROUP BY "{SITE_TAG}", "{DISTRICT_TAG}"'
         )
     )
-    return rows
+    sessions = site_sessions(series_rows(await client.query(site_sessions_query(where))))
+    return [
+        SiteState(
+            row[SITE_TAG],
+            row.get(DISTRICT_TAG) or "",
+            site_online_now(row, sessions.get(row[SITE_TAG])),
+            int(row["time"]),
+            row.get("lat"),
+            row.get("lon"),
+        )
+        for row in rows
+    ]
 
 
 async def current_sites(client: InfluxClient, *, now_ns: int | None = None) -> list[SiteState]:
     """Each site's latest online/offline transition within raw retention."""
     now = time.time_ns() if now_ns is None else now_ns
-    rows = await _site_rows(client, now - int(SITE_RECENT_S * S))
-    recent = {row[SITE_TAG] for row in rows}
+    states = await _site_states(client, now - int(SITE_RECENT_S * S))
+    recent = {state.site for state in states}
     silent = {site for site, _ in await _known(client, SITE)} - recent
     if silent:
-        rows += await _site_rows(
+        states += await _site_states(
             client, now - int(SITE_LOOKBACK_S * S), f" AND {_site_condition(silent)}"
         )
-    return sorted(
-        (
-            SiteState(
-                row[SITE_TAG],
-                row.get(DISTRICT_TAG) or "",
-                site_online_now(row),
-                int(row["time"]),
-                row.get("lat"),
-                row.get("lon"),
-            )
-            for row in rows
-        ),
-        key=lambda s: s.site,
-    )
+    return sorted(states, key=lambda s: s.site)

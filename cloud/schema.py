@@ -150,8 +150,8 @@ def camera_status_now(row: Mapping[str, Any], *, stale_before_ns: int) -> Status
 
 @dataclass(frozen=True, slots=True)
 class SiteSessions:
-    """A site's connection numbers (``seq``, contract minor 1): its latest birth's and the
-    highest of its wills' (``site_sessions_query``)."""
+    """A site's connection numbers (``seq``, contract minor 1): its latest birth's (None if
+    that birth has none) and the highest of its wills' (``site_sessions_query``)."""
 
     birth_seq: int | None = None
     will_seq: int | None = None
@@ -162,7 +162,7 @@ def site_sessions_query(where: str) -> str:
     points matching ``where`` (a time bound, perhaps with a site condition)."""
     head = f'FROM "{SITE}" WHERE {where} AND "online" ='
     return (
-        f'SELECT last("seq") AS "birth_seq" {head} 1 GROUP BY "{SITE_TAG}"; '
+        f'SELECT last("online"), "seq" AS "birth_seq" {head} 1 GROUP BY "{SITE_TAG}"; '
         f'SELECT max("seq") AS "will_seq" {head} 0 GROUP BY "{SITE_TAG}"'
     )
 
@@ -183,16 +183,18 @@ def site_sessions(rows: Iterable[Mapping[str, Any]]) -> dict[str, SiteSessions]:
 
 def site_online_now(row: Mapping[str, Any], sessions: SiteSessions | None = None) -> bool:
     """A site's latest status point (``LAST_SITE_FIELDS``) says online, or it is a will of an
-    older connection than the site's latest birth (a Last Will delivered late, e.g. after a
-    broker restart, after the birth of the connection now up).
+    older connection than the site's latest birth: a Last Will delivered late (e.g. after a
+    broker restart) after the birth of the connection now up.
 
-    Every will of the site numbered below that birth is then stale. Without numbers (agents
-    before contract minor 1) or with a count that went back (an agent's state lost on a box
-    whose clock is wrong), the newest point decides, as it always did.
+    An agent numbers a birth only if it numbered the will of the same connection. So while the
+    latest birth is numbered, a will without a number is an older connection's, and so is
+    every will numbered below it: the site is online unless a will numbered at or above that
+    birth exists. Without a numbered birth (agents before contract minor 1) or with a count
+    that went back (an agent's state lost on a box whose clock is wrong), the newest point
+    decides, as it always did.
     """
     if row["online"] == 1:
         return True
-    if sessions is None or row.get("seq") is None:
+    if sessions is None or sessions.birth_seq is None:
         return False
-    born, died = sessions.birth_seq, sessions.will_seq
-    return born is not None and died is not None and died < born
+    return sessions.will_seq is None or sessions.will_seq < sessions.birth_seq

@@ -24,6 +24,8 @@ from cloud.schema import (
     Status,
     camera_status_now,
     site_online_now,
+    site_sessions,
+    site_sessions_query,
 )
 from pantau.core.units import NS_PER_S, to_ns
 
@@ -96,10 +98,11 @@ class Observer:
 
     async def _sites(self, now_ns: int) -> dict[str, SiteContact]:
         rule = self._rules.site
+        window = f"time <= {now_ns} AND time > {now_ns - to_ns(SITE_STATUS_LOOKBACK_S)}"
         wills = await self._query(
-            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE time <= {now_ns} '
-            f'AND time > {now_ns - to_ns(SITE_STATUS_LOOKBACK_S)} GROUP BY "site", "district"'
+            f'SELECT {LAST_SITE_FIELDS} FROM "{SITE}" WHERE {window} GROUP BY "site", "district"'
         )
+        sessions = site_sessions(await self._query(site_sessions_query(window)))
         agents = await self._query(
             f'SELECT last("backlog") FROM "{AGENT}" '
             f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(LOOKBACK_S)} "
@@ -107,7 +110,10 @@ class Observer:
         )
         last_report = {row["site"]: int(row["time"]) for row in agents}
         districts = {row["site"]: row.get("district", "") for row in agents}
-        status = {row["site"]: (site_online_now(row), int(row["time"])) for row in wills}
+        status = {
+            row["site"]: (site_online_now(row, sessions.get(row["site"])), int(row["time"]))
+            for row in wills
+        }
         districts.update({row["site"]: row.get("district", "") for row in wills})
         stale_before = now_ns - to_ns(rule.stale_after)
         sites = {}

@@ -62,6 +62,10 @@ class MqttLink:
         settings: connection settings.
         on_connected: called on the asyncio loop after every successful CONNACK, after the
             subscriptions were renewed (e.g. to publish a birth message).
+        next_will: called on the network thread before every connection attempt; the Will it
+            returns is the one registered for that attempt (replacing ``settings.will``), so a
+            will can name its own connection (a session sequence number, as Sparkplug B's
+            bdSeq). If it raises, the attempt keeps the previous will.
         message_queue_size: bound of the inbound queue; when it is full, reading from the
             broker pauses (TCP backpressure) until the consumer catches up.
     """
@@ -71,10 +75,12 @@ class MqttLink:
         settings: LinkSettings,
         *,
         on_connected: Callable[[], None] | None = None,
+        next_will: Callable[[], Will] | None = None,
         message_queue_size: int = 10_000,
     ) -> None:
         self._settings = settings
         self._on_connected = on_connected
+        self._next_will = next_will
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscriptions: list[tuple[TopicFilter, int]] = []
         self._pending: dict[int, asyncio.Future[None]] = {}
@@ -118,6 +124,8 @@ class MqttLink:
             client.tls_set_context(self._tls)
         if s.will:
             client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
+        if self._next_will is not None:
+            client.on_pre_connect = self._paho_on_pre_connect
         # paho's backoff doubles from min to max without jitter; a random start per client spreads
         # a fleet's reconnects after a broker restart.
         jittered_min = max(0.05, s.reconnect_min_s * random.uniform(0.5, 1.5))
@@ -263,6 +271,19 @@ class MqttLink:
     def _call(self, fn: Callable[..., None], *args: Any) -> None:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(fn, *args)
+
+    def _paho_on_pre_connect(self, client: paho.Client, _u: Any) -> None:
+        # paho calls this before every attempt, the first included, on its network thread.
+        assert self._next_will is not None
+        try:
+            will = self._next_will()
+        except Exception:  # an exception here would end paho's network thread
+            log.exception(
+                "could not compose the will of %s; keeping the previous one",
+                self._settings.client_id,
+            )
+            return
+        client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
 
     def _paho_on_connect_fail(self, client: paho.Client, _u: Any) -> None:
         # paho does not say why a connect failed. An untrusted broker certificate will not fix
