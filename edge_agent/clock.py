@@ -10,10 +10,10 @@ Until the first offset of this process is known, readings are held in memory
 (``HoldingQueue``) and never reach the disk queue, so an uncorrected timestamp is never sent and
 never stored: a point's identity in InfluxDB is its timestamp, and a resend with another one
 would be a duplicate. The first good offset shifts every held reading once and releases it into
-the queue in one append (one transaction). Empty messages (``ClockProbe``) ask for
-that first receipt; a round trip of at most ``FIRST_RTT_MAX_S`` settles it. After
-``HOLD_MAX_S`` (or ``HOLD_MAX_READINGS``) without one, the best sample so far settles it, or
-none: the held readings keep the box's own time (the documented fallback). Without receipts
+the queue in one append (one transaction). Empty messages (``ClockProbe``) ask for that first
+receipt; a round trip of at most ``FIRST_RTT_MAX_S`` settles it. After ``publish.clock_hold_s``
+(or ``HOLD_MAX_READINGS``) without one, the best sample so far settles it, or none: the held
+readings keep the box's own time (the documented fallback). Without receipts
 (``publish.receipts: false``) nothing is held and stamps follow the system clock, as NTP sets it.
 
 Later offsets (drift, a better round trip) apply to new readings only: a later offset steps
@@ -43,12 +43,10 @@ log = logging.getLogger(__name__)
 
 MS = 1_000_000
 # A first offset measured by a round trip this fast is accepted (error at most half of it);
-# slower ones wait for a better one, up to HOLD_MAX_S.
+# slower ones wait for a better one, up to ``publish.clock_hold_s``.
 FIRST_RTT_MAX_S = 2.0
-# The readings of a start wait at most this long (and this many) in memory for the first
-# receipt: longer keeps more readings at their true time after a long outage at boot, shorter
-# loses less to a power cut during the wait (they are not on disk yet).
-HOLD_MAX_S = 600.0
+# The readings of a start wait at most this many in memory for the first receipt (and at most
+# ``publish.clock_hold_s``): ~8 MB of the edge's memory.
 HOLD_MAX_READINGS = 20_000
 PROBE_EVERY_S = 2.0  # while holding: an empty message asks for a receipt this often
 POLL_S = 0.1  # while holding: how often the latest round trip is looked at
@@ -252,11 +250,12 @@ async def keep_time(
     executor: ThreadPoolExecutor,
     *,
     on_settled: Callable[[int], None],
-    hold_max_s: float = HOLD_MAX_S,
+    hold_max_s: float,
 ) -> None:
     """Settle the clock from the first good receipt (releasing the held readings), then follow
     the re-measured offset; runs until cancelled. ``on_settled(shift)`` runs in the settling
-    step, for state stamped before (e.g. when a camera's state began)."""
+    step, for state stamped before (e.g. when a camera's state began). ``hold_max_s``: the
+    longest wait for a good receipt."""
     loop = asyncio.get_running_loop()
     started = time.monotonic()
     last_probe = started - PROBE_EVERY_S  # the first probe goes at once

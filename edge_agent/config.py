@@ -303,6 +303,15 @@ class PublishConfig(_Config):
         ge=0,
         description="on a clean stop, keep sending queued readings for up to this long",
     )
+    clock_hold_s: Seconds = Field(
+        default=600.0,
+        ge=0,
+        le=86400,
+        description="after a start, readings wait in memory at most this long for the first "
+        "receipt, which measures the box's clock, so they are stored at the true time; longer "
+        "keeps more of them right after a long outage at boot, shorter loses fewer to a power "
+        "cut during the wait; 0: no wait (readings before it keep the box's own time)",
+    )
 
 
 class AgentConfig(_Config):

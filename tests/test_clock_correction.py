@@ -220,7 +220,13 @@ async def test_keep_time_holds_until_a_fast_receipt_then_releases_once() -> None
     with ThreadPoolExecutor(1) as executor:
         task = asyncio.create_task(
             keep_time(
-                clock, gate, source.round_trips, source.probe, executor, on_settled=shifts.append
+                clock,
+                gate,
+                source.round_trips,
+                source.probe,
+                executor,
+                on_settled=shifts.append,
+                hold_max_s=60,
             )
         )
         loop = asyncio.get_running_loop()

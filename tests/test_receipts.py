@@ -29,7 +29,9 @@ def agent_config(broker: MosquittoProcess, queue: Path) -> AgentConfig:
             "probe": {"interval_s": 0.5, "timeout_s": 0.3},
             "sensors": [{"type": "simulated", "id": "cab"}],
             "queue": {"path": str(queue)},
-            "publish": {"receipt_timeout_s": RECEIPT_TIMEOUT_S},
+            # No wait for a first receipt to measure the clock: these tests publish while no
+            # collector is there to answer (tests/test_clock_skew.py covers the wait).
+            "publish": {"receipt_timeout_s": RECEIPT_TIMEOUT_S, "clock_hold_s": 0},
             "ledger": True,
         }
     )
