@@ -31,7 +31,6 @@ async def latency(bench: Harness) -> None:
         ]
         latencies: list[float] = []
         sent: dict[int, float] = {}
-        seen_after = 0
         deadline = time.perf_counter() + bench.config.latency_s
         next_marker = time.perf_counter()
         while time.perf_counter() < deadline or (sent and time.perf_counter() < deadline + 5):
@@ -45,17 +44,20 @@ async def latency(bench: Harness) -> None:
                 await marker.publish("pantau/v1/sites/marker/readings", payload)  # type: ignore[arg-type]
                 sent[ts] = ts / 1e9
                 next_marker = now + 0.1
-            rows = series_rows(
-                await influx.query(
-                    f"SELECT \"value\" FROM sensor WHERE site='marker' AND time > {seen_after}"
+            if sent:
+                # Every marker not seen yet, not only those after the newest seen: two batches
+                # written at once become queryable in either order (write_concurrency 2), so a
+                # "newer than the last one seen" query misses the earlier one for good.
+                rows = series_rows(
+                    await influx.query(
+                        f"SELECT \"value\" FROM sensor WHERE site='marker' AND time >= {min(sent)}"
+                    )
                 )
-            )
-            arrived = time.time()
-            for row in rows:
-                ts = int(row["time"])
-                if ts in sent:
-                    latencies.append(arrived - sent.pop(ts))
-                seen_after = max(seen_after, ts)
+                arrived = time.time()
+                for row in rows:
+                    ts = int(row["time"])
+                    if ts in sent:
+                        latencies.append(arrived - sent.pop(ts))
             await asyncio.sleep(0.02)
         for p in load:
             await p.communicate()
