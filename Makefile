@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEMO_ARGS ?= --sites 3 --cameras 4 --duration 300
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test check lint typecheck fmt bench clean system-packages
+.PHONY: setup demo test unit check lint typecheck fmt bench clean system-packages
 
 setup: system-packages $(VENV)/.installed
 
@@ -52,6 +52,11 @@ fmt: setup
 
 test: setup check
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The fast tier: no test that needs a real service (marked `services` by its fixture, see
+# tests/conftest.py) and no minute-long fuzz run (`slow`); under a minute, nothing started.
+unit: $(VENV)/.installed
+	$(VENV)/bin/pytest -m "not services and not slow" $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/pantau bench

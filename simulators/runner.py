@@ -1,7 +1,6 @@
 """Run a scenario: fake cameras, per-site uplinks, one agent process per site, the collector(s).
 
-Agents and collectors are real ``pantau`` processes, so power cuts and crashes are real SIGKILLs.
-"""
+Agents and collectors are real ``pantau`` processes: power cuts and crashes are real SIGKILLs."""
 
 from __future__ import annotations
 
@@ -109,12 +108,11 @@ def edge_fault_reports(site: str, district: str, now_ns: int) -> list[bytes]:
         rejected_total=4,
     )
     ahead = AgentReading(ts=now_ns + 3600 * 10**9, backlog=0, dropped_total=0, oldest_age_s=0.0)
-    return [
-        ReadingBatch(site=site, district=district, gaps=[gap], agent=[health])
-        .model_dump_json()
-        .encode(),
-        ReadingBatch(site=site, district=district, agent=[ahead]).model_dump_json().encode(),
-    ]
+    batches = (
+        ReadingBatch(site=site, district=district, gaps=[gap], agent=[health]),
+        ReadingBatch(site=site, district=district, agent=[ahead]),
+    )
+    return [batch.model_dump_json().encode() for batch in batches]
 
 
 class Simulation:
@@ -127,8 +125,7 @@ class Simulation:
         self.collectors: list[CollectorRuntime] = []
         self.history = SimulationLog()
         self._t0 = time.monotonic()
-        broker = BrokerAddress.parse(options.mqtt_url)
-        self._broker = broker
+        self._broker = BrokerAddress.parse(options.mqtt_url)
 
     @property
     def elapsed_s(self) -> float:
@@ -263,21 +260,18 @@ class Simulation:
         await stop_process(process, PROCESS_STOP_TIMEOUT_S)
 
     async def stop(self) -> None:
-        """Stop agents first (they say goodbye), then collectors, cameras and uplinks; every
-        process is stopped even if an earlier step failed."""
+        """Stop agents (they say goodbye), then collectors, UPSes, cameras and uplinks."""
         try:
             await asyncio.gather(*(self.stop_process(s.process) for s in self.sites.values()))
             await self.wait_collectors_idle()
-        finally:
-            try:
-                await asyncio.gather(*(self.stop_process(c.process) for c in self.collectors))
-            finally:
-                for runtime in self.sites.values():
-                    if runtime.ups is not None:
-                        await asyncio.to_thread(runtime.ups.stop)
-                    for camera in runtime.cameras.values():
-                        await camera.stop()
-                    await runtime.uplink.stop()
+        finally:  # whatever failed above, no process is left running
+            await asyncio.gather(*(self.stop_process(c.process) for c in self.collectors))
+            for runtime in self.sites.values():
+                if runtime.ups is not None:
+                    await asyncio.to_thread(runtime.ups.stop)
+                for camera in runtime.cameras.values():
+                    await camera.stop()
+                await runtime.uplink.stop()
 
     async def wait_collectors_connected(self, timeout_s: float = 30.0) -> None:
         """Wait until every collector is connected and subscribed."""

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import run_pantau
+
+pytestmark = pytest.mark.services  # the bench starts its own services and processes
 
 
 def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from simulators.chaos import run_chaos
 
 
 @pytest.mark.chaos
+@pytest.mark.services  # starts its own mosquitto, influxd, collectors and agents
 @pytest.mark.timeout(420)
 async def test_full_chaos_schedule_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     """The 150 s schedule ends with lost=0 dup=0 and the InfluxQL count equal to the ledger."""

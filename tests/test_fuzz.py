@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,7 @@ LIMITS = DecodeLimits(max_payload_bytes=262_144, max_future_ns=300 * 10**9)
 FUZZ_EXAMPLES = 10_000
 seen: Counter[str] = Counter()
 corpus: list[tuple[str, bytes]] = []  # every 20th message, replayed through the real collector
+pytestmark = pytest.mark.slow  # 10,000 examples take a minute or more: `make test`, not `make unit`
 
 
 @settings(

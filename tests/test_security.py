@@ -280,6 +280,7 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.services  # starts its own broker
 async def test_the_readme_deployment_commands_give_a_working_site(shared_dir: Path) -> None:
     """As the README says, with the account directory owned by the broker's user: `pantau certs
     init`, `pantau broker init`, the broker started (as that user), `pantau sites add --out`
