@@ -1,4 +1,7 @@
-"""The evaluator: observations in, problem lifecycle and queued notifications out."""
+"""The evaluator: observations in, problem lifecycle and queued notifications out.
+
+Observations come from an ``ObservationSource``: ``Observer`` reads them from InfluxDB; a test
+hands in a fake, so the lifecycle rules run without a database."""
 
 from __future__ import annotations
 
@@ -8,16 +11,24 @@ import datetime as dt
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cloud.availability import MaintenanceSpan
 from cloud.influx import InfluxError
 from cloud.maintenance import StateStore
 from cloud.problems.config import RulesConfig
 from cloud.problems.model import Observation, Problem, ProblemState, Verdict
-from cloud.problems.observe import Observer
 from cloud.problems.store import ProblemStore
 
 log = logging.getLogger(__name__)
+
+
+class ObservationSource(Protocol):
+    """What the rules say about every subject at one instant."""
+
+    async def observe(self, now_ns: int) -> list[Observation]:
+        """Observations at ``now_ns``; raises ``InfluxError`` if the data cannot be read."""
+        ...
 
 
 @dataclass
@@ -46,7 +57,7 @@ class Evaluator:
 
     def __init__(
         self,
-        observer: Observer,
+        observer: ObservationSource,
         problems: ProblemStore,
         maintenance: StateStore,
         rules: RulesConfig,
@@ -59,8 +70,8 @@ class Evaluator:
         self._targets = targets
 
     async def evaluate(self, now_ns: int) -> Changes:
-        """One pass at ``now_ns``. Raises ``InfluxError`` (and changes nothing) if the
-        time-series database cannot be read."""
+        """One pass at ``now_ns``. Raises ``InfluxError`` (and changes nothing) if the source
+        cannot read the time-series database."""
         observations = await self._observer.observe(now_ns)
         # The state database is blocking I/O: keep it off the event loop.
         return await asyncio.to_thread(self._apply, observations, now_ns)

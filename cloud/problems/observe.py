@@ -39,7 +39,8 @@ SITE_STATUS_LOOKBACK_S = 35 * 86400  # raw retention; agents publish their statu
 
 
 class Observer:
-    """Turns the latest data into one observation per rule and subject."""
+    """Turns the latest data into one observation per rule and subject: the evaluator's
+    ``ObservationSource`` in production."""
 
     def __init__(self, client: InfluxClient, rules: RulesConfig) -> None:
         self._client = client
