@@ -26,6 +26,7 @@ from cloud.metrics import CollectorMetrics, by_label, counter_value
 from cloud.schema import COLLECTOR, FUTURE_REJECTED, REJECTED, SITE_CLOCK
 from cloud.sessions import clear_sessions
 from cloud.sink import InfluxSink, RetryPolicy
+from cloud.sites_registry import SiteRegistry
 from cloud.webserver import bind_socket, serve_app
 from pantau.core.contract import CONTRACT_VERSION, TopicKind, all_sites_filter
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
@@ -83,6 +84,7 @@ class Collector:
         self._dead_letters = ThreadedDeadLetters(
             config.dead_letter_path, max_rows=config.dead_letter_max_rows
         )
+        self.registry = SiteRegistry(config.sites_registry)
         self.core = IngestCore(
             limits=decode_limits(config),
             budget=DeviceBudget(
@@ -90,6 +92,7 @@ class Collector:
                 max_sites=config.validation.max_sites,
             ),
             metrics=self.metrics,
+            registry=self.registry,
         )
         b = config.batch
         self._pipeline = IngestPipeline(
@@ -144,6 +147,7 @@ class Collector:
                 tasks.create_task(self._pipeline.run(), name="collector-ingest")
                 tasks.create_task(self._self_metrics(), name="collector-self-metrics")
                 tasks.create_task(self._watch_link(), name="collector-link-watch")
+                tasks.create_task(self.registry.watch(), name="collector-sites-registry")
                 tasks.create_task(self._link.raise_on_failure(), name="collector-link-fatal")
                 self.ready.set()
         finally:

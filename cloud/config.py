@@ -175,6 +175,13 @@ class CollectorConfig(_Config):
     dead_letter_max_rows: int = Field(
         default=100_000, ge=100, description="oldest dead letters are pruned beyond this"
     )
+    sites_registry: Path | None = Field(
+        default=None,
+        description="the site registry `pantau sites add --district` writes (sites.yaml in the "
+        "broker's account directory), reread when it changes: a registered site's data is "
+        "stored under its registered district whatever it claims (a claim of another is "
+        "recorded as a mismatch); unset: every site's claim is taken",
+    )
     http_host: str = Field(default="127.0.0.1", description="bind address of /healthz, /metrics")
     http_port: int = Field(default=9108, ge=0, le=65535, description="0 picks a free port")
     instance: str = Field(

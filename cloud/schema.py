@@ -28,6 +28,7 @@ COLLECTOR = "pantau_collector"
 REJECTED = "pantau_rejected"
 FUTURE_REJECTED = "pantau_future_rejected"  # per site: batches stamped in the future
 SITE_CLOCK = "pantau_site_clock"  # sites' clock offsets, written at the collector's time
+DISTRICT_MISMATCH = "pantau_district_mismatch"  # a site claimed another district than registered
 
 # Rollups (cloud/rollup): whole hours and days, each in its own retention policy.
 RP_RAW = "autogen"  # the database's default policy: raw points, kept raw_days
@@ -86,6 +87,7 @@ FIELDS: Mapping[str, frozenset[str]] = {
     REJECTED: frozenset({"count"}),
     FUTURE_REJECTED: frozenset({"count"}),
     SITE_CLOCK: frozenset({"offset_ms"}),
+    DISTRICT_MISMATCH: frozenset({"claimed", "registered"}),
     CAMERA_1H: frozenset({"probes", "up", "degraded", "interval_s"}),
     CAMERA_1D: frozenset({"probes", "up", "degraded", "interval_s"}),
     DISTRICT_1H: frozenset({"probes", "up", "degraded"}),

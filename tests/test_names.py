@@ -141,7 +141,7 @@ def test_collector_writes_only_declared_fields() -> None:
     status = SiteStatus.model_validate(
         {
             "v": 1, "site": "s1", "district": "d1", "online": True, "ts": 1, "lat": -3.8,
-            "lon": 102.3, "session": 7, "probe_interval_s": 10.0,
+            "lon": 102.3, "session": 7, "probe_interval_s": 10.0, "seq": 3,
         }
     )  # fmt: skip
     lines = [*batch_lines(batch), status_line(status, 1, ahead_s=0.5)]

@@ -320,15 +320,16 @@ async def test_the_readme_deployment_commands_give_a_working_site(shared_dir: Pa
         added = run_pantau(
             "sites", "add", "s042", "--dir", str(auth_dir), "--admin-url", broker.url,
             "--broker", f"mqtts://127.0.0.1:{tls_port}", "--ca", str(pki / "ca.crt"),
-            "--out", str(out), timeout_s=30,
+            "--district", "d1", "--out", str(out), timeout_s=30,
         )  # fmt: skip
         assert added.returncode == 0, added.stderr
+        assert auth.sites_file.exists()  # the district is registered with the account
         assert out.stat().st_mode & 0o777 == 0o600
         section = BrokerConfig.model_validate(yaml.safe_load(out.read_text())["broker"])
         assert section.password and section.password not in added.stdout + added.stderr
         bad = run_pantau(
             "sites", "add", "bad id", "--dir", str(auth_dir), "--admin-url", broker.url,
-            timeout_s=30,
+            "--district", "d1", timeout_s=30,
         )  # fmt: skip
         assert bad.returncode == 2 and "'bad id' is not a valid site id" in bad.stderr
         for round_ in ("started", "restarted"):

@@ -7,7 +7,7 @@ letters to keep and the answer its agent gets once they are stored, all added to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cloud.budget import DeviceBudget
 from cloud.deadletter import DeadLetter
@@ -25,6 +25,7 @@ from cloud.ingest.answers import SiteAnswers
 from cloud.lineproto import LineProtocolError
 from cloud.metrics import CollectorMetrics
 from cloud.rollup.marks import mark_lines
+from cloud.sites_registry import SiteRegistry, registered_message
 from pantau.core.contract import ReadingBatch, SiteStatus
 from pantau.core.mqtt_types import Message
 
@@ -73,8 +74,14 @@ class IngestCore:
     """Validation, budgets, the retention cut and rollup marks for one collector."""
 
     def __init__(
-        self, *, limits: DecodeLimits, budget: DeviceBudget, metrics: CollectorMetrics
+        self,
+        *,
+        limits: DecodeLimits,
+        budget: DeviceBudget,
+        metrics: CollectorMetrics,
+        registry: SiteRegistry | None = None,
     ) -> None:
+        self._registry = registry  # registered districts (cloud/sites_registry.py)
         self._limits = limits
         self._budget = budget
         self._metrics = metrics
@@ -87,9 +94,20 @@ class IngestCore:
         parsed = parse_message(message.topic, message.payload, now_ns=now_ns, limits=self._limits)
         if isinstance(parsed, Rejection):
             return Outcome(site=parsed.site, rejected=parsed, msg=parsed.msg, minor=parsed.minor)
+        if self._registry is not None:  # the district is the cloud's, not the payload's
+            registered, mismatch = registered_message(
+                parsed.message, self._registry.get(parsed.site)
+            )
+            parsed = replace(parsed, message=registered)
+            if mismatch is not None:
+                result = self._outcome(parsed, message.retain, now_ns)
+                return replace(result, lines=[*result.lines, mismatch.line(now_ns)])
+        return self._outcome(parsed, message.retain, now_ns)
+
+    def _outcome(self, parsed: Parsed, retain: bool, now_ns: int) -> Outcome:
         try:
             if isinstance(parsed.message, SiteStatus):
-                return self._status(parsed, message.retain, now_ns)
+                return self._status(parsed, retain, now_ns)
             return self._batch(parsed, parsed.message, now_ns)
         except LineProtocolError as exc:
             minor = parsed.message.minor or 0

@@ -105,6 +105,19 @@ class ClockRule(_Config):
     severity: Severity = Field(default=Severity.MAJOR, description="severity of the problem")
 
 
+class DistrictRule(_Config):
+    """A site whose messages claim another district than the site registry's: stored under the
+    registered one, and a problem, because its agent's configuration is wrong (or abused)."""
+
+    enabled: bool = Field(default=True, description="raise district mismatch problems")
+    window: Seconds = Field(
+        default=3600.0,
+        gt=0,
+        description="a mismatch this recent is a problem; it resolves once none came for this long",
+    )
+    severity: Severity = Field(default=Severity.MINOR, description="severity of the problem")
+
+
 class ThresholdRule(_Config):
     """A cabinet or agent value beyond a threshold for a while (with hysteresis to clear)."""
 
@@ -187,6 +200,9 @@ class RulesConfig(_Config):
     camera: CameraRule = Field(default_factory=CameraRule, description="camera down / flapping")
     site: SiteRule = Field(default_factory=SiteRule, description="site offline")
     clock: ClockRule = Field(default_factory=ClockRule, description="site clock wrong")
+    district: DistrictRule = Field(
+        default_factory=DistrictRule, description="site claims another district"
+    )
     duplicate: DuplicateSiteRule = Field(
         default_factory=DuplicateSiteRule, description="two agents using one site id"
     )

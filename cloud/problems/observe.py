@@ -13,7 +13,7 @@ from typing import Any
 from cloud.influx import InfluxClient, series_rows
 from cloud.problems.config import RulesConfig, Severity, ThresholdRule
 from cloud.problems.model import Observation, SiteContact, Verdict
-from cloud.problems.site_checks import duplicate_sites, site_clocks
+from cloud.problems.site_checks import district_mismatches, duplicate_sites, site_clocks
 from cloud.schema import (
     AGENT,
     CAMERA,
@@ -59,6 +59,10 @@ class Observer:
             observations += await duplicate_sites(self._query, self._rules.duplicate, now_ns, sites)
         if self._rules.clock.enabled:
             observations += await site_clocks(self._query, self._rules.clock, now_ns, sites)
+        if self._rules.district.enabled:
+            observations += await district_mismatches(
+                self._query, self._rules.district, now_ns, sites
+            )
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations

@@ -1,4 +1,5 @@
-"""Whole-site problem rules: two agents using one site id, and a site clock that is wrong."""
+"""Whole-site problem rules: two agents using one site id, a site clock that is wrong, and a
+site claiming another district than the registry's."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from cloud.problems.config import ClockRule, DuplicateSiteRule, Severity
+from cloud.problems.config import ClockRule, DistrictRule, DuplicateSiteRule, Severity
 from cloud.problems.model import Observation, SiteContact, Verdict
-from cloud.schema import AGENT, SITE, SITE_CLOCK
+from cloud.schema import AGENT, DISTRICT_MISMATCH, SITE, SITE_CLOCK
 from pantau.core.units import to_ns
 
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
@@ -111,6 +112,43 @@ async def site_clocks(
                 if bad
                 else "clock within bounds",
                 details=details if bad else {},
+            )
+        )
+    return observations
+
+
+async def district_mismatches(
+    query: Query, rule: DistrictRule, now_ns: int, sites: Mapping[str, SiteContact]
+) -> list[Observation]:
+    """Sites whose messages claimed another district than the registry's within the window
+    (``pantau_district_mismatch``, written by the collector): their data went to the
+    registered district, and the agent's configuration (or whoever holds its credentials)
+    should be looked at."""
+    rows = await query(
+        f'SELECT last("claimed") AS "claimed", "registered" FROM "{DISTRICT_MISMATCH}" '
+        f'WHERE time <= {now_ns} AND time > {now_ns - to_ns(rule.window)} GROUP BY "site"'
+    )
+    latest = {row["site"]: row for row in rows}
+    observations = []
+    for site, state in sorted(sites.items()):
+        row = latest.get(site)
+        observations.append(
+            _site_check(
+                "district",
+                "site claims another district",
+                rule.severity,
+                site,
+                state,
+                bad=row is not None,
+                since_ns=int(row["time"]) if row is not None else None,
+                cause=f"site claims district {row['claimed']}, registered as "
+                f"{row['registered']} (stored under {row['registered']}; fix site.district in "
+                "the agent's config, or move the site with `pantau sites place`)"
+                if row is not None
+                else "district as registered",
+                details={"claimed": row["claimed"], "registered": row["registered"]}
+                if row is not None
+                else {},
             )
         )
     return observations

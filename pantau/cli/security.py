@@ -35,6 +35,21 @@ AuthDir = Annotated[
         help="broker account directory (dynamic-security.json, admin.password, collector.password)",
     ),
 ]
+DistrictOption = Annotated[
+    str,
+    typer.Option(
+        "--district",
+        help="district the site counts in; kept by the cloud (the agent's claim is not trusted)",
+    ),
+]
+LatOption = Annotated[
+    Optional[float],  # noqa: UP045 - typer needs Optional on 3.11
+    typer.Option("--lat", min=-90, max=90, help="latitude (WGS84), shown on the wall's map"),
+]
+LonOption = Annotated[
+    Optional[float],  # noqa: UP045
+    typer.Option("--lon", min=-180, max=180, help="longitude (WGS84)"),
+]
 err = Console(stderr=True)
 # _lazy: the CLI is also how edge agents start; the `cryptography` library (several MB) is
 # imported only by the commands that make certificates and credentials.
@@ -121,6 +136,7 @@ def broker_init(directory: AuthDir) -> None:
 def sites_add(
     site: Annotated[str, typer.Argument(help="site id (the broker user name)")],
     directory: AuthDir,
+    district: DistrictOption,
     out: Annotated[
         Optional[Path],  # noqa: UP045
         typer.Option("--out", help="write the agent's broker: section here (mode 0600)"),
@@ -130,17 +146,28 @@ def sites_add(
         str, typer.Option("--broker", help="broker URL the agent dials")
     ] = "mqtts://127.0.0.1:8883",
     ca: CaOption = None,
+    lat: LatOption = None,
+    lon: LonOption = None,
 ) -> None:
-    """Create a site's account (or give it a new password) on the running broker.
+    """Create a site's account (or give it a new password) on the running broker, and register
+    its district (and location) in the site registry (sites.yaml in --dir).
 
     The site may publish only its own readings and status, subscribe only to its own command and
-    receipt topics, and connect only as its own agent (client id pantau-agent-SITE). The agent's
-    `broker:` section, with the password (shown once, only its hash is kept), goes to --out
-    (0600); without --out it is printed with a warning. Takes effect at once.
+    receipt topics, and connect only as its own agent (client id pantau-agent-SITE). The
+    collector stores its data under the registered district, whatever the agent claims. The
+    agent's `broker:` section, with the password (shown once, only its hash is kept), goes to
+    --out (0600); without --out it is printed with a warning. Takes effect at once.
     """
-    from pantau.ops.brokerauth import BrokerAuthError, write_private  # noqa: PLC0415
+    from pantau.ops.brokerauth import (  # noqa: PLC0415
+        BrokerAccountFiles,
+        BrokerAuthError,
+        check_site_id,
+        write_private,
+    )
 
     try:
+        check_site_id(site)
+        BrokerAccountFiles(directory).place_site(site, district, lat=lat, lon=lon)
         password = _admin(directory, admin_url).add_site(site)
     except BrokerAuthError as exc:
         raise fail(str(exc)) from None
@@ -168,14 +195,38 @@ def sites_remove(
     directory: AuthDir,
     admin_url: AdminUrl = "mqtt://127.0.0.1:1883",
 ) -> None:
-    """Revoke a site's account; the broker disconnects it at once."""
-    from pantau.ops.brokerauth import BrokerAuthError  # noqa: PLC0415
+    """Revoke a site's account (the broker disconnects it at once) and unregister it."""
+    from pantau.ops.brokerauth import BrokerAccountFiles, BrokerAuthError  # noqa: PLC0415
 
     try:
         _admin(directory, admin_url).remove_site(site)
+        BrokerAccountFiles(directory).unplace_site(site)
     except BrokerAuthError as exc:
         raise fail(str(exc)) from None
     typer.echo(f"{site} removed")
+
+
+@sites_app.command("place")
+def sites_place(
+    site: Annotated[str, typer.Argument(help="site id")],
+    directory: AuthDir,
+    district: DistrictOption,
+    lat: LatOption = None,
+    lon: LonOption = None,
+) -> None:
+    """Register or move a site's district (and location) without touching its account.
+
+    For sites added before the registry, and for a site that moves; the collector rereads the
+    registry by itself. Data already stored keeps the district it was stored under.
+    """
+    from pantau.ops.brokerauth import BrokerAccountFiles, BrokerAuthError  # noqa: PLC0415
+
+    files = BrokerAccountFiles(directory)
+    try:
+        files.place_site(site, district, lat=lat, lon=lon)
+    except BrokerAuthError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{site}: district {district} ({files.sites_file})")
 
 
 @sites_app.command("list")

@@ -2,7 +2,8 @@
 
 paho runs its network loop in its own thread (``loop_start``); everything it reports is handed to
 the asyncio loop with ``call_soon_threadsafe``, so callers only ever see coroutines, futures and an
-``asyncio.Queue`` of messages. Nothing outside this module imports paho.
+``asyncio.Queue`` of messages. Nothing outside this module and ``mqtt_client`` (which builds
+the paho client) imports paho.
 """
 
 from __future__ import annotations
@@ -10,18 +11,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import random
-import ssl
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from pantau.core.contract import PublishTopic, TopicFilter
+from pantau.core.mqtt_client import paho_client
 from pantau.core.mqtt_types import (
     BrokerAddress,
     FatalConnectError,
@@ -104,38 +104,9 @@ class MqttLink:
         return self._generation
 
     def _make_client(self) -> paho.Client:
-        s = self._settings
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=paho.MQTTv5,
-            manual_ack=s.manual_ack,
-        )
-        username = s.username or s.address.username
-        password = s.password or s.address.password
-        if username:
-            client.username_pw_set(username, password)
-        self._tls: ssl.SSLContext | None = None
-        if s.address.tls:
-            # Verifies the broker's certificate and host name against ca_file (or the system CAs).
-            self._tls = ssl.create_default_context(cafile=s.ca_file)
-            if s.cert_file:
-                self._tls.load_cert_chain(s.cert_file, s.key_file)
-            client.tls_set_context(self._tls)
-        if s.will:
-            client.will_set(s.will.topic, s.will.payload, qos=s.will.qos, retain=s.will.retain)
+        client, self._tls = paho_client(self._settings)
         if self._next_will is not None:
             client.on_pre_connect = self._paho_on_pre_connect
-        # paho's backoff doubles from min to max without jitter; a random start per client spreads
-        # a fleet's reconnects after a broker restart.
-        jittered_min = max(0.05, s.reconnect_min_s * random.uniform(0.5, 1.5))
-        # paho sleeps a float number of seconds; rounding to whole seconds made this constant.
-        client.reconnect_delay_set(
-            min_delay=jittered_min,  # type: ignore[arg-type]
-            max_delay=int(s.reconnect_max_s),
-        )
-        client.max_inflight_messages_set(s.max_inflight_out)
-        client.max_queued_messages_set(0)
         client.on_connect = self._paho_on_connect
         client.on_connect_fail = self._paho_on_connect_fail
         client.on_disconnect = self._paho_on_disconnect

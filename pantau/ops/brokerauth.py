@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from pantau.core.contract import (
     ID_PATTERN,
     RESERVED_ID_PREFIX,
@@ -38,6 +40,13 @@ from pantau.core.contract import (
     site_command_filter,
     site_receipts_topic,
     site_topic,
+)
+from pantau.core.siteregistry import (
+    REGISTRY_FILE,
+    RegisteredSite,
+    RegistryError,
+    load_registry,
+    save_registry,
 )
 
 COLLECTOR_USER = "pantau-collector"
@@ -179,6 +188,36 @@ class BrokerAccountFiles:
     def collector_password_file(self) -> Path:
         """The collector account's password (the collector runs beside the broker)."""
         return self.directory / "collector.password"
+
+    @property
+    def sites_file(self) -> Path:
+        """The site registry: each site's district and location (the collector's
+        ``sites_registry``; ``pantau.core.siteregistry``)."""
+        return self.directory / REGISTRY_FILE
+
+    def place_site(
+        self, site: str, district: str, *, lat: float | None = None, lon: float | None = None
+    ) -> None:
+        """Register (or move) ``site`` in ``district``; the collector picks it up by itself."""
+        check_site_id(site)
+        try:
+            entry = RegisteredSite(district=district, lat=lat, lon=lon)
+            registry = load_registry(self.sites_file)
+            registry.sites[site] = entry
+            save_registry(self.sites_file, registry)
+        except ValidationError as exc:
+            raise BrokerAuthError(f"{site}: {exc.errors()[0]['msg']} ({district!r})") from None
+        except RegistryError as exc:
+            raise BrokerAuthError(str(exc)) from None
+
+    def unplace_site(self, site: str) -> None:
+        """Take ``site`` out of the registry (nothing if it is not there)."""
+        try:
+            registry = load_registry(self.sites_file)
+            if registry.sites.pop(site, None) is not None:
+                save_registry(self.sites_file, registry)
+        except RegistryError as exc:
+            raise BrokerAuthError(str(exc)) from None
 
     def init(self) -> None:
         """Write the plugin's JSON and new admin/collector passwords; refuse to overwrite.
