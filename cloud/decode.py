@@ -224,7 +224,7 @@ def drop_older(batch: ReadingBatch, cutoff_ns: int) -> tuple[ReadingBatch, int]:
 
 
 def status_accepted(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:
-    """The point of a birth or will: stamped at its arrival when that is earlier (or unknown)."""
+    """The point of a birth or will: a live one at its arrival, a retained replay no later."""
     if status.ts is None:
         if status.online:
             return Rejection(RejectReason.SCHEMA, "ts: an online (birth) status needs a timestamp")
@@ -233,9 +233,13 @@ def status_accepted(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepte
             # stamping it now would invent a second offline transition.
             return Accepted(status.site, [])
         return Accepted(status.site, [status_line(status, now_ns)])
-    # A status cannot have happened after it arrived: a birth from a clock running ahead is
-    # stored at its arrival, so a Last Will stamped on delivery later still comes after it. How
-    # far ahead it was is kept (``clock_ahead_s``): a late delivery can make a clock look behind,
-    # never ahead, so only a live status says so.
-    ahead_s = (status.ts - now_ns) / 1e9 if not retain and status.ts > now_ns else None
-    return Accepted(status.site, [status_line(status, min(status.ts, now_ns), ahead_s=ahead_s)])
+    # A live status is stored at its arrival: the cloud's clock is the true one, and a box whose
+    # clock is days behind would otherwise be stored as having come online days ago. The box's
+    # own stamp still measures its clock when it runs ahead (``clock_ahead_s``: a late delivery
+    # can make a clock look behind, never ahead, so only a live status says so). A retained
+    # status replayed on (re)subscribe happened earlier and was stored then: no later than its
+    # arrival, at its own time.
+    if retain:
+        return Accepted(status.site, [status_line(status, min(status.ts, now_ns))])
+    ahead_s = (status.ts - now_ns) / 1e9 if status.ts > now_ns else None
+    return Accepted(status.site, [status_line(status, now_ns, ahead_s=ahead_s)])
