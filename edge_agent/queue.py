@@ -2,18 +2,17 @@
 
 A reading is committed here before anything tries to publish it, and deleted only after the
 collector's receipt named the message carrying it (a PUBACK only marks it sent, unless the
-publisher runs with ``receipts: false``). ``synchronous=FULL`` makes each commit survive a power cut,
-not only ``kill -9``; commits are per probe cycle and per receipt, so this costs little.
+publisher runs with ``receipts: false``). ``synchronous=FULL`` makes each commit survive a power
+cut, not only ``kill -9``; commits are per probe cycle and per receipt, so this costs little.
 
 The queue is bounded by count and by age. Readings that have to go are the oldest; they are
 counted and replaced by one ``gaps`` entry spanning them, so the cloud can show that span as
 unknown rather than down.
 
-Each row carries a CRC of its kind, stamp and body, and ``meta.rows`` the row count (written in
-the same transaction), so damage is found row by row and what a salvage (``queue_salvage``)
-could not read is counted. ``secure_delete`` zeroes delivered rows, so a salvage never brings
-them back; the WAL is kept small (``WAL_AUTOCHECKPOINT_PAGES``, ``WAL_SIZE_LIMIT_BYTES``) so
-that it cannot fill a small disk by itself.
+Each row carries a CRC of its kind, stamp and body, and ``meta.readings_held`` counts what the
+rows stand for (same transaction), so damage is found row by row and a salvage
+(``queue_salvage``) knows how much it could not read. ``secure_delete`` zeroes delivered rows;
+the WAL is kept small so that it cannot fill a small disk by itself.
 
 All methods block; the agent calls them from one dedicated worker thread.
 """
@@ -34,12 +33,20 @@ PRUNE_CHUNK = 10_000
 PAGE_SIZE = 4096  # set on new files; a salvage assumes it when the file's header is destroyed
 WAL_AUTOCHECKPOINT_PAGES = 256  # 1 MiB of WAL before SQLite copies it back (default 4 MiB)
 WAL_SIZE_LIMIT_BYTES = 1 << 20  # a checkpointed WAL is truncated to this, not kept at its peak
-CACHE_KIB = 2048  # page cache per queue (default 8 MiB): the OS caches the file as well
+CACHE_KIB = 512  # page cache per queue (default 8 MiB): the OS caches the file as well
 
 
 def row_crc(kind: str, ts: int, body: bytes) -> int:
     """Checksum of one queued row (kind, stamp and body), stored beside it."""
     return zlib.crc32(body, zlib.crc32(f"{kind}:{ts}".encode()))
+
+
+def gap_count(body: bytes) -> int:
+    """How many readings a queued gap row stands for (1 if its body cannot be read)."""
+    try:
+        return GapReading.model_validate_json(body).count
+    except ValueError:
+        return 1
 
 
 class CorruptRowError(sqlite3.DatabaseError):
@@ -93,6 +100,13 @@ class ReadingQueue:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         try:
             self._count = self._prepare()
+            # Gap rows by id -> readings they stand for: ``readings_held`` counts readings.
+            self._gaps: dict[int, int] = {
+                row_id: gap_count(body)
+                for row_id, body in self._db.execute(
+                    "SELECT id, body FROM readings WHERE kind = 'gaps'"
+                )
+            }
         except BaseException:
             self._db.close()
             raise
@@ -136,6 +150,11 @@ class ReadingQueue:
     def __len__(self) -> int:
         return self._count
 
+    @property
+    def readings_held(self) -> int:
+        """Readings the file's rows stand for (a gap row counts what it covers)."""
+        return self._count - len(self._gaps) + sum(self._gaps.values())
+
     def append(
         self,
         items: list[tuple[str, int, bytes]],
@@ -152,17 +171,23 @@ class ReadingQueue:
         for kind, _, _ in items:
             if kind not in KINDS:
                 raise ValueError(f"unknown reading kind {kind!r}")
-        before = self._count
+        before = self._count, dict(self._gaps)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             if held:
                 self._insert_with_ids(held)
             if ids_after > self._sequence():
                 self._set_sequence(ids_after)
-            self._db.executemany(
-                "INSERT INTO readings (kind, ts, body, crc) VALUES (?, ?, ?, ?)",
-                [(k, ts, body, row_crc(k, ts, body)) for k, ts, body in items],
-            )
+            insert = "INSERT INTO readings (kind, ts, body, crc) VALUES (?, ?, ?, ?)"
+            if any(k == "gaps" for k, _, _ in items):  # one by one, to learn the gaps' ids
+                for k, ts, body in items:
+                    row_id = self._db.execute(insert, (k, ts, body, row_crc(k, ts, body))).lastrowid
+                    if k == "gaps" and row_id is not None:
+                        self._gaps[row_id] = gap_count(body)
+            else:
+                self._db.executemany(
+                    insert, [(k, ts, body, row_crc(k, ts, body)) for k, ts, body in items]
+                )
             if self._ledger:
                 self._db.executemany("INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items)
             self._count += len(items)
@@ -171,7 +196,7 @@ class ReadingQueue:
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
-            self._count = before
+            self._count, self._gaps = before
             raise
         return dropped
 
@@ -182,12 +207,13 @@ class ReadingQueue:
             [(r.id, r.kind, r.ts, r.body, row_crc(r.kind, r.ts, r.body)) for r in rows],
         )
         self._count += self._db.total_changes - changes
+        self._gaps.update((r.id, gap_count(r.body)) for r in rows if r.kind == "gaps")
 
     def _save_count(self) -> None:
         self._db.execute(
-            "INSERT INTO meta (key, value) VALUES ('rows', ?) "
+            "INSERT INTO meta (key, value) VALUES ('readings_held', ?) "
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (self._count,),
+            (self.readings_held,),
         )
 
     def _sequence(self) -> int:
@@ -237,12 +263,16 @@ class ReadingQueue:
             start_ts, end_ts = min(start_ts, old.start_ts), max(end_ts, old.end_ts)
             count += old.count
         self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i, _ in earlier])
+        for row_id, _ in earlier:
+            self._gaps.pop(row_id, None)
         gap = GapReading(ts=now_ns, start_ts=start_ts, end_ts=end_ts, count=count)
         body = gap.model_dump_json().encode()
-        self._db.execute(
+        row_id = self._db.execute(
             "INSERT INTO readings (kind, ts, body, crc) VALUES ('gaps', ?, ?, ?)",
             (now_ns, body, row_crc("gaps", now_ns, body)),
-        )
+        ).lastrowid
+        if row_id is not None:
+            self._gaps[row_id] = count
         self._count += 1 - len(dropped_ids) - len(earlier)
         self._add_dropped(len(dropped_ids))
         return len(dropped_ids)
@@ -281,17 +311,19 @@ class ReadingQueue:
 
     def delete(self, ids: list[int]) -> None:
         """Remove acknowledged readings (ids already gone are ignored)."""
-        before = self._count
+        before = self._count, dict(self._gaps)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             changes = self._db.total_changes
             self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids])
             self._count -= self._db.total_changes - changes
+            for row_id in ids:
+                self._gaps.pop(row_id, None)
             self._save_count()
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
-            self._count = before
+            self._count, self._gaps = before
             raise
 
     def checkpoint(self) -> None:
@@ -307,7 +339,7 @@ class ReadingQueue:
     def restore(self, rows: Sequence[QueuedReading], *, dropped_total: int = 0) -> None:
         """Insert rows moved from another queue file, keeping their ids (the publisher's cursors
         and in-flight messages refer to them); ``dropped_total`` carries that file's count."""
-        before = self._count
+        before = self._count, dict(self._gaps)
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._insert_with_ids(rows)
@@ -317,7 +349,7 @@ class ReadingQueue:
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
-            self._count = before
+            self._count, self._gaps = before
             raise
 
     def _add_dropped(self, count: int) -> None:

@@ -13,7 +13,7 @@ The agent must never stop for its queue's sake. ``GuardedQueue`` wraps ``Reading
 - **file corrupt** (at start or later, any byte): it is moved aside as ``<name>.corrupt-<time>``,
   the rows that survive are salvaged page by page (``queue_salvage``) into a new file with their
   ids, and a ``gap`` counts what was destroyed: the rows the file held (known to the running
-  queue, else the file's own ``meta.rows``) minus those salvaged.
+  queue, else the file's own ``meta.readings_held``) minus those salvaged.
 
 While a fault lasts, ``fault`` says what is wrong; the agent reports it (``queue_error``).
 All methods block and run on the agent's queue thread, like ``ReadingQueue``'s.
@@ -42,7 +42,14 @@ def _is_corruption(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return any(
         sign in text
-        for sign in ("malformed", "not a database", "encrypted", "no such table", "no such col")
+        for sign in (
+            "malformed",
+            "not a database",
+            "encrypted",
+            "no such table",
+            "no such column",
+            "could not decode",  # damaged text, found by Python's sqlite3
+        )
     )
 
 
@@ -106,6 +113,10 @@ class GuardedQueue:
 
     def _move_aside(self, now_ns: int) -> Path:
         aside = self._path.with_name(f"{self._path.name}.corrupt-{now_ns // 10**9}")
+        for n in range(1, 1000):  # several in one second: keep each
+            if not aside.exists():
+                break
+            aside = self._path.with_name(f"{self._path.name}.corrupt-{now_ns // 10**9}-{n}")
         for suffix in ("", "-wal", "-shm"):
             source = Path(f"{self._path}{suffix}")
             if source.exists():
@@ -115,20 +126,23 @@ class GuardedQueue:
     def _salvage(self, exc: sqlite3.Error, *, known: int | None, now_ns: int) -> ReadingQueue:
         """Move the corrupt file aside, salvage its rows into a new file, count the rest lost.
 
-        ``known``: the rows the file held (from the running queue); ``None`` at start, when the
-        file's own ``meta.rows`` is used if it survived.
+        ``known``: the readings the file held (from the running queue); ``None`` at start, when
+        the file's own ``meta.readings_held`` is used if it survived.
         """
         aside = self._move_aside(now_ns)
         queue = self._open()
         tally = Tally()
         rows = scan(aside, tally, unchecked_rows=not self._ledger) if aside.exists() else iter([])
         chunk: list[QueuedReading] = []
-        for row in rows:
-            if row.id not in self._deferred:  # delivered already: the salvage is its delete
-                chunk.append(row)
-            if len(chunk) >= WRITE_CHUNK:
-                self._restore(queue, chunk)
-                chunk = []
+        try:
+            for row in rows:
+                if row.id not in self._deferred:  # delivered already: the salvage is its delete
+                    chunk.append(row)
+                if len(chunk) >= WRITE_CHUNK:
+                    self._restore(queue, chunk)
+                    chunk = []
+        except Exception:  # a damage the scan did not foresee ends it; what it found counts
+            log.exception("salvaging %s stopped early", aside.name)
         self._restore(queue, chunk)
         found = len(tally.ids)
         self._last_id = max(self._last_id, tally.last_id or 0, max(tally.ids, default=0))
@@ -139,7 +153,7 @@ class GuardedQueue:
                 queue.restore([], dropped_total=tally.dropped_total)
         held = known if known is not None else tally.held
         if held is not None:
-            lost = max(0, held - found)
+            lost = max(0, held - tally.readings)
         elif tally.ids:  # nothing says how many rows there were: the ids missing between them
             lost = max(tally.last_id or 0, *tally.ids) - min(tally.ids) + 1 - found
         else:
@@ -166,7 +180,7 @@ class GuardedQueue:
                 self._held.add(row)
 
     def _replace_corrupt(self, exc: sqlite3.Error, now_ns: int) -> None:
-        known = len(self._queue)
+        known = self._queue.readings_held
         with contextlib.suppress(sqlite3.Error):
             self._queue.close()
         self._queue = self._salvage(exc, known=known, now_ns=now_ns)

@@ -5,8 +5,8 @@ first bad page of a table, so a salvage cannot go through SQL. ``scan`` reads th
 itself, each in its newest committed copy (from the WAL when its frames' checksums hold, else
 from the main file), and yields every table-leaf cell whose record has the shape of a queued row
 and passes the row's CRC; on the way it picks up what survives of the queue's counters
-(``meta.rows``, ``meta.dropped_total``, ``sqlite_sequence``). It uses only the stable parts of
-the file format (https://www.sqlite.org/fileformat2.html): the header, the WAL frames,
+(``meta.readings_held``, ``meta.dropped_total``, ``sqlite_sequence``). It uses only the stable
+parts of the file format (https://www.sqlite.org/fileformat2.html): the header, the WAL frames,
 table-leaf pages, overflow chains and records. Delivered rows are not brought back: the queue
 runs with ``secure_delete``, which zeroes them.
 """
@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.queue import KINDS, PAGE_SIZE, QueuedReading, row_crc
+from edge_agent.queue import KINDS, PAGE_SIZE, QueuedReading, gap_count, row_crc
 
 HEADER_MAGIC = b"SQLite format 3\x00"
 WAL_MAGICS = (0x377F0682, 0x377F0683)  # checksums little- / big-endian
@@ -36,7 +36,8 @@ class Tally:
     """What a scan found besides the rows: the file's own counters where they survive, and the
     id and stamp of every row it yielded (compact arrays: a salvage may see millions)."""
 
-    held: int | None = None  # meta.rows: rows in the file at its last commit
+    held: int | None = None  # meta.readings_held: readings in the file at its last commit
+    readings: int = 0  # readings the yielded rows stand for (a gap row counts what it covers)
     last_id: int | None = None  # sqlite_sequence: the highest id the file had handed out
     dropped_total: int | None = None
     ids: array[int] = field(default_factory=lambda: array("q"))
@@ -97,6 +98,7 @@ def scan(path: Path, tally: Tally, *, unchecked_rows: bool = False) -> Iterator[
                         seen.add(row.id)
                         tally.ids.append(row.id)
                         tally.stamps.append(row.ts)
+                        tally.readings += gap_count(row.body) if row.kind == "gaps" else 1
                         yield row
 
 
@@ -261,13 +263,13 @@ def _queued_row(
 ) -> QueuedReading | None:
     try:
         values = _record(payload)
-    except (IndexError, ValueError, UnicodeDecodeError):
+    except (IndexError, ValueError, struct.error):  # UnicodeDecodeError is a ValueError
         return None
     if len(values) == 2 and isinstance(values[0], str) and isinstance(values[1], int):
         key, number = values[0], values[1]
         if key == "readings":  # sqlite_sequence
             tally.last_id = max(tally.last_id or 0, number)
-        elif key == "rows":
+        elif key == "readings_held":
             tally.held = number
         elif key == "dropped_total":
             tally.dropped_total = number
