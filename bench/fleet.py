@@ -9,6 +9,7 @@
    reads, which must grow with cameras, not with the window.
 3. Rollup upkeep: the worker's cycles over a live hour of the large fleet (influxd + worker CPU).
 4. Disk per camera-year, raw and rolled up, after InfluxDB compacted it.
+5. The fleet view now (``fleet_now``): /api/cameras and /api/sites on both fleets, live.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import httpx
 
 from bench.fleet_data import PROBE_S, S, hour_lines, quiet_influx, raw_lines, write_all
 from bench.fleet_disk import disk_cost
+from bench.fleet_now import fleet_now, write_sites
 from bench.harness import Harness
 from bench.procfs import process_usage
 from cloud.api.app import create_app
@@ -192,6 +194,7 @@ async def _raw_fleet(
     points = await write_all(
         client, lambda i: raw_lines(i, start, now - 30 * S, random.Random(i)), cameras
     )
+    await write_sites(client, cameras, days)
     bench.say(f"fleet: {points:,} points in {time.perf_counter() - started:.0f} s; rolling up")
     started = time.perf_counter()
     report = await RollupWorker(client, SPEC, WorkerSettings()).step(now)
@@ -230,6 +233,7 @@ async def _raw_fleet(
         "availability_30d_s": await fleet.availability(client, min(30, days), raw=False),
         "availability_30d_raw_s": await fleet.availability(client, min(30, days), raw=True),
         "problems_s": round(await _timed(lambda: observer.observe(time.time_ns())), 3),
+        "now": await fleet_now(bench, fleet.settings, client, cameras),
     }
     _say_pairs(bench, f"{cameras} cameras x {days} d", row)
     return row
@@ -251,6 +255,7 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
     await worker._store_watermark(end)  # the bench plays the worker's past
     # The last hour and this one live (raw), for the "now" panels and the worker's upkeep.
     await write_all(client, lambda i: raw_lines(i, end, now, random.Random(i)), cameras)
+    await write_sites(client, cameras, days)
     await quiet_influx(bench)
     # The worker catches up the last hour, as it does once an hour: reads below are steady state
     # (raw only for this hour so far and the partial hour at a window's start).
@@ -266,6 +271,7 @@ async def _large_fleet(bench: Harness, fleet: Fleet, client: InfluxClient) -> di
         "report_365d_s": await fleet.availability(client, min(365, days), raw=False),
         "report_30d_s": await fleet.availability(client, 30, raw=False),
         "problems_s": round(await _timed(lambda: observer.observe(time.time_ns())), 3),
+        "now": await fleet_now(bench, fleet.settings, client, cameras),
     }
     _say_pairs(bench, f"{cameras} cameras x {days} d (rollups)", row)
     return row

@@ -13,7 +13,7 @@ from bench.procfs import process_usage
 from cloud.influx import InfluxClient
 from cloud.lineproto import format_line, join_lines
 from cloud.rollup.timegrid import HOUR_NS
-from cloud.schema import CAMERA_1H
+from cloud.schema import CAMERA_1H, SITE
 
 S = 1_000_000_000
 PROBE_S = 10
@@ -102,3 +102,24 @@ def hour_lines(camera: int, start_ns: int, hours: int) -> list[str]:
         f"degraded=0i,interval_s={float(PROBE_S)!r} {start_ns + h * HOUR_NS}"
         for h in range(hours)
     ]
+
+
+def site_lines(
+    site_index: int, start_ns: int, end_ns: int, *, offline_from_ns: int | None
+) -> list[str]:
+    """One site's statuses as the collector stores them: a birth every 6 h (the agents' status
+    refresh), and from ``offline_from_ns`` on its Last Will and nothing after."""
+    site, district, _ = names(site_index * CAMERAS_PER_SITE)
+    stop = end_ns if offline_from_ns is None else offline_from_ns
+    lines = [
+        format_line(
+            SITE,
+            {"site": site, "district": district},
+            {"online": 1, "probe_interval_s": float(PROBE_S), "lat": -3.8, "lon": 102.2},
+            ts,
+        )
+        for ts in range(start_ns, stop, 6 * HOUR_NS)
+    ]
+    if offline_from_ns is not None:
+        lines.append(format_line(SITE, {"site": site, "district": district}, {"online": 0}, stop))
+    return lines

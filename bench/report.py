@@ -94,6 +94,8 @@ def _fleet(table: Table, fleet: dict[str, Any]) -> None:
             f"{row['api_30d_s']['camera']}",
             "≤ 0.5",
         )
+        if now := row.get("now"):
+            table.add_row(f"fleet {size}: /api/cameras s", f"{now['cameras_api_s']}", "≤ 0.1")
     if raw:
         table.add_row("  same over raw probes only s", f"{raw['availability_30d_raw_s']}", "")
         table.add_row("  rollups = raw (7 d, every grouping)", f"{raw['rollup_equals_raw_7d']}", "")
