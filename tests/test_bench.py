@@ -56,4 +56,5 @@ def test_tiny_bench_produces_every_figure(tmp_path: Path) -> None:
     assert set(fleet["raw"]["api_30d_s"]) == {"camera", "site", "district", "csv"}
     assert fleet["large"]["hour_points"] > 0 and fleet["upkeep"]["pct_of_core"] > 0
     assert fleet["disk"]["autogen_mb_per_camera_year"] > 0
+    assert fleet["large"]["now"]["cameras_listed"] == 20 and fleet["large"]["now"]["cameras_api_s"]
     assert "pantau bench" in result.stdout
