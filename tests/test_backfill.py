@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,22 +51,29 @@ async def _rollup_points(client: InfluxClient, since_ns: int) -> list[dict[str, 
     return sorted(points, key=lambda p: sorted((k, str(v)) for k, v in p.items()))
 
 
-def _rebuild(influxd: InfluxProcess, database: str, *bounds: str) -> str:
-    result = run_pantau(
-        "rollups", "rebuild", *bounds, "--influx", influxd.url, "--database", database,
-        timeout_s=120,
-    )  # fmt: skip
+def _rebuild(*args: str) -> str:
+    result = run_pantau("rollups", "rebuild", *args, timeout_s=120)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout
 
 
+def _collector_yaml(path: Path, influxd: InfluxProcess, database: str, timezone: str) -> Path:
+    path.write_text(
+        f"influx: {{url: '{influxd.url}', database: '{database}'}}\n"
+        f"rollup: {{timezone: '{timezone}'}}\n"
+    )
+    return path
+
+
 async def test_import_behind_the_watermark_is_rolled_up_by_rebuild(
-    influx: InfluxClient, influxd: InfluxProcess, database: str
+    influx: InfluxClient, influxd: InfluxProcess, database: str, tmp_path: Path
 ) -> None:
     """30 hours of a fleet rolled up by the worker while site s1's hours 3 to 11 were missing;
     then those hours are imported straight into InfluxDB: the rollups are wrong (nothing marked
-    them) until `pantau rollups rebuild` over the imported range, then equal raw for every
-    window and grouping; a second rebuild over whole days writes the same points."""
+    them) until `pantau rollups rebuild --site s1` over the imported range, then equal raw for
+    every window and grouping; a second rebuild over whole days (all sites, settings from the
+    collector's config) writes the same points; a config whose timezone differs from the stored
+    rollups' is refused."""
     now = time.time_ns()
     t0 = floor_hour(now) - 30 * HOUR_NS
     history = _fleet_history(t0, 30)
@@ -90,7 +98,8 @@ async def test_import_behind_the_watermark_is_rolled_up_by_rebuild(
     again = await RollupWorker(influx, SPEC, WorkerSettings(settle_s=0)).step(time.time_ns())
     assert (again.hours, again.dirty) == (0, 0)  # the worker alone never finds it
 
-    out = _rebuild(influxd, database, "--from", _iso(gap[0] + 600 * S), "--to", _iso(gap[1] - S))
+    at = ("--influx", influxd.url, "--database", database, "--site", "s1")
+    out = _rebuild(*at, "--from", _iso(gap[0] + 600 * S), "--to", _iso(gap[1] - S))
     assert "rebuilt 8 hours" in out
     day = SPEC.days.ceil(t0)
     windows = [whole, (gap[0] - 17 * S, gap[1] + 3 * S), (day - 5 * HOUR_NS, day + DAY_NS)]
@@ -107,11 +116,14 @@ async def test_import_behind_the_watermark_is_rolled_up_by_rebuild(
 
     before = await _rollup_points(influx, t0)
     days = [dt.datetime.fromtimestamp((t + SPEC.days.offset_ns) / S, dt.UTC) for t in gap]
-    out = _rebuild(
-        influxd, database, "--from", days[0].date().isoformat(), "--to", days[1].date().isoformat()
-    )
+    whole_days = ("--from", days[0].date().isoformat(), "--to", days[1].date().isoformat())
+    config = _collector_yaml(tmp_path / "c.yaml", influxd, database, "Asia/Jakarta")
+    out = _rebuild("--config", str(config), *whole_days)
     assert "local days" in out
     assert await _rollup_points(influx, t0) == before
+    utc = _collector_yaml(tmp_path / "utc.yaml", influxd, database, "UTC")
+    refused = run_pantau("rollups", "rebuild", "--config", str(utc), *whole_days, timeout_s=60)
+    assert refused.returncode == 2 and "local days at UTC+7h" in refused.stderr, refused.stderr
 
 
 def test_rebuild_plan_covers_whole_hours_that_are_over_and_retained() -> None:
