@@ -269,7 +269,9 @@ async def _run(
             written = [(await scrape_collectors([c.http_port])).written for c in sim.collectors]
         finally:
             await sim.stop()
-        comparison = await compare(influx, {site: rt.queue_path for site, rt in sim.sites.items()})
+        # Interrupted early, an agent may not have created its queue yet: compare what exists.
+        queues = {site: rt.queue_path for site, rt in sim.sites.items() if rt.queue_path.exists()}
+        comparison = await compare(influx, queues)
         return ChaosResult(comparison, monkey.actions, monkey.skipped, written, interrupted)
 
 

@@ -39,10 +39,10 @@ def demo_argv(workdir: Path) -> list[str]:
     ]
 
 
-def kinds(procs: set[ProcessId]) -> dict[str, int]:
-    """How many processes of each expected kind are alive among ``procs``."""
-    lines = [cmdline(p.pid) for p in procs if alive(p)]
-    return {kind: sum(kind in line for line in lines) for kind in EXPECTED}
+def started(procs: set[ProcessId], expected: dict[str, int]) -> bool:
+    """True once ``procs`` holds, alive, at least the expected number of each kind."""
+    lines = [cmdline(p.pid) for p in procs.copy() if alive(p)]  # copy: the watcher adds
+    return all(sum(kind in line for line in lines) >= n for kind, n in expected.items())
 
 
 def watch_tree(pid: int, seen: set[ProcessId], until: Callable[[], bool]) -> None:
@@ -54,9 +54,11 @@ def watch_tree(pid: int, seen: set[ProcessId], until: Callable[[], bool]) -> Non
 
 
 @contextmanager
-def demo_tree(process: subprocess.Popen[bytes]) -> Iterator[set[ProcessId]]:
-    """Record the demo's descendants while it runs; kill whatever is left at the end (so a
-    failing test does not leak into the next one)."""
+def process_tree(
+    process: subprocess.Popen[bytes], expected: dict[str, int] = EXPECTED
+) -> Iterator[set[ProcessId]]:
+    """Record the process's descendants until it ends, once the ``expected`` ones run; kill
+    whatever is left at the end (so a failing test does not leak into the next one)."""
     seen: set[ProcessId] = set()
     watcher = threading.Thread(
         target=watch_tree, args=(process.pid, seen, lambda: process.poll() is not None)
@@ -64,9 +66,9 @@ def demo_tree(process: subprocess.Popen[bytes]) -> Iterator[set[ProcessId]]:
     watcher.start()
     try:
         wait_for(
-            lambda: all(kinds(seen)[k] >= n for k, n in EXPECTED.items()) or None,
+            lambda: started(seen, expected),
             timeout_s=START_TIMEOUT_S,
-            what=f"the demo's processes {EXPECTED}",
+            what=f"the processes {expected}",
         )
         yield seen
     finally:
@@ -74,20 +76,22 @@ def demo_tree(process: subprocess.Popen[bytes]) -> Iterator[set[ProcessId]]:
             process.kill()
         process.wait(30)
         watcher.join(10)
-        for proc in seen:
+        for proc in seen.copy():
             if alive(proc):
                 os.kill(proc.pid, signal.SIGKILL)
 
 
-def assert_all_gone(process: subprocess.Popen[bytes], seen: set[ProcessId]) -> None:
-    """The demo exits and none of its descendants outlives it."""
+def assert_all_gone(
+    process: subprocess.Popen[bytes], seen: set[ProcessId], expected: dict[str, int] = EXPECTED
+) -> None:
+    """The process exits and none of its descendants outlives it."""
     process.wait(GONE_TIMEOUT_S)
     deadline = time.monotonic() + GONE_TIMEOUT_S
     while any(alive(p) for p in seen) and time.monotonic() < deadline:
         time.sleep(0.1)
     left = [p.describe() for p in seen if alive(p)]
     assert not left, f"left behind: {left}"
-    assert len(seen) >= sum(EXPECTED.values())
+    assert len(seen) >= sum(expected.values())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
@@ -99,7 +103,7 @@ def test_a_signalled_demo_stops_its_whole_process_tree(tmp_path: Path, sig: sign
         demo_argv(tmp_path / "work"), stdout=log, stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
-    with demo_tree(demo) as seen:
+    with process_tree(demo) as seen:
         demo.send_signal(sig)
         assert_all_gone(demo, seen)
     log.close()
@@ -135,11 +139,29 @@ def test_closing_the_demos_terminal_stops_its_whole_process_tree(tmp_path: Path)
 
     screen = threading.Thread(target=drain)
     screen.start()
-    with demo_tree(demo) as seen:
+    with process_tree(demo) as seen:
         hang_up.set()
         screen.join(10)
         assert_all_gone(demo, seen)
     assert b"technician page" in output  # it really wrote to the terminal
+
+
+def test_a_signalled_chaos_run_stops_its_whole_process_tree(tmp_path: Path) -> None:
+    """SIGHUP in the middle of `pantau chaos`: the schedule ends early, it says so and exits 1,
+    and its broker, InfluxDB, both collectors and four agents are gone."""
+    expected = {"mosquitto": 1, "influxd": 1, "pantau collector": 2, "pantau agent": 4}
+    with (tmp_path / "chaos.log").open("wb") as log:
+        chaos = subprocess.Popen(
+            [sys.executable, "-m", "pantau", "chaos", "--duration", "150",
+             "--workdir", str(tmp_path / "work")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    with process_tree(chaos, expected) as seen:
+        chaos.send_signal(signal.SIGHUP)
+        assert_all_gone(chaos, seen, expected)
+    assert chaos.returncode == 1
+    assert "interrupted: the schedule did not finish" in (tmp_path / "chaos.log").read_text()
 
 
 WRAPPER = ["sh", "-c", "sleep 600 & wait"]  # a shell that does not pass SIGTERM on
@@ -147,6 +169,7 @@ WRAPPER = ["sh", "-c", "sleep 600 & wait"]  # a shell that does not pass SIGTERM
 
 def wrapper_group(pid: int) -> list[ProcessId]:
     """The wrapper and its child, once both run."""
+
     def both() -> list[ProcessId] | None:
         members = group_members(pid)
         return members if len(members) == 2 else None
