@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +21,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.queue_guard import GuardedQueue
 from pantau.core.contract import GapReading
+from simulators.uplink import Uplink
 from tests.helpers import async_wait_for, influx_rows
 
 NS = 10**9
@@ -206,3 +209,148 @@ async def test_agent_keeps_running_through_a_full_disk(
         agent_task.cancel()
         collector_task.cancel()
         await asyncio.gather(agent_task, collector_task, return_exceptions=True)
+
+
+def test_a_disk_that_stays_full_still_delivers(small_disk: Path) -> None:
+    """Issue 21: the file fills up and stays full. Readings held in memory are taken and deleted
+    like rows of the file, the file's backlog is delivered although deletes cannot be written,
+    nothing is taken twice, and the queue ends empty with every reading delivered once."""
+    queue = open_queue(small_disk / "q.sqlite")
+    now = time.time_ns()
+    produced = items(now, 200)
+    queue.append(produced, now_ns=now)
+    filler = fill(small_disk)
+    for cycle in range(1, 21):
+        batch = items(now + cycle * 1000, 10)
+        queue.append(batch, now_ns=now + cycle * 1000)
+        produced += batch
+    assert queue.fault and "full" in queue.fault
+    assert queue.stats().backlog == 400
+    delivered: list[bytes] = []
+    last_id = 0
+    while rows := queue.take(after_id=last_id, upto_id=None, limit=50):
+        delivered += [r.body for r in rows]
+        last_id = rows[-1].id
+        queue.delete([r.id for r in rows])
+    assert sorted(delivered) == sorted(body for _, _, body in produced)
+    assert len(queue) == 0 and queue.stats().backlog == 0
+    assert queue.take(after_id=0, upto_id=None, limit=1000) == []  # nothing comes back
+    later = items(now + 10**6, 5)  # and it keeps going on the full disk
+    queue.append(later, now_ns=now + 10**6)
+    rows = queue.take(after_id=0, upto_id=None, limit=1000)
+    assert [r.body for r in rows] == [body for _, _, body in later]
+    assert min(r.id for r in rows) > last_id
+    # The filler stays: what the queue freed was its own delivered file (replaced by an empty one).
+    assert filler.exists() and shutil.disk_usage(small_disk).free < 64 * 1024
+    queue.close()
+
+
+class CountingAgent(Agent):
+    """The agent, counting every reading it hands to its queue: a count outside the queue."""
+
+    def __init__(self, config: AgentConfig) -> None:
+        super().__init__(config)
+        self.produced = 0
+
+    async def collect_once(self, *args: Any, **kwargs: Any) -> list[tuple[str, int, bytes]]:
+        items = await super().collect_once(*args, **kwargs)
+        self.produced += len(items)  # the probe loop queues them before its next await
+        return items
+
+
+async def test_agent_on_a_disk_that_stays_full_delivers_every_reading(
+    small_disk: Path,
+    broker: MosquittoProcess,
+    influxd: InfluxProcess,
+    database: str,
+    tmp_path: Path,
+) -> None:
+    """Issue 21, as measured: the uplink is cut, the queue's disk fills, the uplink comes back
+    and the disk stays full. Before, the disk's backlog went out, the queue stuck (756 rows) and
+    the readings held in memory died with the process (1,128). Now every reading the agent
+    produced (counted as it hands them to its queue, not by the queue) is stored in InfluxDB or
+    counted in a gap, exactly, while the disk never frees up."""
+    uplink = Uplink("127.0.0.1", broker.port)
+    await uplink.start()
+    collector = Collector(
+        CollectorConfig.model_validate(
+            {
+                "mqtt": {"url": broker.url, "client_id": "fd-collector"},
+                "influx": {"url": influxd.url, "database": database},
+                "batch": {"max_delay_s": 0.05},
+                "dead_letter_path": str(tmp_path / "dl.sqlite"),
+                "http_port": 0,
+            }
+        )
+    )
+    collector_task = asyncio.create_task(collector.run(), name="fd-collector")
+    await asyncio.wait_for(collector.ready.wait(), 15)
+    agent = CountingAgent(
+        AgentConfig.model_validate(
+            {
+                "site": {"id": "s1", "district": "d1", "lat": 0, "lon": 0},
+                "broker": {"url": f"mqtt://127.0.0.1:{uplink.port}", "reconnect_max_s": 1},
+                "probe": {"interval_s": 0.2, "timeout_s": 0.1},
+                "sensors": [{"type": "simulated", "id": "cab"}],
+                "queue": {"path": str(small_disk / "q.sqlite")},
+                "publish": {"receipt_timeout_s": 3, "ack_timeout_s": 3, "shutdown_flush_s": 15},
+            }
+        )
+    )
+    agent_task = asyncio.create_task(agent.run(), name="fd-agent")
+
+    def count(query: str) -> int:
+        rows = influx_rows(influxd.url, database, query)
+        return int(rows[0]["n"]) if rows and rows[0].get("n") is not None else 0
+
+    def accounted() -> int:
+        return (
+            count("SELECT count(value) AS n FROM sensor WHERE site = 's1'")
+            + count("SELECT count(backlog) AS n FROM agent WHERE site = 's1'")
+            + count("SELECT sum(\"count\") AS n FROM gap WHERE site = 's1'")
+        )
+
+    async def accounted_at_least(target: int) -> bool:
+        return await asyncio.to_thread(accounted) >= target
+
+    async def produced_at_least(target: int) -> bool:
+        return agent.produced >= target
+
+    try:
+        await async_wait_for(lambda: accounted_at_least(10), timeout_s=15, what="first readings")
+        uplink.cut()
+        target = agent.produced + 60  # a backlog on disk
+        await async_wait_for(lambda: produced_at_least(target), timeout_s=15, what="on disk")
+        filler = await asyncio.to_thread(fill, small_disk)
+        target = agent.produced + 60  # readings only memory takes
+        await async_wait_for(lambda: produced_at_least(target), timeout_s=15, what="held")
+        uplink.restore()
+        target = agent.produced
+        await async_wait_for(
+            lambda: accounted_at_least(target), timeout_s=45, what="all of it delivered"
+        )
+        target = agent.produced + 60  # and it keeps delivering on the full disk
+        await async_wait_for(lambda: accounted_at_least(target), timeout_s=30, what="more")
+        assert filler.exists() and shutil.disk_usage(small_disk).free < 64 * 1024
+        backlog = influx_rows(
+            influxd.url, database, "SELECT last(backlog) AS n FROM agent WHERE site = 's1'"
+        )
+        assert backlog[0]["n"] < 60, backlog  # not stuck with hundreds of rows
+        faults = influx_rows(
+            influxd.url, database, "SELECT queue_error FROM agent WHERE site = 's1'"
+        )
+        assert any("full" in (r.get("queue_error") or "") for r in faults), faults
+        assert not agent_task.done()
+    finally:
+        agent_task.cancel()  # a clean stop: the agent flushes what is queued
+        await asyncio.gather(agent_task, return_exceptions=True)
+    try:
+        produced = agent.produced
+        await async_wait_for(
+            lambda: accounted_at_least(produced), timeout_s=20, what="the last readings"
+        )
+        assert await asyncio.to_thread(accounted) == produced  # none lost, none counted twice
+    finally:
+        collector_task.cancel()
+        await asyncio.gather(collector_task, return_exceptions=True)
+        await uplink.stop()
