@@ -9,7 +9,7 @@ written. The keys are learnt as they arrive (a collector restart learns them aga
 
 from __future__ import annotations
 
-from pantau.core.contract import ReadingBatch
+from pantau.core.contract import READING_KINDS, ReadingBatch
 
 
 class DeviceBudget:
@@ -45,13 +45,25 @@ class DeviceBudget:
             return False
 
         if not ok(f"district:{batch.district}"):
-            return batch.model_copy(
-                update={"cameras": [], "sensors": [], "agent": [], "gaps": [], "streams": []}
-            ), refused
+            return batch.model_copy(update={kind: [] for kind in READING_KINDS}), refused
         cameras = [r for r in batch.cameras if ok(f"camera:{r.camera}")]
         streams = [r for r in batch.streams if ok(f"camera:{r.camera}")]
         sensors = [r for r in batch.sensors if ok(f"sensor:{r.sensor}:{r.kind}")]
+        recordings = [
+            r
+            for r in batch.recordings
+            if ok(f"camera:{r.camera}") and ok(f"recorder:{r.recorder}")
+        ]
+        disks = [r for r in batch.disks if ok(f"recorder:{r.recorder}:{r.disk}")]
+        devices = [r for r in batch.devices if ok(f"camera:{r.device}")]
         if not refused:
             return batch, []
-        update = {"cameras": cameras, "streams": streams, "sensors": sensors}
+        update = {
+            "cameras": cameras,
+            "streams": streams,
+            "sensors": sensors,
+            "recordings": recordings,
+            "disks": disks,
+            "devices": devices,
+        }
         return batch.model_copy(update=update), sorted(set(refused))

@@ -8,8 +8,29 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from cloud.schema import AGENT, CAMERA, GAP, SENSOR, SITE, STREAM, camera_state
-from pantau.core.contract import AgentReading, ReadingBatch, SiteStatus, StreamFault
+from cloud.schema import (
+    AGENT,
+    CAMERA,
+    DEVICE,
+    GAP,
+    RECORD,
+    RECORD_DISK,
+    RECORD_GAP,
+    SENSOR,
+    SITE,
+    STREAM,
+    camera_state,
+)
+from pantau.core.contract import (
+    AgentReading,
+    DeviceReading,
+    DiskStatus,
+    ReadingBatch,
+    RecorderDiskReading,
+    RecordingReading,
+    SiteStatus,
+    StreamFault,
+)
 
 FieldValue = bool | int | float | str
 
@@ -142,7 +163,84 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
             f"{GAP},district={district},site={site} start_ts={g.start_ts}i,end_ts={g.end_ts}i,"
             f"count={g.count}i {g.ts}"
         )
+    for rec in batch.recordings:
+        lines += _recording_lines(rec, site, district)
+    lines += [_disk_line(d, site, district) for d in batch.disks]
+    lines += [_device_line(d, site, district) for d in batch.devices]
     return lines
+
+
+def _recording_lines(r: RecordingReading, site: str, district: str) -> list[str]:
+    """A ``record`` point for the window and a ``record_gap`` point per gap (at its start, so
+    a gap seen again, longer, overwrites itself)."""
+    tags = {"site": site, "district": district, "camera": r.camera, "recorder": r.recorder}
+    gap_s = sum((g.end_ts - g.start_ts) / 1e9 for g in r.gaps)
+    recorded = None if r.recorded_s is None else float(r.recorded_s)
+    lines = [
+        format_line(
+            RECORD,
+            tags,
+            {
+                "window_s": r.window_s,
+                "recorded_s": recorded,
+                "record_ratio": None if recorded is None else min(1.0, recorded / r.window_s),
+                "record_gaps": None if recorded is None else len(r.gaps),
+                "record_gap_s": None if recorded is None else round(gap_s, 3),
+                "oldest_ts": r.oldest_ts,
+                "retention_days": _float(r.retention_days),
+                "retention_goal_days": _float(r.retention_goal_days),
+                "record_error": r.error or None,
+            },
+            r.ts,
+        )
+    ]
+    for g in r.gaps:
+        fields = {
+            "start_ts": g.start_ts,
+            "end_ts": g.end_ts,
+            "record_gap_s": round((g.end_ts - g.start_ts) / 1e9, 3),
+        }
+        lines.append(format_line(RECORD_GAP, tags, fields, g.start_ts))
+    return lines
+
+
+def _disk_line(d: RecorderDiskReading, site: str, district: str) -> str:
+    return format_line(
+        RECORD_DISK,
+        {"site": site, "district": district, "recorder": d.recorder, "disk": d.disk},
+        {
+            "status": d.status.value,
+            "detail": d.detail or None,
+            "ok": 0 if d.status in (DiskStatus.FAILED, DiskStatus.ABSENT) else 1,
+            "capacity_mb": _float(d.capacity_mb),
+            "free_mb": _float(d.free_mb),
+        },
+        d.ts,
+    )
+
+
+def _device_line(d: DeviceReading, site: str, district: str) -> str:
+    return format_line(
+        DEVICE,
+        {"site": site, "district": district, "camera": d.device},
+        {
+            "ok": 1 if d.ok else 0,
+            "error": d.error or None,
+            "manufacturer": d.manufacturer or None,
+            "model": d.model or None,
+            "firmware": d.firmware or None,
+            "serial": d.serial or None,
+            "hardware": d.hardware or None,
+            "clock_offset_ms": _float(d.clock_offset_ms),
+            "services": ",".join(d.services) or None,
+            "events": ",".join(d.events) or None,
+        },
+        d.ts,
+    )
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def _agent_line(a: AgentReading, site: str, district: str) -> str:

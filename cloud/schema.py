@@ -29,6 +29,11 @@ REJECTED = "pantau_rejected"
 FUTURE_REJECTED = "pantau_future_rejected"  # per site: batches stamped in the future
 SITE_CLOCK = "pantau_site_clock"  # sites' clock offsets, written at the collector's time
 DISTRICT_MISMATCH = "pantau_district_mismatch"  # a site claimed another district than registered
+# Recorders (NVRs) and device identity (docs/data-model.md).
+RECORD = "record"  # per camera and recorder: recorded seconds, gaps and retention of a window
+RECORD_GAP = "record_gap"  # one point per gap, stamped at its start (a longer gap overwrites)
+RECORD_DISK = "record_disk"  # per recorder disk: status, capacity, free space
+DEVICE = "device"  # per camera: ONVIF identity (serial, firmware) and clock offset
 
 # Rollups (cloud/rollup): whole hours and days, each in its own retention policy.
 RP_RAW = "autogen"  # the database's default policy: raw points, kept raw_days
@@ -45,6 +50,7 @@ ROLLUP_DIRTY = "rollup_dirty"  # per site and hour (at the hour): late data mark
 SITE_TAG, DISTRICT_TAG, CAMERA_TAG = "site", "district", "camera"
 SENSOR_TAG, KIND_TAG = "sensor", "kind"
 INSTANCE_TAG, REASON_TAG = "instance", "reason"  # the collector's own measurements
+RECORDER_TAG, DISK_TAG = "recorder", "disk"
 
 # Fields of each measurement, as the collector and the rollup worker write them (the dashboards'
 # queries and docs/data-model.md are checked against these by tests/test_names.py).
@@ -88,6 +94,20 @@ FIELDS: Mapping[str, frozenset[str]] = {
     FUTURE_REJECTED: frozenset({"count"}),
     SITE_CLOCK: frozenset({"offset_ms"}),
     DISTRICT_MISMATCH: frozenset({"claimed", "registered"}),
+    RECORD: frozenset(
+        {
+            "window_s", "recorded_s", "record_ratio", "record_gaps", "record_gap_s", "oldest_ts",
+            "retention_days", "retention_goal_days", "record_error",
+        }
+    ),
+    RECORD_GAP: frozenset({"start_ts", "end_ts", "record_gap_s"}),
+    RECORD_DISK: frozenset({"status", "detail", "ok", "capacity_mb", "free_mb"}),
+    DEVICE: frozenset(
+        {
+            "ok", "error", "manufacturer", "model", "firmware", "serial", "hardware",
+            "clock_offset_ms", "services", "events",
+        }
+    ),
     CAMERA_1H: frozenset({"probes", "up", "degraded", "interval_s"}),
     CAMERA_1D: frozenset({"probes", "up", "degraded", "interval_s"}),
     DISTRICT_1H: frozenset({"probes", "up", "degraded"}),

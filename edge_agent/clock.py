@@ -61,6 +61,11 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     "agent": ("ts",),
     "streams": ("ts",),
     "gaps": ("ts", "start_ts", "end_ts"),
+    # Recorders' and cameras' own times (``DeviceTimeNs``: gaps, oldest recording) stay as the
+    # device said; only the agent's stamp moves.
+    "recordings": ("ts",),
+    "disks": ("ts",),
+    "devices": ("ts",),
 }
 
 Item = tuple[str, int, bytes]

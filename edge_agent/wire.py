@@ -22,6 +22,7 @@ from pantau.core.contract import (
     PROTOCOL_VERSION,
     READING_KINDS,
     ContractNotice,
+    ReadingBatch,
     Receipt,
     SiteStatus,
 )
@@ -40,7 +41,10 @@ def encode_batch(
 ) -> bytes:
     """A ``ReadingBatch`` JSON from ``(kind, body)`` rows, for a collector of ``minor``."""
     groups: dict[str, list[bytes]] = {kind: [] for kind in READING_KINDS}
+    unknown = fields_newer_than(ReadingBatch, minor)  # whole kinds the collector cannot store
     for kind, body in rows:
+        if kind in unknown:
+            continue
         groups[kind].append(body if minor >= CONTRACT_MINOR else downgrade_body(kind, body, minor))
     head = f'{{"v":{PROTOCOL_VERSION}'
     if minor >= 1:

@@ -136,6 +136,20 @@ def test_collector_writes_only_declared_fields() -> None:
                 "bitrate_kbps": 2000.0, "first_frame_ms": 100.0, "luma": 3.0, "sharpness": 1.0,
                 "motion": 0.0, "frozen_ratio": 0.0, "cpu_ms": 5.0,
             }],
+            "recordings": [{
+                "camera": "c1", "recorder": "nvr1", "ts": 10, "window_s": 3600,
+                "recorded_s": 3000.0, "gaps": [{"start_ts": 2, "end_ts": 5}], "oldest_ts": 1,
+                "retention_days": 20.0, "retention_goal_days": 30.0, "error": "busy",
+            }],
+            "disks": [{
+                "recorder": "nvr1", "disk": "1", "ts": 1, "status": "failed", "detail": "error",
+                "capacity_mb": 1e6, "free_mb": 0.0,
+            }],
+            "devices": [{
+                "device": "c1", "ts": 1, "ok": True, "error": "x", "manufacturer": "m",
+                "model": "m", "firmware": "f", "serial": "s", "hardware": "h",
+                "clock_offset_ms": 5.0, "services": ["media"], "events": ["tamper"],
+            }],
         }
     )  # fmt: skip
     status = SiteStatus.model_validate(
@@ -153,6 +167,7 @@ def test_collector_writes_only_declared_fields() -> None:
         assert keys <= schema.FIELDS[measurement], (measurement, keys - schema.FIELDS[measurement])
     # Every raw measurement the wire fills is exercised with all its fields.
     raw = {schema.CAMERA, schema.STREAM, schema.SENSOR, schema.AGENT, schema.GAP, schema.SITE}
+    raw |= {schema.RECORD, schema.RECORD_GAP, schema.RECORD_DISK, schema.DEVICE}
     assert {m: schema.FIELDS[m] for m in raw} == seen
 
 

@@ -32,8 +32,14 @@ from pantau.core.readings import (
     AgentReading,
     CameraReading,
     Cause,
+    DeviceReading,
+    DeviceTimeNs,
+    DiskStatus,
     GapReading,
     ProbeStage,
+    RecorderDiskReading,
+    RecordGap,
+    RecordingReading,
     SensorReading,
     StreamFault,
     StreamReading,
@@ -62,6 +68,9 @@ __all__ = [
     "CameraReading",
     "Cause",
     "ContractNotice",
+    "DeviceReading",
+    "DeviceTimeNs",
+    "DiskStatus",
     "Finite",
     "GapReading",
     "Ident",
@@ -71,6 +80,9 @@ __all__ = [
     "Reading",
     "ReadingBatch",
     "Receipt",
+    "RecordGap",
+    "RecorderDiskReading",
+    "RecordingReading",
     "RejectedMessage",
     "SensorReading",
     "SiteStatus",
@@ -86,7 +98,7 @@ __all__ = [
 PROTOCOL_VERSION = 1
 CONTRACT_MINOR = 1
 """Minor 1: receipts name rejected messages; batches and births say their minor; sessions
-carry a per-connection sequence number."""
+carry a per-connection sequence number; batches carry recordings, recorder disks and devices."""
 CONTRACT_VERSION = f"{PROTOCOL_VERSION}.{CONTRACT_MINOR}"
 TOPIC_ROOT = f"pantau/v{PROTOCOL_VERSION}"
 
@@ -144,7 +156,16 @@ MessageId = Annotated[int, Field(ge=0, lt=2**63)]
 """An agent's id for one published batch (random per publish); receipts name it."""
 
 
-Reading = CameraReading | SensorReading | AgentReading | GapReading | StreamReading
+Reading = (
+    CameraReading
+    | SensorReading
+    | AgentReading
+    | GapReading
+    | StreamReading
+    | RecordingReading
+    | RecorderDiskReading
+    | DeviceReading
+)
 """Any one reading."""
 
 
@@ -172,6 +193,17 @@ class ReadingBatch(Strict):
     agent: list[AgentReading] = Field(default_factory=list)
     gaps: list[GapReading] = Field(default_factory=list)
     streams: list[StreamReading] = Field(default_factory=list)
+    recordings: list[RecordingReading] = Field(
+        default_factory=list, description="what recorders kept", json_schema_extra=since(1)
+    )
+    disks: list[RecorderDiskReading] = Field(
+        default_factory=list, description="recorders' disks", json_schema_extra=since(1)
+    )
+    devices: list[DeviceReading] = Field(
+        default_factory=list,
+        description="cameras' identity and clock (ONVIF)",
+        json_schema_extra=since(1),
+    )
 
     def readings(self) -> Iterator[Reading]:
         """Every reading of every kind (``READING_KINDS``)."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Annotated
 
 from pydantic import Field
 
@@ -146,3 +147,100 @@ class GapReading(Strict):
     start_ts: TimestampNs
     end_ts: TimestampNs
     count: int = Field(ge=1, le=MAX_COUNT)
+
+
+DeviceTimeNs = Annotated[int, Field(ge=0, le=2**63 - 2)]
+"""A time a device (a recorder, a camera) reported, in UTC nanoseconds. Taken from the device's
+own clock and converted from its time zone, so the agent's clock correction never moves it
+(unlike a ``TimestampNs`` stamp)."""
+
+_LINE = r"^[^\r\n]*$"
+
+
+class RecordGap(Strict):
+    """A span without recording within a recording reading's window."""
+
+    start_ts: DeviceTimeNs
+    end_ts: DeviceTimeNs = Field(description="the window's end while the gap still lasts")
+
+
+class RecordingReading(Strict):
+    """What a recorder kept of one camera: recorded seconds and gaps in the last window (an
+    hour by default), and the oldest recording it still keeps (its retention)."""
+
+    camera: Ident
+    recorder: Ident
+    ts: TimestampNs
+    window_s: int = Field(ge=1, le=7 * 86400, description="the span judged, ending at ``ts``")
+    recorded_s: Finite | None = Field(
+        default=None, ge=0, description="seconds recorded in the window (absent: unknown)"
+    )
+    gaps: list[RecordGap] = Field(
+        default_factory=list, max_length=64, description="spans without recording, oldest first"
+    )
+    oldest_ts: DeviceTimeNs | None = Field(
+        default=None, description="start of the oldest recording the recorder keeps"
+    )
+    retention_days: Finite | None = Field(
+        default=None, ge=0, le=36500, description="days of recording kept (from ``oldest_ts``)"
+    )
+    retention_goal_days: Finite | None = Field(
+        default=None, ge=0, le=36500, description="days this camera's recording must be kept"
+    )
+    error: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=_LINE,
+        description="why the recorder could not say (then the numbers are absent)",
+    )
+
+
+class DiskStatus(enum.StrEnum):
+    """A recorder disk's state, as its recorder says."""
+
+    OK = "ok"
+    FULL = "full"  # working, no free space (the recorder overwrites the oldest)
+    FAILED = "failed"  # error, unreadable, SMART failure
+    UNFORMATTED = "unformatted"
+    ABSENT = "absent"  # configured but missing
+    UNKNOWN = "unknown"  # a state this adapter does not know
+
+
+class RecorderDiskReading(Strict):
+    """One disk of one recorder (NVR)."""
+
+    recorder: Ident
+    disk: Ident
+    ts: TimestampNs
+    status: DiskStatus
+    detail: str = Field(default="", max_length=100, pattern=_LINE, description="as the device said")
+    capacity_mb: Finite | None = Field(default=None, ge=0, le=1e12)
+    free_mb: Finite | None = Field(default=None, ge=0, le=1e12)
+
+
+class DeviceReading(Strict):
+    """A camera's (or recorder's) identity and clock, from its ONVIF device service."""
+
+    device: Ident = Field(description="camera id (or recorder id)")
+    ts: TimestampNs
+    ok: bool = Field(description="the device service answered")
+    error: str | None = Field(default=None, max_length=200, pattern=_LINE)
+    manufacturer: str | None = Field(default=None, max_length=64, pattern=_LINE)
+    model: str | None = Field(default=None, max_length=64, pattern=_LINE)
+    firmware: str | None = Field(default=None, max_length=64, pattern=_LINE)
+    serial: str | None = Field(default=None, max_length=64, pattern=_LINE)
+    hardware: str | None = Field(default=None, max_length=64, pattern=_LINE)
+    clock_offset_ms: Finite | None = Field(
+        default=None,
+        ge=-1e13,
+        le=1e13,
+        description="the device's clock minus the agent's corrected clock (positive: ahead)",
+    )
+    services: list[Ident] = Field(
+        default_factory=list, max_length=32, description="ONVIF services offered (media, ...)"
+    )
+    events: list[Ident] = Field(
+        default_factory=list,
+        max_length=16,
+        description="device events active now (tamper, signal_loss, storage_failure, reboot)",
+    )
