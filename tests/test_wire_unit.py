@@ -26,8 +26,8 @@ from pantau.core.contract import (
     DiskStatus,
     GapReading,
     ReadingBatch,
-    RecordGap,
     RecorderDiskReading,
+    RecordGap,
     RecordingReading,
     SensorReading,
     SiteStatus,
@@ -52,7 +52,7 @@ ONE_OF_EACH = {
         window_s=3600,
         recorded_s=3500.0,
         gaps=[RecordGap(start_ts=TS - 100 * 10**9, end_ts=TS - 50 * 10**9)],
-    ),  # fmt: skip
+    ),
     "disks": RecorderDiskReading(recorder="nvr1", disk="1", ts=TS, status=DiskStatus.OK),
     "devices": DeviceReading(device="c1", ts=TS, ok=True, serial="X1", clock_offset_ms=5.0),
 }
