@@ -3,6 +3,7 @@ on every test that needs them; a run that fails if a test left a process alive."
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -24,7 +25,7 @@ from devtools.localsvc import (
     make_mosquitto,
     make_postgres,
 )
-from devtools.proctree import ProcessId, descendants, with_environ
+from devtools.proctree import ProcessId, alive, descendants, with_environ
 from tests.helpers import create_database
 
 _db_counter = itertools.count(1)
@@ -82,7 +83,9 @@ def _no_process_left_behind() -> Iterator[None]:
         time.sleep(0.1)
     described = sorted(p.describe() for p in left)
     for proc in left:
-        os.kill(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            if alive(proc):  # the very process, not a new one under its pid
+                os.kill(proc.pid, signal.SIGKILL)
     del os.environ[RUN_MARKER]
     assert not described, f"processes started by tests outlived the run: {described}"
 
