@@ -29,6 +29,7 @@ from bench.fleet_now import fleet_now, write_sites
 from bench.harness import Harness
 from bench.procfs import process_usage
 from cloud.api.app import create_app
+from cloud.auth.settings import AuthSettings
 from cloud.availability import GroupBy, compute
 from cloud.influx import InfluxClient, InfluxSettings
 from cloud.problems.config import RulesConfig
@@ -116,7 +117,7 @@ class Fleet:
         """/api/availability over the last ``days`` by camera, site, district and as CSV."""
         sock = bind_socket("127.0.0.1", 0)
         state = f"sqlite:///{self.bench.workdir / f'state-{self.settings.database}.sqlite'}"
-        app = create_app(influx=self.settings, state_url=state, token=None)
+        app = create_app(influx=self.settings, state_url=state, auth=AuthSettings(public_read=True))
         task = asyncio.create_task(serve_app(app, sock))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/api/availability"
         now = time.time()

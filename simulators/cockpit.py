@@ -8,11 +8,15 @@ import contextlib
 import logging
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloud.api.app import create_app
+from cloud.auth.accounts import UserExistsError
+from cloud.auth.identity import Identity
+from cloud.auth.principal import Role
 from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
@@ -21,17 +25,47 @@ from cloud.webserver import bind_socket, serve_app
 log = logging.getLogger(__name__)
 
 
+DEMO_USER = "demo"
+TOKEN_TTL_NS = 86400 * 10**9
+
+
 @dataclass(frozen=True)
 class Cockpit:
-    """Where the technician page is, and the token that lets it write."""
+    """Where the technician page is, the demo's account, and a personal token for scripts."""
 
     url: str
+    username: str
+    password: str
     token: str
 
     @property
     def page_link(self) -> str:
-        """The page URL with the token in its fragment (the page keeps it, then drops it)."""
-        return f"{self.url}/#token={self.token}"
+        """The page's URL (it asks for the username and password)."""
+        return f"{self.url}/"
+
+    @property
+    def sign_in(self) -> str:
+        """How to sign in, for the console."""
+        return f"sign in as {self.username} / {self.password}; API token {self.token}"
+
+
+def demo_account(state_url: str) -> tuple[str, str]:
+    """The demo's supervisor of every district, with a fresh password; (password, token)."""
+    password = secrets.token_urlsafe(9)
+    ids = Identity(state_url)
+    try:
+        hashed = ids.passwords.hash(password)
+        try:
+            user = ids.accounts.add(
+                DEMO_USER, role=Role.SUPERVISOR, districts=None, password_hash=hashed, lang="en"
+            )
+        except UserExistsError:  # a reused --workdir: same account, new password
+            ids.accounts.set_password_hash(DEMO_USER, hashed)
+            user = ids.accounts.require(DEMO_USER)
+        token, _ = ids.tokens.create(user.id, name="demo", expires_ns=time.time_ns() + TOKEN_TTL_NS)
+    finally:
+        ids.close()
+    return password, token
 
 
 def demo_rules(probe_interval_s: float) -> dict[str, object]:
@@ -57,7 +91,7 @@ async def cockpit(
 ) -> AsyncIterator[Cockpit]:
     """Serve the API and run the problems service until the block ends."""
     state_url = f"sqlite:///{state_dir / 'state.sqlite'}"
-    token = secrets.token_urlsafe(12)
+    password, token = demo_account(state_url)
     influx = InfluxSettings(url=influx_url, database=database)
     config = EvaluatorConfig.model_validate(
         {
@@ -72,12 +106,17 @@ async def cockpit(
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
         api = tasks.create_task(
-            serve_app(create_app(influx=influx, state_url=state_url, token=token), sock),
+            serve_app(create_app(influx=influx, state_url=state_url), sock),
             name="demo-api",
         )
         problems = tasks.create_task(run_problems(config, stop), name="demo-problems")
         try:
-            yield Cockpit(url=f"http://127.0.0.1:{sock.getsockname()[1]}", token=token)
+            yield Cockpit(
+                url=f"http://127.0.0.1:{sock.getsockname()[1]}",
+                username=DEMO_USER,
+                password=password,
+                token=token,
+            )
         finally:
             stop.set()
             api.cancel()

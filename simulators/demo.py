@@ -116,7 +116,9 @@ def render(
         f"(total {figures.written:,.0f})   rejected [b]{rejected}[/b]"
     )
     if page is not None:
-        headline += f"\ntechnician page (problems, acknowledge): [b]{page.page_link}[/b]"
+        headline += (
+            f"\ntechnician page (problems, acknowledge): [b]{page.page_link}[/b] ({page.sign_in})"
+        )
     table = Table(expand=True)
     columns = ("site", "district", "agent", "up", "degraded", "down", "unknown", "uplink", "power")
     for column in columns:
@@ -236,8 +238,7 @@ async def run_scenario(
                         )
                         if console:
                             console.print(
-                                f"technician page: [b]{page.page_link}[/b] "
-                                f"(API token {page.token})",
+                                f"technician page: [b]{page.page_link}[/b] ({page.sign_in})",
                                 highlight=False,
                                 soft_wrap=True,
                             )

@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from cloud.api.app import create_app
+from cloud.auth.principal import Role
 from cloud.availability import camera_seconds, merge_spans
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
 from dashboards import command_center
@@ -24,10 +25,10 @@ from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
 from simulators.scenario import PowerEvent, Scenario, SimSite
+from tests.auth import add_user, bearer
 from tests.helpers import async_wait_for, running_simulation, serving
 from tests.macros import expand
 
-TOKEN = "s3cret-token"
 TOLERANCE_S = 2.5  # one probe interval (1 s) per transition, plus the window's edges
 
 
@@ -50,11 +51,18 @@ def test_seconds_from_counts() -> None:
 
 
 @pytest.fixture
-async def api(influxd: InfluxProcess, database: str, tmp_path: Path) -> AsyncIterator[str]:
+def auth(tmp_path: Path) -> dict[str, str]:
+    """A supervisor of every district, budi, by personal token."""
+    return bearer(add_user(f"sqlite:///{tmp_path / 'state.sqlite'}", "budi", Role.SUPERVISOR))
+
+
+@pytest.fixture
+async def api(
+    influxd: InfluxProcess, database: str, tmp_path: Path, auth: dict[str, str]
+) -> AsyncIterator[str]:
     app = create_app(
         influx=InfluxSettings(url=influxd.url, database=database),
         state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
-        token=TOKEN,
         default_probe_interval_s=1.0,
     )
     async with serving(app) as url:
@@ -74,7 +82,12 @@ def ledger_probe_times(queue: Path, site: str, camera: str) -> list[int]:
 
 
 async def test_availability_matches_the_scenario(
-    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path, api: str
+    broker: MosquittoProcess,
+    influxd: InfluxProcess,
+    database: str,
+    tmp_path: Path,
+    api: str,
+    auth: dict[str, str],
 ) -> None:
     """Per camera, site and district, JSON and CSV, within one probe interval per transition."""
     scenario = Scenario(
@@ -97,7 +110,8 @@ async def test_availability_matches_the_scenario(
             workdir=tmp_path / "sim",
             ledger=True,
         ) as sim,
-        httpx.AsyncClient(base_url=api, timeout=10) as http,
+        httpx.AsyncClient(base_url=api, timeout=10, headers=auth) as http,
+        httpx.AsyncClient(base_url=api, timeout=10) as nobody,
     ):
         await async_wait_for(lambda: _all_up(http), timeout_s=30, what="6 cameras up")
         window_start = time.time()
@@ -114,7 +128,7 @@ async def test_availability_matches_the_scenario(
         sim.sites["s2"].uplink.restore()
         # s1/c2 down 5 s inside a 9 s maintenance window posted through the API.
         maint_start = time.time()
-        denied = await http.post(
+        denied = await nobody.post(
             "/api/maintenance",
             json={
                 "site": "s1",
@@ -122,21 +136,18 @@ async def test_availability_matches_the_scenario(
                 "start": iso(maint_start),
                 "end": iso(maint_start + 9),
                 "reason": "lens cleaning",
-                "created_by": "budi",
             },
         )
         assert denied.status_code == 401
         assert denied.headers["content-type"] == "application/problem+json"
         created = await http.post(
             "/api/maintenance",
-            headers={"Authorization": f"Bearer {TOKEN}"},
             json={
                 "site": "s1",
                 "camera": "c2",
                 "start": iso(maint_start),
                 "end": iso(maint_start + 9),
                 "reason": "lens cleaning",
-                "created_by": "budi",
             },
         )
         assert created.status_code == 201, created.text
@@ -261,16 +272,14 @@ async def _all_up(http: httpx.AsyncClient) -> bool:
     return len(cameras) == 6
 
 
-async def test_maintenance_api_rules(api: str, tmp_path: Path) -> None:
-    """Writes need the token; bad input and unknown ids are problem+json; windows persist."""
+async def test_maintenance_api_rules(api: str, tmp_path: Path, auth: dict[str, str]) -> None:
+    """Writes need identity; bad input and unknown ids are problem+json; windows persist."""
     window: dict[str, Any] = {
         "site": "s9",
         "start": "2026-01-01T00:00:00Z",
         "end": "2026-01-01T02:00:00Z",
         "reason": "pole repair",
-        "created_by": "sari",
     }
-    auth = {"Authorization": f"Bearer {TOKEN}"}
     async with httpx.AsyncClient(base_url=api) as http:
         wrong = await http.post(
             "/api/maintenance", json=window, headers={"Authorization": "Bearer nope"}
@@ -289,6 +298,7 @@ async def test_maintenance_api_rules(api: str, tmp_path: Path) -> None:
         bad_range = await http.get(
             "/api/availability",
             params={"from": "2026-01-02T00:00:00Z", "to": "2026-01-01T00:00:00Z"},
+            headers=auth,
         )
         assert bad_range.status_code == 400
         assert bad_range.json()["title"] == "bad request"
@@ -296,12 +306,11 @@ async def test_maintenance_api_rules(api: str, tmp_path: Path) -> None:
     again = create_app(
         influx=InfluxSettings(url="http://127.0.0.1:9", database="x"),
         state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
-        token=TOKEN,
     )
-    async with serving(again) as second, httpx.AsyncClient(base_url=second) as h:
+    async with serving(again) as second, httpx.AsyncClient(base_url=second, headers=auth) as h:
         listed = (await h.get("/api/maintenance", params={"site": "s9"})).json()
         assert [m["reason"] for m in listed] == ["pole repair"]
-        deleted = await h.delete(f"/api/maintenance/{created['id']}", headers=auth)
+        deleted = await h.delete(f"/api/maintenance/{created['id']}")
         assert deleted.status_code == 204
         down = await h.get("/api/sites")
         assert down.status_code == 503

@@ -36,7 +36,8 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
     broker: MosquittoProcess, influxd: InfluxProcess, tmp_path: Path
 ) -> None:
     """`pantau demo --sites 3 --cameras 4 --duration 45` with URLs prints the technician page's
-    URL, where the demo's problems appear and one is acknowledged with the printed token; it
+    URL and account, where the demo's problems appear and one is acknowledged with the printed
+    token; it
     leaves points for all 12 cameras and 3 sites, and every dashboard panel query has data."""
     demo = subprocess.Popen(
         [
@@ -57,23 +58,33 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
             timeout_s=60,
             what="the technician page URL",
         )
-        match = re.search(r"(http://127\.0\.0\.1:\d+)/#token=(\S+)", page)
+        match = re.search(
+            r"(http://127\.0\.0\.1:\d+)/ \(sign in as demo / (\S+); API token (\S+)\)", page
+        )
         assert match, page
-        url, token = match.groups()
-        assert httpx.get(f"{url}/", timeout=5).text.startswith("<!doctype html>")
+        url, password, token = match.groups()
+        assert httpx.get(f"{url}/", timeout=5).headers["location"] == "/login"
+        with httpx.Client(base_url=url, timeout=5) as browser:
+            signed_in = browser.post("/auth/login", json={"username": "demo", "password": password})
+            assert signed_in.status_code == 200, signed_in.text
+            assert browser.get("/").text.startswith("<!doctype html>")
+        auth = {"Authorization": f"Bearer {token}"}
 
         def camera_problem() -> dict[str, object] | None:
-            found = httpx.get(f"{url}/api/problems", params={"state": "open"}, timeout=5).json()
+            found = httpx.get(
+                f"{url}/api/problems", params={"state": "open"}, headers=auth, timeout=5
+            ).json()
             return next((p for p in found if p["key"] == "camera:s1/c2"), None)
 
         problem = wait_for(camera_problem, timeout_s=45, what="s1/c2's problem on the page's API")
         acked = httpx.post(
             f"{url}/api/problems/{problem['id']}/ack",
-            json={"by": "demo user", "comment": "looking"},
-            headers={"Authorization": f"Bearer {token}"},
+            json={"comment": "looking"},
+            headers=auth,
             timeout=5,
         )
         assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
+        assert acked.json()["acknowledged_by"] == "demo"
         assert demo.wait(timeout=120) == 0, "".join(lines)[-2000:] + demo.stderr.read()[-2000:]  # type: ignore[union-attr]
     finally:
         if demo.poll() is None:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from cloud.api.app import create_app
+from cloud.auth.settings import AuthSettings
 from cloud.fleet import (
     LAST_SEEN_LOOKBACK_S,
     NARROW_S,
@@ -119,7 +120,7 @@ async def test_api_cameras_lists_unknown_with_null_last_seen(
     app = create_app(
         influx=InfluxSettings(url=influxd.url, database=database),
         state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
-        token=None,
+        auth=AuthSettings(public_read=True),
     )
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
         cameras = (await http.get("/api/cameras")).json()

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cloud.api.app import create_app
+from cloud.auth.settings import AuthSettings
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxQueryError
 from cloud.influx_config import InfluxSettings, influx_settings, with_env
@@ -83,7 +84,11 @@ async def test_api_reads_with_user_and_password(
     settings = influx_settings(
         env if with_credentials else {}, url=secured.url, database=DB, username=None
     )
-    app = create_app(influx=settings, state_url=f"sqlite:///{tmp_path / 's.sqlite'}", token=None)
+    app = create_app(
+        influx=settings,
+        state_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+        auth=AuthSettings(public_read=True),
+    )
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
         answer = await http.get("/api/cameras")
     if with_credentials:
@@ -201,7 +206,11 @@ async def test_api_and_problems_read_with_a_token(token_url: str, tmp_path: Path
     """With PANTAU_INFLUX_TOKEN the API lists the camera and the rules open the site's problem
     through a token-checking InfluxDB; a wrong token is refused."""
     settings = influx_settings({"PANTAU_INFLUX_TOKEN": TOKEN}, url=token_url, database=DB)
-    app = create_app(influx=settings, state_url=f"sqlite:///{tmp_path / 's.sqlite'}", token=None)
+    app = create_app(
+        influx=settings,
+        state_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+        auth=AuthSettings(public_read=True),
+    )
     async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
         answer = await http.get("/api/cameras")
     assert answer.status_code == 200, answer.text

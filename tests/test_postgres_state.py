@@ -17,12 +17,12 @@ from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import problems_service
 from cloud.problems.store import ProblemStore
 from devtools.localsvc import InfluxProcess
+from tests.auth import add_user, bearer
 from tests.helpers import serving
 from tests.history import History, S
 from tests.receiver import receiver
 
 MIN = 60
-TOKEN = "pg-test-token"
 
 
 async def test_two_problems_services_one_killed_open_once_and_deliver_once(
@@ -85,17 +85,16 @@ async def test_two_api_instances_share_postgresql_and_one_survives_the_other(
     """A maintenance window written through API A is listed by API B; with A gone, B still
     writes and reads."""
     settings = InfluxSettings(url=influxd.url, database=database)
-    app_a = create_app(influx=settings, state_url=state_db, token=TOKEN)
-    app_b = create_app(influx=settings, state_url=state_db, token=TOKEN)
+    auth = bearer(add_user(state_db, "tech", "technician"))
+    app_a = create_app(influx=settings, state_url=state_db)
+    app_b = create_app(influx=settings, state_url=state_db)
     window = {
         "site": "s1",
         "start": "2026-11-01T00:00:00Z",
         "end": "2026-11-01T02:00:00Z",
         "reason": "pole replaced",
-        "created_by": "tech",
     }
-    auth = {"Authorization": f"Bearer {TOKEN}"}
-    async with serving(app_b) as url_b, httpx.AsyncClient(timeout=10) as http:
+    async with serving(app_b) as url_b, httpx.AsyncClient(timeout=10, headers=auth) as http:
         async with serving(app_a) as url_a:
             created = await http.post(f"{url_a}/api/maintenance", json=window, headers=auth)
             assert created.status_code == 201, created.text

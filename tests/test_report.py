@@ -24,6 +24,7 @@ from cloud.rollup.timegrid import HOUR_NS, LocalDays, fixed_offset_s
 from cloud.rollup.worker import RollupWorker, WorkerSettings
 from cloud.rollup.writer import RollupSpec
 from devtools.localsvc import InfluxProcess
+from tests.auth import add_user, bearer
 from tests.helpers import run_pantau, serving
 from tests.history import History
 
@@ -119,8 +120,9 @@ async def test_monthly_report_cli_and_api(
     assert "replace the &lt;switch&gt; &amp; PSU" in page and "tech-ani" in page
     assert page.count("<tr>") == 2 + 2 + 1 + 4 + 4  # heads and rows of the four tables
 
-    app = create_app(influx=settings, state_url=state_url, token="t")
-    async with serving(app) as url, httpx.AsyncClient(timeout=30) as http:
+    auth = bearer(add_user(state_url, "ani", "viewer"))
+    app = create_app(influx=settings, state_url=state_url)
+    async with serving(app) as url, httpx.AsyncClient(timeout=30, headers=auth) as http:
         api_csv = await http.get(f"{url}/api/report", params={"month": month, "format": "csv"})
         assert api_csv.status_code == 200 and api_csv.text == text
         data = (await http.get(f"{url}/api/report", params={"month": month})).json()

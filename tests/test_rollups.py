@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from cloud.api.app import create_app
+from cloud.auth.settings import AuthSettings
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.collector import Collector
 from cloud.collector_service import run_collector_service
@@ -268,7 +269,11 @@ async def test_policies_and_a_slow_influxdb_answers_504(
         slow = InfluxSettings(
             url=f"http://127.0.0.1:{silent.getsockname()[1]}", database=database, timeout_s=0.5
         )
-        app = create_app(influx=slow, state_url=f"sqlite:///{tmp_path / 's.sqlite'}", token=None)
+        app = create_app(
+            influx=slow,
+            state_url=f"sqlite:///{tmp_path / 's.sqlite'}",
+            auth=AuthSettings(public_read=True),
+        )
         async with serving(app) as url, httpx.AsyncClient(timeout=10) as http:
             response = await http.get(
                 f"{url}/api/availability",

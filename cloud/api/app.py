@@ -1,5 +1,5 @@
 """The API app factory: dependencies come in, clients start and stop in ``lifespan``, and each
-resource is a router of its own (fleet, availability, maintenance, problems)."""
+resource is a router of its own (fleet, availability, maintenance, problems, identity)."""
 
 import logging
 from collections.abc import AsyncIterator
@@ -7,16 +7,20 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloud.api.availability import availability_router
-from cloud.api.deps import problem, problem_response, token_check
+from cloud.api.deps import problem, problem_response
 from cloud.api.fleet import fleet_router
 from cloud.api.maintenance import maintenance_router
-from cloud.api.page import technician_page
+from cloud.api.page import add_security_headers, page_router
 from cloud.api.problems import problems_router
 from cloud.api.report import report_router
+from cloud.auth.identity import Identity
+from cloud.auth.oidc import OidcClient, oidc_router
+from cloud.auth.routes import auth_router
+from cloud.auth.settings import AuthSettings
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeoutError
 from cloud.maintenance import StateStore
 from cloud.problems.store import ProblemStore
@@ -29,34 +33,44 @@ def create_app(
     *,
     influx: InfluxSettings,
     state_url: str,
-    token: str | None,
+    auth: AuthSettings | None = None,
     stale_after_s: float = FRESH_S,
     default_probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
 ) -> FastAPI:
-    """Build the API. ``token`` guards every write; without one, writes are refused. A camera
-    whose latest probe is older than ``stale_after_s`` is unknown (the schema's freshness rule).
+    """Build the API. Every read and write needs a session or a personal token (``auth``:
+    reads may be public, OpenID Connect may sign people in). A camera whose latest probe is
+    older than ``stale_after_s`` is unknown (the schema's freshness rule).
     """
+    auth = auth or AuthSettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.influx = InfluxClient(influx)
         app.state.store = StateStore(state_url)
         app.state.problems = ProblemStore(state_url)
+        app.state.identity = Identity(state_url, session_ttl_s=auth.session_ttl_s)
+        app.state.oidc = OidcClient(auth.oidc, app.state.identity.engine) if auth.oidc else None
         try:
             yield
         finally:
             await app.state.influx.aclose()
+            if app.state.oidc is not None:
+                await app.state.oidc.aclose()
+            app.state.identity.close()
             app.state.store.close()
             app.state.problems.close()
 
     app = FastAPI(
         title="pantau API",
         description="Fleet state, availability for maintenance contracts, maintenance windows, "
-        "problems. The technician page is served at /.",
+        "problems. Every route needs a session (POST /auth/login) or a personal token "
+        "(Authorization: Bearer); writes through a session need X-CSRF-Token. The technician "
+        "page is served at /.",
         version="1",
         lifespan=lifespan,
         responses={
             400: problem_response("bad request"),
+            401: problem_response("no identity: sign in or send a personal token"),
             422: problem_response("invalid parameters or body"),
             503: problem_response("InfluxDB unavailable"),
             504: problem_response("InfluxDB did not answer in time"),
@@ -64,14 +78,18 @@ def create_app(
     )
     app.state.stale_after_s = stale_after_s
     app.state.default_probe_interval_s = default_probe_interval_s
+    app.state.auth = auth
     _add_problem_handlers(app)
-    require_token = token_check(token)
+    add_security_headers(app)
+    app.include_router(auth_router(problem_response))
+    if auth.oidc is not None:
+        app.include_router(oidc_router())
     app.include_router(fleet_router())
     app.include_router(availability_router())
     app.include_router(report_router())
-    app.include_router(maintenance_router(require_token))
-    app.include_router(problems_router(require_token, problem_response))
-    app.add_api_route("/", technician_page, include_in_schema=False, response_class=HTMLResponse)
+    app.include_router(maintenance_router())
+    app.include_router(problems_router(problem_response))
+    app.include_router(page_router())
     return app
 
 
@@ -80,7 +98,9 @@ def _add_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_problem(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+        response = problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_problem(_r: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,6 +138,7 @@ def _title(status: int) -> str:
         409: "conflict",
         405: "method not allowed",
         422: "invalid request",
+        429: "too many requests",
         500: "internal error",
         504: "timeout",
     }

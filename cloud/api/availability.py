@@ -11,6 +11,9 @@ from fastapi.responses import Response
 from cloud.api.deps import influx_client, state_store
 from cloud.api.schemas import AvailabilityOut
 from cloud.api.timeconv import to_ns
+from cloud.auth.deps import read_principal
+from cloud.auth.principal import Principal
+from cloud.auth.scope import visible
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
@@ -34,13 +37,15 @@ def availability_router() -> APIRouter:
         request: Request,
         client: Annotated[InfluxClient, Depends(influx_client)],
         state: Annotated[StateStore, Depends(state_store)],
+        principal: Annotated[Principal, Depends(read_principal)],
         start: Annotated[dt.datetime, Query(alias="from", description="ISO 8601, inclusive")],
         end: Annotated[dt.datetime, Query(alias="to", description="ISO 8601, exclusive")],
         group_by: Annotated[GroupBy, Query()] = GroupBy.CAMERA,
         site: Annotated[str | None, Query(max_length=64)] = None,
         format: Annotated[Literal["json", "csv"], Query()] = "json",
     ) -> Any:
-        """Up, down, unknown and maintenance seconds per camera, site or district."""
+        """Up, down, unknown and maintenance seconds per camera, site or district (only the
+        caller's districts: another district's site answers like an unknown one)."""
         start, end = _aware(start), _aware(end)
         if end <= start:
             raise HTTPException(400, "'to' must be after 'from'")
@@ -63,7 +68,7 @@ def availability_router() -> APIRouter:
             site=site,
             default_interval_s=request.app.state.default_probe_interval_s,
         )
-        data = [row.as_dict() for row in rows]
+        data = [row.as_dict() for row in visible(principal, rows)]
         if format == "csv":
             out = io.StringIO()
             writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")

@@ -1,20 +1,16 @@
-"""What the API's routers share: problem+json responses, the token check, and the clients and
-settings the factory puts on ``app.state``."""
+"""What the API's routers share: problem+json responses and the clients and settings the
+factory puts on ``app.state``. Who is asking comes from ``cloud.auth.deps``."""
 
-import hmac
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Request
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cloud.api.schemas import Problem
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 
 PROBLEM_JSON = "application/problem+json"
-TokenCheck = Callable[..., None]
 
 
 def problem_response(description: str) -> dict[str, Any]:
@@ -27,8 +23,8 @@ def problem_response(description: str) -> dict[str, Any]:
 
 
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: problem_response("missing or wrong token"),
-    403: problem_response("writes disabled"),
+    401: problem_response("no identity: sign in or send a personal token"),
+    403: problem_response("role too low, or a session write without X-CSRF-Token"),
 }
 
 
@@ -36,24 +32,6 @@ def problem(status: int, title: str, detail: str | None = None) -> JSONResponse:
     """An RFC 7807 response."""
     body = Problem(title=title, status=status, detail=detail).model_dump(exclude_none=True)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
-
-
-def token_check(token: str | None) -> TokenCheck:
-    """A dependency that lets a request through only with ``Authorization: Bearer <token>``."""
-    bearer = HTTPBearer(auto_error=False)
-
-    def require_token(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if token is None:
-            raise HTTPException(
-                403, "writes are disabled: start the API with a token (--token or PANTAU_API_TOKEN)"
-            )
-        given = credentials.credentials if credentials else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token")
-
-    return require_token
 
 
 def influx_client(request: Request) -> InfluxClient:

@@ -6,8 +6,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi import Path as PathParam
 
+from cloud.api.deps import WRITE_RESPONSES
 from cloud.api.schemas import AckIn, FoldedCamera, ProblemOut
 from cloud.api.timeconv import from_ns
+from cloud.auth.deps import read_principal, require
+from cloud.auth.principal import Principal, Role
 from cloud.problems.model import Problem, ProblemState
 from cloud.problems.store import ProblemNotFoundError, ProblemResolvedError, ProblemStore
 
@@ -40,10 +43,8 @@ def problem_out(p: Problem) -> ProblemOut:
     )
 
 
-def problems_router(
-    require_token: Callable[..., None], problem_response: Callable[[str], dict[str, Any]]
-) -> APIRouter:
-    """Routes under /api/problems; writes go through ``require_token``."""
+def problems_router(problem_response: Callable[[str], dict[str, Any]]) -> APIRouter:
+    """Routes under /api/problems, scoped to the caller's districts."""
     router = APIRouter(prefix="/api/problems", tags=["problems"])
 
     def store(request: Request) -> ProblemStore:
@@ -53,26 +54,33 @@ def problems_router(
     @router.get("", response_model=list[ProblemOut])
     def list_problems(
         problems: Annotated[ProblemStore, Depends(store)],
+        principal: Annotated[Principal, Depends(read_principal)],
         state: Annotated[
             Literal["open", "acknowledged", "resolved", "unresolved"] | None,
             Query(description="one state, 'unresolved' (open + acknowledged), or all"),
         ] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
     ) -> list[ProblemOut]:
-        """Problems, most urgent first: unresolved before resolved, by severity, then oldest."""
+        """Problems of the caller's districts, most urgent first: unresolved before resolved,
+        by severity, then oldest."""
+        scope = principal.districts
         if state == "unresolved":
-            found = [p for p in problems.find(limit=limit) if p.state is not ProblemState.RESOLVED]
+            found = [
+                p
+                for p in problems.find(limit=limit, districts=scope)
+                if p.state is not ProblemState.RESOLVED
+            ]
         else:
-            found = problems.find(state=ProblemState(state) if state else None, limit=limit)
+            found = problems.find(
+                state=ProblemState(state) if state else None, limit=limit, districts=scope
+            )
         return [problem_out(p) for p in found]
 
     @router.post(
         "/{problem_id}/ack",
         response_model=ProblemOut,
-        dependencies=[Depends(require_token)],
         responses={
-            401: problem_response("missing or wrong token"),
-            403: problem_response("writes disabled"),
+            **WRITE_RESPONSES,
             404: problem_response("no such problem"),
             409: problem_response("already resolved"),
         },
@@ -81,10 +89,17 @@ def problems_router(
         problem_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
         body: AckIn,
         problems: Annotated[ProblemStore, Depends(store)],
+        principal: Annotated[Principal, Depends(require(Role.TECHNICIAN))],
     ) -> ProblemOut:
-        """Acknowledge: someone is on it, so no further messages go out for this problem."""
+        """Acknowledge: someone is on it, so no further messages go out for this problem (a
+        technician or above, in their own districts)."""
+        known = problems.get(problem_id)
+        if known is None or not principal.sees(known.district):
+            raise HTTPException(404, f"no problem {problem_id}")
         try:
-            return problem_out(problems.acknowledge(problem_id, by=body.by, comment=body.comment))
+            return problem_out(
+                problems.acknowledge(problem_id, by=principal.username, comment=body.comment)
+            )
         except ProblemNotFoundError as exc:
             raise HTTPException(404, str(exc)) from None
         except ProblemResolvedError as exc:

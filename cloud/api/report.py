@@ -6,6 +6,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cloud.api.deps import influx_client, state_store
+from cloud.auth.deps import read_principal
+from cloud.auth.principal import Principal
+from cloud.auth.scope import scoped_report, site_districts
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 from cloud.report.monthly import build_report, month_span
@@ -24,13 +27,15 @@ def report_router() -> APIRouter:
         request: Request,
         client: Annotated[InfluxClient, Depends(influx_client)],
         state: Annotated[StateStore, Depends(state_store)],
+        principal: Annotated[Principal, Depends(read_principal)],
         month: Annotated[str, Query(description="calendar month, YYYY-MM", max_length=7)],
         tz: Annotated[str, Query(description="IANA timezone of the month", max_length=64)] = (
             "Asia/Jakarta"
         ),
         format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
     ) -> Any:
-        """Availability per district, site and camera for a calendar month, with maintenance."""
+        """Availability per district, site and camera for a calendar month, with maintenance
+        (only the caller's districts)."""
         try:
             month_span(month, tz)
         except (ValueError, KeyError) as exc:
@@ -42,6 +47,7 @@ def report_router() -> APIRouter:
             timezone=tz,
             default_interval_s=request.app.state.default_probe_interval_s,
         )
+        built = scoped_report(built, principal, await site_districts(client, principal))
         if format == "csv":
             return Response(to_csv(built), media_type="text/csv")
         if format == "html":

@@ -70,7 +70,6 @@ class MaintenanceIn(BaseModel):
     start: AwareDatetime = Field(description="ISO 8601 with a time zone")
     end: AwareDatetime = Field(description="ISO 8601 with a time zone, after start")
     reason: str = Field(min_length=1, max_length=500)
-    created_by: str = Field(min_length=1, max_length=100, description="who plans it")
 
     @model_validator(mode="after")
     def _check(self) -> MaintenanceIn:
@@ -93,7 +92,7 @@ class MaintenanceOut(BaseModel):
     start: dt.datetime
     end: dt.datetime
     reason: str
-    created_by: str
+    created_by: str = Field(description="the signed-in user who planned it")
     created_at: dt.datetime
 
 
@@ -134,9 +133,8 @@ class ProblemOut(BaseModel):
 
 
 class AckIn(BaseModel):
-    """Who acknowledges a problem, and why."""
+    """Why a problem is acknowledged (who: the signed-in user)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    by: str = Field(min_length=1, max_length=100, description="technician's name")
     comment: str | None = Field(default=None, max_length=500, description="e.g. 'on my way'")

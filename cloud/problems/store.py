@@ -73,11 +73,19 @@ class ProblemStore:
             ).first()
         return _problem(row) if row else None
 
-    def find(self, *, state: ProblemState | None = None, limit: int = 500) -> list[Problem]:
-        """Problems, most urgent first (severity, then oldest)."""
+    def find(
+        self,
+        *,
+        state: ProblemState | None = None,
+        limit: int = 500,
+        districts: Iterable[str] | None = None,
+    ) -> list[Problem]:
+        """Problems (of ``districts``, or all), most urgent first (severity, then oldest)."""
         query = problems_table.select()
         if state is not None:
             query = query.where(problems_table.c.state == state.value)
+        if districts is not None:
+            query = query.where(problems_table.c.district.in_(sorted(districts)))
         query = query.order_by(problems_table.c.id.desc()).limit(limit)
         with self._engine.connect() as db:
             found = [_problem(row) for row in db.execute(query)]

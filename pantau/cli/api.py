@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from pantau.cli.common import secret
+from pantau.cli.common import fail
 from pantau.cli.influx_options import (
     InfluxDbOpt,
     InfluxPasswordFileOpt,
@@ -16,6 +16,7 @@ from pantau.cli.influx_options import (
     InfluxUserOpt,
     influx_from_cli,
 )
+from pantau.core.configfile import ConfigError, load_yaml_model
 from pantau.core.paths import state_db_url
 from pantau.core.service import configure_logging
 
@@ -47,28 +48,45 @@ def api(
             "in PANTAU_DATA_DIR, /var/lib/pantau (root) or ~/.local/state/pantau",
         ),
     ] = "",
-    token: Annotated[
-        Optional[str],  # noqa: UP045
+    public_read: Annotated[
+        bool,
         typer.Option(
-            "--token",
-            envvar="PANTAU_API_TOKEN",
-            help="bearer token for writes; prefer PANTAU_API_TOKEN or --token-file (a command "
-            "line is visible to every user in `ps`)",
+            "--public-read",
+            help="answer reads without identity, as a viewer of every district (a wall "
+            "display); writes still need a session or a personal token",
+        ),
+    ] = False,
+    oidc_config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--oidc-config",
+            help="YAML of an OpenID Connect provider (issuer, client_id, client_secret, "
+            "redirect_url, claims; see docs/operations.md); keep it readable by pantau only",
         ),
     ] = None,
-    token_file: Annotated[
-        Optional[Path],  # noqa: UP045
-        typer.Option("--token-file", help="read the bearer token from this file"),
+    secure_cookies: Annotated[
+        Optional[bool],  # noqa: UP045
+        typer.Option(
+            "--secure-cookies/--no-secure-cookies",
+            help="mark the session cookie Secure (default: when the request came over https; "
+            "say --secure-cookies behind a TLS-terminating proxy)",
+        ),
     ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
-    """Serve the HTTP API (OpenAPI at /docs): sites, cameras, availability, maintenance."""
+    """Serve the HTTP API (OpenAPI at /docs) and the technician page; every request needs a
+    session or a personal token (`pantau users`)."""
     import uvicorn  # noqa: PLC0415
 
     from cloud.api.app import create_app  # noqa: PLC0415
+    from cloud.auth.settings import AuthSettings, OidcSettings  # noqa: PLC0415
 
     configure_logging(log_level)
-    token = secret(token, token_file, "--token")
+    try:
+        oidc = load_yaml_model(oidc_config, OidcSettings) if oidc_config else None
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    auth = AuthSettings(public_read=public_read, oidc=oidc, cookie_secure=secure_cookies)
     settings = influx_from_cli(
         url=influx,
         database=database,
@@ -78,7 +96,7 @@ def api(
         timeout_s=influx_timeout,
     )
     uvicorn.run(
-        create_app(influx=settings, state_url=state or state_db_url(), token=token),
+        create_app(influx=settings, state_url=state or state_db_url(), auth=auth),
         host=host,
         port=port,
         log_level=log_level.lower(),

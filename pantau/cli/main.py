@@ -16,6 +16,7 @@ from pantau.cli.dashboards import dashboards_app
 from pantau.cli.reporting import bench, report
 from pantau.cli.rollups import rollups_app
 from pantau.cli.security import broker_app, certs_app, sites_app
+from pantau.cli.users import users_app
 from pantau.core.configfile import ConfigError, load_yaml_model
 from pantau.core.service import configure_logging, run_with_stop, serve_until
 
@@ -344,3 +345,4 @@ app.add_typer(sites_app, name="sites")
 app.add_typer(broker_app, name="broker")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(rollups_app, name="rollups")
+app.add_typer(users_app, name="users")
