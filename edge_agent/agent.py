@@ -218,6 +218,14 @@ class Agent:
                         ).run(),
                         name=f"streams-{c.site.id}",
                     )
+                if c.recorders or any(cam.onvif for cam in c.cameras):
+                    # onvif-zeep-async (zeep, lxml, aiohttp) loads only where devices are asked.
+                    from edge_agent.devices.scheduler import DeviceScheduler  # noqa: PLC0415
+
+                    devices = DeviceScheduler.for_site(
+                        c, clock=self._clock, queue=gate, executor=executor, publisher=publisher
+                    )
+                    tasks.create_task(devices.run(), name=f"devices-{c.site.id}")
                 tasks.create_task(self._link.raise_on_failure(), name=f"link-fatal-{c.site.id}")
         finally:
             if gate.holding:  # stopped before any receipt: they keep the box's own time

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from edge_agent.devices.settings import DeviceChecksConfig, OnvifConfig, RecorderConfig
 from pantau.core.contract import Ident
 from pantau.core.units import Seconds
 
@@ -141,6 +142,9 @@ class CameraConfig(_Config):
     password: str | None = Field(default=None, description="camera password", repr=False)
     stream: CameraStreamConfig = Field(
         default_factory=CameraStreamConfig, description="stream probe (needs rtsp_url)"
+    )
+    onvif: OnvifConfig | None = Field(
+        default=None, description="ONVIF device checks: identity, clock, events (absent: none)"
     )
 
     @model_validator(mode="after")
@@ -325,6 +329,12 @@ class AgentConfig(_Config):
     )
     cameras: list[CameraConfig] = Field(default_factory=list, max_length=4096)
     sensors: list[SensorConfig] = Field(default_factory=list)
+    recorders: list[RecorderConfig] = Field(
+        default_factory=list, max_length=64, description="NVRs whose recording is verified"
+    )
+    devices: DeviceChecksConfig = Field(
+        default_factory=DeviceChecksConfig, description="ONVIF and recorder checks"
+    )
     queue: QueueConfig
     publish: PublishConfig = Field(default_factory=PublishConfig)
     ledger: bool = Field(
@@ -340,6 +350,9 @@ class AgentConfig(_Config):
             if camera.id in seen:
                 raise ValueError(f"camera id {camera.id!r} is used twice")
             seen.add(camera.id)
+        for recorder in self.recorders:
+            if unknown := {c.camera for c in recorder.cameras} - seen:
+                raise ValueError(f"recorder {recorder.id!r}: unknown cameras {sorted(unknown)}")
         sensor_ids = [s.id for s in self.sensors]
         if len(sensor_ids) != len(set(sensor_ids)):
             raise ValueError("sensor ids must be unique")

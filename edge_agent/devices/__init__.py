@@ -1,0 +1,1 @@
+"""Device checks beyond the picture: ONVIF identity, clock and events of cameras."""

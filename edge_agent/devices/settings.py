@@ -1,0 +1,96 @@
+"""Config of the device checks: a camera's ``onvif:`` section, the site's recorders and how often
+both are asked. Imported by ``edge_agent.config``; imports nothing of the agent."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from pantau.core.contract import Ident
+from pantau.core.units import Seconds
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OnvifConfig(_Config):
+    """A camera's ONVIF device service (identity, clock, services, events)."""
+
+    host: str | None = Field(default=None, description="defaults to the camera's host")
+    port: int = Field(default=80, ge=1, le=65535, description="ONVIF HTTP port")
+    username: str | None = Field(default=None, description="defaults to the camera's user")
+    password: str | None = Field(
+        default=None, repr=False, description="defaults to the camera's password"
+    )
+    events: bool = Field(
+        default=True,
+        description="subscribe to the camera's events (PullPoint): tamper, signal loss, storage "
+        "failure, reboot",
+    )
+
+
+class CameraRecording(_Config):
+    """Where one camera is recorded on a recorder."""
+
+    camera: Ident = Field(description="the camera id (``cameras[].id``)")
+    channel: int = Field(ge=1, le=4096, description="the recorder's channel (track) number")
+    retention_goal_days: float = Field(
+        default=30.0, gt=0, le=3650, description="days its recording must be kept"
+    )
+
+
+class HikvisionRecorder(_Config):
+    """A Hikvision NVR or DVR, asked over ISAPI (HTTP Digest)."""
+
+    type: Literal["hikvision"]
+    id: Ident = Field(description="recorder id, unique within the site")
+    url: str = Field(description="http(s)://host[:port] of the recorder's web service")
+    username: str = Field(description="a recorder user allowed to search recordings")
+    password: str = Field(repr=False, description="that user's password")
+    timezone: str | None = Field(
+        default=None,
+        description="the recorder's time zone (IANA, e.g. Asia/Jakarta) if its answers carry "
+        "local times without an offset; default: what the recorder's time settings say",
+    )
+    search_times: Literal["local", "utc"] = Field(
+        default="local",
+        description="how the recorder writes search times: its local wall time (most firmwares, "
+        "even where the time ends in Z) or true UTC",
+    )
+    cameras: list[CameraRecording] = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _check(self) -> HikvisionRecorder:
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"recorder {self.id!r}: url must start with http:// or https://")
+        cameras = [c.camera for c in self.cameras]
+        if len(cameras) != len(set(cameras)):
+            raise ValueError(f"recorder {self.id!r}: a camera is listed twice")
+        return self
+
+
+RecorderConfig = HikvisionRecorder  # a discriminated union on ``type`` once a second kind lands
+
+
+class DeviceChecksConfig(_Config):
+    """How often and how patiently devices (ONVIF services, recorders) are asked."""
+
+    interval_s: Seconds = Field(
+        default=300.0, ge=5, le=86400, description="per device; cheap, but devices are slow"
+    )
+    timeout_s: Seconds = Field(
+        default=10.0, gt=0, le=120, description="the whole check of one device, every call in it"
+    )
+    window_s: int = Field(
+        default=3600, ge=60, le=86400, description="recording judged over this past span"
+    )
+    max_answer_bytes: int = Field(
+        default=2_000_000,
+        ge=10_000,
+        le=50_000_000,
+        description="a device answer longer than this is refused (hostile or broken device)",
+    )
+    concurrency: int = Field(default=4, ge=1, le=64, description="devices asked at once")

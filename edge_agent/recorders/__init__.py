@@ -1,0 +1,1 @@
+"""Recorder (NVR) adapters: what each camera's recorder kept, and its disks."""

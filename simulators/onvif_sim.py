@@ -1,0 +1,218 @@
+"""An ONVIF camera's device service, enough for pantau's device checks: ``GetSystemDateAndTime``,
+``GetDeviceInformation``, ``GetServices``, ``GetCapabilities``. Serial, firmware and clock are
+switchable while it runs (a camera replaced, a firmware update, a clock drifting), and it can
+misbehave as field devices do (``OnvifMode``).
+
+A real TCP server on loopback speaking HTTP/1.1 and SOAP 1.2, written from the ONVIF Core
+specification's message examples; tests and the demo use it beside ipycam.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import enum
+import time
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
+
+HEADER_LIMIT = 65_536
+BODY_LIMIT = 1_000_000
+HUGE_BYTES = 10 * 1024 * 1024
+
+
+class OnvifMode(enum.StrEnum):
+    """How the simulated device service answers."""
+
+    NORMAL = "normal"
+    AUTH_EVERY_CALL = "auth_every_call"  # refuses even GetSystemDateAndTime without credentials
+    UTC_IS_LOCAL = "utc_is_local"  # fills UTCDateTime with its local time
+    MALFORMED = "malformed"  # XML that does not parse
+    HUGE = "huge"  # a 10 MB answer, announced by Content-Length
+    HUGE_STREAM = "huge_stream"  # a 10 MB answer without a length, ended by closing
+    SILENT = "silent"  # accepts and never answers
+
+
+@dataclass
+class OnvifDevice:
+    """What the simulated camera says about itself; change it while it runs."""
+
+    manufacturer: str = "SimCam"
+    model: str = "SC-200"
+    firmware: str = "V5.5.0 build 200101"
+    serial: str = "SC200-0001"
+    hardware: str = "R1"
+    clock_offset_s: float = 0.0  # its clock minus the true time
+    tz: str = "WIB-7"  # POSIX: seven hours ahead of UTC (Jakarta)
+    mode: OnvifMode = OnvifMode.NORMAL
+    requests: int = 0
+    actions: list[str] = field(default_factory=list)
+
+
+_ENVELOPE = (
+    '<?xml version="1.0" encoding="UTF-8"?>'
+    '<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope" '
+    'xmlns:tds="http://www.onvif.org/ver10/device/wsdl" '
+    'xmlns:tt="http://www.onvif.org/ver10/schema" '
+    'xmlns:ter="http://www.onvif.org/ver10/error">'
+    "<env:Body>{body}</env:Body></env:Envelope>"
+)
+
+
+def _datetime(moment: dt.datetime) -> str:
+    return (
+        f"<tt:Time><tt:Hour>{moment.hour}</tt:Hour><tt:Minute>{moment.minute}</tt:Minute>"
+        f"<tt:Second>{moment.second}</tt:Second></tt:Time>"
+        f"<tt:Date><tt:Year>{moment.year}</tt:Year><tt:Month>{moment.month}</tt:Month>"
+        f"<tt:Day>{moment.day}</tt:Day></tt:Date>"
+    )
+
+
+def _tz_hours(tz: str) -> int:
+    digits = "".join(c for c in tz if c.isdigit())
+    hours = int(digits or 0)
+    return hours if "-" in tz else -hours
+
+
+def answer(device: OnvifDevice, action: str, base: str) -> str:
+    """The SOAP body for ``action``."""
+    if action == "GetSystemDateAndTime":
+        utc = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=device.clock_offset_s)
+        local = utc + dt.timedelta(hours=_tz_hours(device.tz))
+        shown_utc = local if device.mode is OnvifMode.UTC_IS_LOCAL else utc
+        return (
+            "<tds:GetSystemDateAndTimeResponse><tds:SystemDateAndTime>"
+            "<tt:DateTimeType>Manual</tt:DateTimeType><tt:DaylightSavings>false"
+            f"</tt:DaylightSavings><tt:TimeZone><tt:TZ>{escape(device.tz)}</tt:TZ></tt:TimeZone>"
+            f"<tt:UTCDateTime>{_datetime(shown_utc)}</tt:UTCDateTime>"
+            f"<tt:LocalDateTime>{_datetime(local)}</tt:LocalDateTime>"
+            "</tds:SystemDateAndTime></tds:GetSystemDateAndTimeResponse>"
+        )
+    if action == "GetDeviceInformation":
+        return (
+            "<tds:GetDeviceInformationResponse>"
+            f"<tds:Manufacturer>{escape(device.manufacturer)}</tds:Manufacturer>"
+            f"<tds:Model>{escape(device.model)}</tds:Model>"
+            f"<tds:FirmwareVersion>{escape(device.firmware)}</tds:FirmwareVersion>"
+            f"<tds:SerialNumber>{escape(device.serial)}</tds:SerialNumber>"
+            f"<tds:HardwareId>{escape(device.hardware)}</tds:HardwareId>"
+            "</tds:GetDeviceInformationResponse>"
+        )
+    if action == "GetServices":
+        services = "".join(
+            f"<tds:Service><tds:Namespace>http://www.onvif.org/{ns}</tds:Namespace>"
+            f"<tds:XAddr>{base}/onvif/{path}</tds:XAddr><tds:Version><tt:Major>2</tt:Major>"
+            "<tt:Minor>60</tt:Minor></tds:Version></tds:Service>"
+            for ns, path in (
+                ("ver10/device/wsdl", "device_service"),
+                ("ver10/media/wsdl", "media_service"),
+                ("ver10/events/wsdl", "event_service"),
+            )
+        )
+        return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
+    return _fault("ter:ActionNotSupported", f"{action} is not simulated")
+
+
+def _fault(subcode: str, reason: str) -> str:
+    return (
+        "<env:Fault><env:Code><env:Value>env:Sender</env:Value><env:Subcode>"
+        f"<env:Value>{subcode}</env:Value></env:Subcode></env:Code><env:Reason>"
+        f'<env:Text xml:lang="en">{escape(reason)}</env:Text></env:Reason></env:Fault>'
+    )
+
+
+ACTIONS = ("GetSystemDateAndTime", "GetDeviceInformation", "GetServices", "GetCapabilities")
+
+
+class OnvifSimulator:
+    """One simulated camera's device service on ``127.0.0.1:port``."""
+
+    def __init__(self, device: OnvifDevice | None = None) -> None:
+        self.device = device or OnvifDevice()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self, port: int = 0) -> OnvifSimulator:
+        """Listen (port 0: a free one)."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):  # Python 3.11 has no Server.close_clients()
+                writer.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def __aenter__(self) -> OnvifSimulator:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while await self._one(reader, writer):
+                pass
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > HEADER_LIMIT:
+            return False
+        length = 0
+        for line in head.decode("latin-1").split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = min(int(value.strip()), BODY_LIMIT)
+        body = (await reader.readexactly(length)).decode("utf-8", "replace")
+        device = self.device
+        device.requests += 1
+        action = next((a for a in ACTIONS if a in body), "Unknown")
+        device.actions.append(action)
+        if device.mode is OnvifMode.SILENT:  # until the client gives up
+            while await reader.read(4096):
+                pass
+            return False
+        if device.mode is OnvifMode.HUGE_STREAM:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/soap+xml\r\n\r\n<x>")
+            for _ in range(HUGE_BYTES // 65_536):
+                writer.write(b"A" * 65_536)
+                await writer.drain()
+            return False
+        status = "200 OK"
+        if device.mode is OnvifMode.MALFORMED:
+            payload = b'<?xml version="1.0"?><env:Envelope><env:Body><tds:Get</env:Bo'
+        elif device.mode is OnvifMode.HUGE:
+            payload = b"<x>" + b"A" * HUGE_BYTES + b"</x>"
+        elif device.mode is OnvifMode.AUTH_EVERY_CALL and "UsernameToken" not in body:
+            status = "400 Bad Request"
+            payload = _ENVELOPE.format(
+                body=_fault("ter:NotAuthorized", "Sender not authorized")
+            ).encode()
+        else:
+            base = f"http://127.0.0.1:{self.port}"
+            payload = _ENVELOPE.format(body=answer(device, action, base)).encode()
+        date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+        writer.write(
+            f"HTTP/1.1 {status}\r\nContent-Type: application/soap+xml; charset=utf-8\r\n"
+            f"Content-Length: {len(payload)}\r\nDate: {date}\r\n\r\n".encode()
+            + payload
+        )
+        await writer.drain()
+        return True
