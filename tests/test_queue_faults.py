@@ -220,6 +220,7 @@ def test_a_disk_that_stays_full_still_delivers(small_disk: Path) -> None:
     produced = items(now, 200)
     queue.append(produced, now_ns=now)
     filler = fill(small_disk)
+    filled = filler.stat().st_size
     for cycle in range(1, 21):
         batch = items(now + cycle * 1000, 10)
         queue.append(batch, now_ns=now + cycle * 1000)
@@ -241,7 +242,7 @@ def test_a_disk_that_stays_full_still_delivers(small_disk: Path) -> None:
     assert [r.body for r in rows] == [body for _, _, body in later]
     assert min(r.id for r in rows) > last_id
     # The filler stays: what the queue freed was its own delivered file (replaced by an empty one).
-    assert filler.exists() and shutil.disk_usage(small_disk).free < 64 * 1024
+    assert filler.stat().st_size == filled
     queue.close()
 
 
@@ -322,6 +323,8 @@ async def test_agent_on_a_disk_that_stays_full_delivers_every_reading(
         target = agent.produced + 60  # a backlog on disk
         await async_wait_for(lambda: produced_at_least(target), timeout_s=15, what="on disk")
         filler = await asyncio.to_thread(fill, small_disk)
+        filled = filler.stat().st_size
+        assert shutil.disk_usage(small_disk).free < 4096
         target = agent.produced + 60  # readings only memory takes
         await async_wait_for(lambda: produced_at_least(target), timeout_s=15, what="held")
         uplink.restore()
@@ -331,7 +334,8 @@ async def test_agent_on_a_disk_that_stays_full_delivers_every_reading(
         )
         target = agent.produced + 60  # and it keeps delivering on the full disk
         await async_wait_for(lambda: accounted_at_least(target), timeout_s=30, what="more")
-        assert filler.exists() and shutil.disk_usage(small_disk).free < 64 * 1024
+        # The filler stays: the disk only has what the queue gave back of its own (WAL, file).
+        assert filler.stat().st_size == filled
         backlog = influx_rows(
             influxd.url, database, "SELECT last(backlog) AS n FROM agent WHERE site = 's1'"
         )
