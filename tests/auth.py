@@ -8,6 +8,9 @@ import httpx
 
 from cloud.auth.identity import Identity
 from cloud.auth.principal import Role
+from cloud.problems.config import Severity
+from cloud.problems.model import Observation, Verdict
+from cloud.problems.store import ProblemStore
 
 HOUR_NS = 3600 * 10**9
 
@@ -46,3 +49,30 @@ async def sign_in(http: httpx.AsyncClient, username: str, password: str) -> str:
     assert response.status_code == 200, response.text
     csrf: str = response.json()["csrf_token"]
     return csrf
+
+
+def open_problem(state_url: str, site: str, district: str, camera: str = "c1") -> int:
+    """Open a 'camera down' problem straight in the state database; its id."""
+    store = ProblemStore(state_url)
+    try:
+        opened = store.open(
+            Observation(
+                key=f"camera:{site}/{camera}",
+                rule="camera",
+                title="camera down",
+                severity=Severity.MAJOR,
+                verdict=Verdict.BAD,
+                site=site,
+                district=district,
+                camera=camera,
+                subject=f"{site}/{camera}",
+                since_ns=time.time_ns() - 300 * 10**9,
+                cause="refused at tcp",
+            ),
+            now_ns=time.time_ns(),
+            in_maintenance=False,
+        )
+    finally:
+        store.close()
+    assert opened is not None
+    return opened.id

@@ -73,11 +73,14 @@ class Identity:
 
     def login(self, username: str, password: str, *, address: str) -> User:
         """The account if ``password`` is right; throttled before any hashing."""
-        wait = self.throttle.attempt(username=username, address=address)
-        if wait > 0:
-            raise LoginThrottledError(wait)
-        user = self.accounts.get(username)
-        ok = self.passwords.verify(user.password_hash if user else None, password)
+        with self.throttle.checking(username=username, address=address) as free:
+            if not free:
+                raise LoginThrottledError(1.0)
+            wait = self.throttle.attempt(username=username, address=address)
+            if wait > 0:
+                raise LoginThrottledError(wait)
+            user = self.accounts.get(username)
+            ok = self.passwords.verify(user.password_hash if user else None, password)
         if user is None or not ok or user.disabled:
             raise LoginFailedError("wrong username or password")
         self.throttle.succeeded(username=username, address=address)

@@ -9,7 +9,11 @@ almost nothing and other people's logins are not slowed.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -28,6 +32,10 @@ class ThrottlePolicy:
     address_attempts: int = 50  # failed logins from one address per window (an office's NAT)
     window_s: float = 900.0
     lock_s: float = 900.0
+    # Password checks running at once (per API instance): argon2 is meant to be expensive, so
+    # parallel guesses would take the CPU from everyone else's login before the count stops them.
+    account_checks: int = 1
+    address_checks: int = 2
 
 
 def account_key(username: str) -> str:
@@ -40,12 +48,46 @@ def address_key(address: str) -> str:
     return f"addr:{address}"
 
 
+class InFlight:
+    """Password checks running now, per key, in this process (one instance's share)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running: Counter[str] = Counter()
+
+    @contextlib.contextmanager
+    def slots(self, limits: dict[str, int]) -> Iterator[bool]:
+        """Yield True with a slot under every key's limit taken, or False if one is full."""
+        with self._lock:
+            free = all(self._running[key] < limit for key, limit in limits.items())
+            if free:
+                self._running.update(limits.keys())
+        try:
+            yield free
+        finally:
+            if free:
+                with self._lock:
+                    self._running.subtract(limits.keys())
+                    self._running = +self._running
+
+
 class LoginThrottle:
     """Counts login attempts per account name and per address."""
 
     def __init__(self, engine: sa.Engine, policy: ThrottlePolicy | None = None) -> None:
         self._engine = engine
         self.policy = policy or ThrottlePolicy()
+        self._in_flight = InFlight()
+
+    def checking(self, *, username: str, address: str) -> contextlib.AbstractContextManager[bool]:
+        """A slot to check a password in: False when this account or address already has its
+        share of checks running (the caller refuses at once, as if throttled)."""
+        return self._in_flight.slots(
+            {
+                account_key(username): self.policy.account_checks,
+                address_key(address): self.policy.address_checks,
+            }
+        )
 
     def attempt(self, *, username: str, address: str, now_ns: int | None = None) -> float:
         """Count one login attempt; the seconds to wait before trying again (0: go ahead)."""
