@@ -90,7 +90,9 @@ class _BoundedCamera(ONVIFCamera):  # type: ignore[misc]  # the library is untyp
     """``ONVIFCamera`` whose services talk through one bounded session."""
 
     def __init__(self, target: OnvifTarget, session: aiohttp.ClientSession) -> None:
-        super().__init__(target.host, target.port, target.username, target.password, no_cache=True)
+        # No credentials: an empty UsernameToken, which cameras without auth ignore.
+        user, password = target.username or "", target.password or ""
+        super().__init__(target.host, target.port, user, password, no_cache=True)
         self._bounded = session
 
     async def create_onvif_service(self, name: str, *args: Any, **kwargs: Any) -> ONVIFService:
