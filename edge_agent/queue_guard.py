@@ -149,8 +149,9 @@ class GuardedQueue:
         self._deferred.clear()
         with contextlib.suppress(sqlite3.Error):
             queue.continue_ids_after(self._last_id)
-            if tally.dropped_total and known is None:
-                queue.restore([], dropped_total=tally.dropped_total)
+            carried = self._last_stats.dropped_total if known is not None else tally.dropped_total
+            if carried:
+                queue.restore([], dropped_total=carried)
         held = known if known is not None else tally.held
         if held is not None:
             lost = max(0, held - tally.readings)
