@@ -174,7 +174,7 @@ def _recording_lines(r: RecordingReading, site: str, district: str) -> list[str]
     """A ``record`` point for the window and a ``record_gap`` point per gap (at its start, so
     a gap seen again, longer, overwrites itself)."""
     tags = {"site": site, "district": district, "camera": r.camera, "recorder": r.recorder}
-    gap_s = sum((g.end_ts - g.start_ts) / 1e9 for g in r.gaps)
+    gap_s = float(sum((g.end_ts - g.start_ts) / 1e9 for g in r.gaps))  # 0.0, never int 0
     recorded = None if r.recorded_s is None else float(r.recorded_s)
     lines = [
         format_line(

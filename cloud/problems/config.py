@@ -118,6 +118,54 @@ class DistrictRule(_Config):
     severity: Severity = Field(default=Severity.MINOR, description="severity of the problem")
 
 
+class RecordingRule(_Config):
+    """What a camera's recorder kept: gaps in the latest window, retention below its goal, a
+    recorder disk that failed."""
+
+    enabled: bool = Field(default=True, description="raise recording problems")
+    min_gap: Seconds = Field(
+        default=60.0,
+        gt=0,
+        description="seconds without recording in the latest window that make a 'recording "
+        "gap' (the problem resolves once the window holds less)",
+    )
+    retention_tolerance_days: float = Field(
+        default=0.5, ge=0, le=30, description="retention this far below the goal still passes"
+    )
+    lookback: Seconds = Field(
+        default=3 * 3600.0,
+        gt=0,
+        description="how far back a recorder's latest report is looked for",
+    )
+    severity: Severity = Field(default=Severity.MAJOR, description="gaps and disk failures")
+    retention_severity: Severity = Field(default=Severity.MINOR, description="retention")
+
+
+class DeviceRule(_Config):
+    """A camera's identity and clock from its ONVIF checks."""
+
+    enabled: bool = Field(default=True, description="raise device problems")
+    replaced_window: Seconds = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="a serial number that changed within this window is 'camera replaced'",
+    )
+    firmware_window: Seconds = Field(
+        default=86400.0, gt=0, description="a firmware that changed within this window is shown"
+    )
+    max_clock_offset: Seconds = Field(
+        default=10.0,
+        gt=0,
+        description="a camera clock further off than this is 'camera clock wrong' (recorded "
+        "evidence carries the camera's time; the measurement is good to about a second)",
+    )
+    lookback: Seconds = Field(
+        default=3600.0, gt=0, description="how far back a camera's latest clock check is looked for"
+    )
+    severity: Severity = Field(default=Severity.MAJOR, description="camera replaced")
+    clock_severity: Severity = Field(default=Severity.MINOR, description="camera clock wrong")
+
+
 class ThresholdRule(_Config):
     """A cabinet or agent value beyond a threshold for a while (with hysteresis to clear)."""
 
@@ -205,6 +253,12 @@ class RulesConfig(_Config):
     )
     duplicate: DuplicateSiteRule = Field(
         default_factory=DuplicateSiteRule, description="two agents using one site id"
+    )
+    recording: RecordingRule = Field(
+        default_factory=RecordingRule, description="recording gaps, retention, recorder disks"
+    )
+    devices: DeviceRule = Field(
+        default_factory=DeviceRule, description="camera replaced, firmware, camera clock"
     )
     thresholds: list[ThresholdRule] = Field(
         default_factory=default_threshold_rules,

@@ -12,6 +12,7 @@ from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
 from cloud.problems.config import RulesConfig, Severity, ThresholdRule
+from cloud.problems.device_checks import device_checks, recording_checks
 from cloud.problems.model import Observation, SiteContact, Verdict
 from cloud.problems.site_checks import district_mismatches, duplicate_sites, site_clocks
 from cloud.schema import (
@@ -63,6 +64,12 @@ class Observer:
             observations += await district_mismatches(
                 self._query, self._rules.district, now_ns, sites
             )
+        if self._rules.recording.enabled:
+            observations += await recording_checks(
+                self._query, self._rules.recording, now_ns, sites
+            )
+        if self._rules.devices.enabled:
+            observations += await device_checks(self._query, self._rules.devices, now_ns, sites)
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations

@@ -140,9 +140,7 @@ class DeviceScheduler:
 
         recorders = build_recorders(config)
         jobs = onvif_jobs(config, clock) + recorder_jobs(recorders, clock)
-        return cls(
-            config, jobs, clock=clock, queue=queue, executor=executor, publisher=publisher
-        )
+        return cls(config, jobs, clock=clock, queue=queue, executor=executor, publisher=publisher)
 
     async def run(self) -> None:
         """Check forever; each device's first check is offset by its share of the interval."""
