@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test unit check lint typecheck fmt bench clean system-packages
 
-setup: system-packages $(VENV)/.installed
+setup: system-packages $(VENV)/.installed devtools/oidc/node_modules/.installed
 
 # Real mosquitto and influxd binaries, chromium for the technician page's browser test, snmpd
 # (net-snmp) behind the simulated UPS, PostgreSQL for the shared state database and faketime
@@ -19,14 +19,14 @@ system-packages:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| [ ! -x /usr/sbin/snmpd ] || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
-		|| ! command -v faketime >/dev/null \
+		|| ! command -v faketime >/dev/null || ! command -v npm >/dev/null \
 		|| ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
 		|| ! gst-inspect-1.0 h265parse >/dev/null 2>&1; then \
-		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server (Debian packages)"; \
+		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server, node (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			mosquitto influxdb chromium chromium-driver snmpd postgresql faketime \
-			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
+			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools nodejs npm \
 			gstreamer1.0-plugins-good gstreamer1.0-plugins-bad >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
@@ -36,6 +36,12 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+# panva's oidc-provider (npm, pinned by package-lock.json): the identity provider the OpenID
+# Connect login is tested against (tests/test_auth_oidc.py).
+devtools/oidc/node_modules/.installed: devtools/oidc/package.json devtools/oidc/package-lock.json
+	cd devtools/oidc && npm ci --no-audit --no-fund --ignore-scripts
 	touch $@
 
 demo: setup
