@@ -19,16 +19,18 @@ from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from cloud.api.app import create_app
+from cloud.auth.principal import Role
 from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
 from devtools.localsvc import InfluxProcess, MosquittoProcess
 from simulators.cameras import CameraMode
 from simulators.scenario import PowerEvent, Scenario, SimSite
+from tests.auth import add_user, bearer
 from tests.helpers import async_wait_for, running_simulation, serving
 from tests.receiver import Receiver, receiver
 
-TOKEN = "page-token"
+PASSWORD = "siti-password"
 
 
 @pytest.fixture
@@ -60,9 +62,12 @@ def browser() -> Iterator[webdriver.Chrome]:
 @pytest.fixture
 async def stack(
     influxd: InfluxProcess, database: str, tmp_path: Path
-) -> AsyncIterator[tuple[str, Receiver]]:
-    """The API (with the page) and the problems service on one state database."""
+) -> AsyncIterator[tuple[str, Receiver, dict[str, str]]]:
+    """The API (with the page) and the problems service on one state database; Siti, a
+    technician of every district, signs in with a password."""
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    add_user(state_url, "Siti", Role.TECHNICIAN, password=PASSWORD)
+    auth = bearer(add_user(state_url, "reader", Role.VIEWER))
     with receiver() as hook:
         config = EvaluatorConfig.model_validate(
             {
@@ -81,13 +86,12 @@ async def stack(
         app = create_app(
             influx=InfluxSettings(url=influxd.url, database=database),
             state_url=state_url,
-            token=TOKEN,
         )
         stop = asyncio.Event()
         problems = asyncio.create_task(run_problems(config, stop), name="problems")
         try:
             async with serving(app) as url:
-                yield url, hook
+                yield url, hook, auth
         finally:
             stop.set()
             await problems
@@ -103,12 +107,12 @@ async def test_outage_to_acknowledged_problem_in_a_real_browser(
     influxd: InfluxProcess,
     database: str,
     tmp_path: Path,
-    stack: tuple[str, Receiver],
+    stack: tuple[str, Receiver, dict[str, str]],
     browser: webdriver.Chrome,
 ) -> None:
     """Camera down -> problem on the page -> ack button -> acknowledged (survives a reload) ->
     recovery resolves it without a message; a power cut is one site problem, cameras folded."""
-    url, hook = stack
+    url, hook, auth = stack
     scenario = Scenario(
         seed=3,
         probe_interval=1.0,
@@ -127,7 +131,7 @@ async def test_outage_to_acknowledged_problem_in_a_real_browser(
             database=database,
             workdir=tmp_path / "sim",
         ) as sim,
-        httpx.AsyncClient(base_url=url, timeout=10) as http,
+        httpx.AsyncClient(base_url=url, timeout=10, headers=auth) as http,
     ):
 
         async def all_up() -> bool:
@@ -150,9 +154,13 @@ async def test_outage_to_acknowledged_problem_in_a_real_browser(
         camera = found["camera:s1/c1"]
         assert camera["cause"] == "refused at tcp" and camera["district"] == "d1"
 
-        # The page, on a phone-sized window: token from the link, name typed once.
-        await asyncio.to_thread(browser.get, f"{url}/#token={TOKEN}")
+        # The page, on a phone-sized window: signed in with the login form.
+        await asyncio.to_thread(browser.get, f"{url}/")
         wait = WebDriverWait(browser, 15)
+        await asyncio.to_thread(wait.until, expected_conditions.url_to_be(f"{url}/login"))
+        browser.find_element(By.ID, "username").send_keys("Siti")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "submit").click()
         card = f'article[data-problem-id="{camera["id"]}"]'
         await asyncio.to_thread(
             wait.until, expected_conditions.presence_of_element_located((By.CSS_SELECTOR, card))
@@ -161,8 +169,6 @@ async def test_outage_to_acknowledged_problem_in_a_real_browser(
         assert cards[0].get_attribute("data-problem-id") == str(site["id"])  # critical first
         text = browser.find_element(By.CSS_SELECTOR, card).text
         assert "camera down" in text and "s1/c1" in text and "refused at tcp" in text
-        browser.find_element(By.ID, "settings").click()
-        browser.find_element(By.ID, "name").send_keys("Siti")
         browser.find_element(By.CSS_SELECTOR, f"{card} button.ack").click()
         browser.find_element(By.CSS_SELECTOR, f"{card} .ack-comment").send_keys("on my way")
         browser.find_element(By.CSS_SELECTOR, f"{card} .ack-send").click()
