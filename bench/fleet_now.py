@@ -14,6 +14,7 @@ from bench.fleet_data import CAMERAS_PER_SITE, PROBE_S, S, raw_lines, site_lines
 from bench.harness import Harness
 from bench.procfs import process_usage
 from cloud.api.app import create_app
+from cloud.auth.settings import AuthSettings
 from cloud.influx import InfluxClient, InfluxSettings
 from cloud.rollup.timegrid import DAY_NS, HOUR_NS
 from cloud.schema import CAMERA, LAST_CAMERA_FIELDS
@@ -66,7 +67,9 @@ async def fleet_now(
     sock = bind_socket("127.0.0.1", 0)
     state = f"sqlite:///{bench.workdir / f'state-now-{settings.database}.sqlite'}"
     task = asyncio.create_task(
-        serve_app(create_app(influx=settings, state_url=state, token=None), sock)
+        serve_app(
+            create_app(influx=settings, state_url=state, auth=AuthSettings(public_read=True)), sock
+        )
     )
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     row: dict[str, Any] = {"cameras": cameras}
