@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from pantau.cli.api import api
+from pantau.cli.audit import audit_app
 from pantau.cli.common import fail as _fail
 from pantau.cli.dashboards import dashboards_app
 from pantau.cli.reporting import bench, report
@@ -346,3 +347,4 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(rollups_app, name="rollups")
 app.add_typer(users_app, name="users")
+app.add_typer(audit_app, name="audit")
