@@ -18,7 +18,7 @@ from cloud.collector_http import create_collector_app
 from cloud.config import CollectorConfig
 from cloud.decode import decode_limits
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings
-from cloud.ingest.adapters import ThreadedDeadLetters
+from cloud.ingest.adapters import InfluxBirths, ThreadedDeadLetters
 from cloud.ingest.core import IngestCore
 from cloud.ingest.pipeline import BATCH_QUEUE_DEPTH, IngestPipeline, PipelineSettings
 from cloud.lineproto import format_line, join_lines
@@ -106,6 +106,7 @@ class Collector:
                 max_delay_s=b.max_delay_s,
                 write_concurrency=b.write_concurrency,
             ),
+            births=InfluxBirths(self._influx, within_days=config.rollup.raw_days),
         )
 
     def health(self) -> dict[str, Any]:

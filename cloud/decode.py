@@ -224,7 +224,7 @@ def drop_older(batch: ReadingBatch, cutoff_ns: int) -> tuple[ReadingBatch, int]:
 
 
 def status_accepted(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepted | Rejection:
-    """The point of a birth or will: a live one at its arrival, a retained replay no later."""
+    """The point of a birth or will, at its arrival (a retained will: none, it was stored)."""
     if status.ts is None:
         if status.online:
             return Rejection(RejectReason.SCHEMA, "ts: an online (birth) status needs a timestamp")
@@ -233,13 +233,11 @@ def status_accepted(status: SiteStatus, *, retain: bool, now_ns: int) -> Accepte
             # stamping it now would invent a second offline transition.
             return Accepted(status.site, [])
         return Accepted(status.site, [status_line(status, now_ns)])
-    # A live status is stored at its arrival: the cloud's clock is the true one, and a box whose
-    # clock is days behind would otherwise be stored as having come online days ago. The box's
-    # own stamp still measures its clock when it runs ahead (``clock_ahead_s``: a late delivery
-    # can make a clock look behind, never ahead, so only a live status says so). A retained
-    # status replayed on (re)subscribe happened earlier and was stored then: no later than its
-    # arrival, at its own time.
-    if retain:
-        return Accepted(status.site, [status_line(status, min(status.ts, now_ns))])
-    ahead_s = (status.ts - now_ns) / 1e9 if status.ts > now_ns else None
+    # A status is stored at its arrival: the cloud's clock is the true one, and a box whose
+    # clock is days behind would otherwise be stored as having come online days ago. A retained
+    # birth is the broker's current state of the site (a will would have replaced it), so "online
+    # as of its arrival" is true too, and it sorts after any will that arrived before it. The
+    # box's own stamp still measures its clock when it runs ahead (``clock_ahead_s``: a late
+    # delivery can make a clock look behind, never ahead, so only a live status says so).
+    ahead_s = (status.ts - now_ns) / 1e9 if not retain and status.ts > now_ns else None
     return Accepted(status.site, [status_line(status, now_ns, ahead_s=ahead_s)])

@@ -42,6 +42,12 @@ class CollectorMetrics:
             ["site"],
             registry=r,
         )
+        self.stale_wills = Counter(
+            "pantau_stale_wills",
+            "Last Wills of an older connection than the site's latest birth (late deliveries), "
+            "stored before that birth",
+            registry=r,
+        )
         self.unknown_fields = Counter(
             "pantau_unknown_fields",
             "fields of a newer contract minor left out of stored batches",

@@ -95,7 +95,11 @@ class Publisher:
         self.round_trips = RoundTrips(now_ns)  # the clock offset (edge_agent/clock.py uses it)
         self.peer = peer or PeerContract(None)
         self._rejects = rejects
-        self._on_contract = on_contract  # the agent republishes its birth in the new minor
+        # The agent publishes its birth again: in a new contract minor, and at the first receipt
+        # of each connection (a birth sent before the collectors resubscribed after a broker
+        # restart is dropped by the broker: shared subscriptions get no retained messages).
+        self._on_contract = on_contract
+        self._reborn_generation = -1
         self._site, self._district, self._config = site, district, config
         self._topic = site_topic(site, TopicKind.READINGS)
         self._wake = asyncio.Event()
@@ -188,6 +192,10 @@ class Publisher:
                     self._on_contract()
             elif answer is not None and answer.site == self._site:
                 self.on_receipt(answer.msgs, stored_ns=answer.ts, rejected=answer.rejected)
+                if self._reborn_generation != self._link.generation:
+                    self._reborn_generation = self._link.generation
+                    if self._on_contract is not None:
+                        self._on_contract()
 
     @property
     def clock_offset_ms(self) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cloud.budget import DeviceBudget
 from cloud.decode import DecodeLimits
+from cloud.ingest.births import Birth
 from cloud.ingest.core import IngestCore
 from cloud.ingest.pipeline import IngestPipeline, PipelineSettings
 from cloud.metrics import CollectorMetrics, counter_value
@@ -248,3 +249,66 @@ async def test_an_oversized_message_is_answered_so_it_is_not_resent_forever() ->
         (receipt,) = rig.receipts()
         assert [(r.msg, r.reason) for r in receipt.rejected] == [(71, "oversized")]
         assert [d.reason for d in rig.dead.letters] == ["oversized"]
+
+
+def status(online: bool, seq: int | None, ts: int | None = NOW) -> bytes:
+    body: dict[str, Any] = {
+        "v": 1, "site": "s1", "district": "d1", "online": online, "ts": ts,
+        "lat": 0, "lon": 0, "session": 1, "seq": seq, "minor": 1,
+    }  # fmt: skip
+    return json.dumps(body).encode()
+
+
+def stored_ts(line: str) -> int:
+    return int(line.rsplit(" ", 1)[1])
+
+
+async def test_a_late_will_of_an_older_connection_is_stored_before_the_newer_birth() -> None:
+    """Birth of connection 8, then the will of connection 7 (a broker restart's late delivery):
+    the will is kept, just before the birth, so the newest status point says online; the will of
+    connection 8 itself is stored at its arrival."""
+    async with pipeline() as rig:
+        rig.link.fire(STATUS, status(True, 8))
+        rig.link.fire(STATUS, status(False, 7, ts=None))
+        rig.link.fire(STATUS, status(False, None, ts=None))  # an unnumbered (older) one too
+        await until(lambda: len(rig.link.acked) == 3, "acked")
+        birth, late, unnumbered = (line for line in rig.sink.lines if line.startswith("site,"))
+        assert stored_ts(late) == stored_ts(unnumbered) == stored_ts(birth) - 1
+        assert counter_value(rig.metrics.stale_wills) == 2
+        rig.link.fire(STATUS, status(False, 8, ts=None))
+        await until(lambda: len(rig.link.acked) == 4, "acked")
+        assert stored_ts(rig.sink.lines[-1]) > stored_ts(birth)
+
+
+async def test_a_birth_written_by_another_collector_is_looked_up_before_a_will() -> None:
+    """This collector never saw the birth (the share group gave it to another): it asks the
+    store, and the late will still goes before that birth."""
+
+    @dataclass
+    class Store:
+        asked: list[str]
+
+        async def latest_birth(self, site: str) -> Birth | None:
+            self.asked.append(site)
+            return Birth(seq=12, ts_ns=NOW - 10**9)
+
+    store = Store([])
+    link = FakeLink()
+    sink, dead, metrics = FakeSink(link.events), FakeDeadLetters(link.events), CollectorMetrics()
+    core = IngestCore(
+        limits=LIMITS, budget=DeviceBudget(max_devices=5, max_sites=5), metrics=metrics
+    )
+    runner = IngestPipeline(
+        core=core, link=link, sink=sink, dead_letters=dead, metrics=metrics,
+        settings=PipelineSettings(max_lines=1, max_delay_s=0.01, write_concurrency=1),
+        births=store,
+    )  # fmt: skip
+    task = asyncio.create_task(runner.run())
+    try:
+        link.fire(STATUS, status(False, 11, ts=None))
+        await until(lambda: link.acked == [1], "acked")
+        (will,) = sink.lines
+        assert store.asked == ["s1"] and stored_ts(will) == NOW - 10**9 - 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -7,6 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cloud.deadletter import DeadLetter, DeadLetterStore
+from cloud.influx import InfluxClient, series_rows
+from cloud.ingest.births import Birth
+from cloud.schema import SITE, SITE_TAG
 
 
 class ThreadedDeadLetters:
@@ -26,3 +29,24 @@ class ThreadedDeadLetters:
         """Finish pending writes and close the file."""
         self._thread.shutdown(wait=True)
         self._store.close()
+
+
+class InfluxBirths:
+    """A ``BirthLookup`` over InfluxDB: the newest numbered birth point of a site."""
+
+    def __init__(self, client: InfluxClient, *, within_days: int) -> None:
+        self._client = client
+        self._within_days = within_days
+
+    async def latest_birth(self, site: str) -> Birth | None:
+        """``site`` is a validated id (the contract's ``Ident``): safe inside the query."""
+        rows = series_rows(
+            await self._client.query(
+                f'SELECT "seq" FROM "{SITE}" WHERE "{SITE_TAG}" = \'{site}\' AND "online" = 1 '
+                f'AND "seq" >= 0 AND time > now() - {self._within_days}d '
+                "ORDER BY time DESC LIMIT 1"
+            )
+        )
+        if not rows or rows[0].get("seq") is None:
+            return None
+        return Birth(int(rows[0]["seq"]), int(rows[0]["time"]))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from pydantic import ValidationError
+
 from cloud.budget import DeviceBudget
 from cloud.deadletter import DeadLetter
 from cloud.decode import (
@@ -22,11 +24,12 @@ from cloud.decode import (
     status_accepted,
 )
 from cloud.ingest.answers import SiteAnswers
-from cloud.lineproto import LineProtocolError
+from cloud.ingest.births import Birth, BirthBook
+from cloud.lineproto import LineProtocolError, status_line
 from cloud.metrics import CollectorMetrics
 from cloud.rollup.marks import mark_lines
 from cloud.sites_registry import SiteRegistry, registered_message
-from pantau.core.contract import ReadingBatch, SiteStatus
+from pantau.core.contract import ReadingBatch, SiteStatus, TopicKind, parse_site_topic
 from pantau.core.mqtt_types import Message
 
 # Not answered: the agent keeps such readings and sends them again (its clock may be fixed).
@@ -87,6 +90,7 @@ class IngestCore:
         self._metrics = metrics
         self.site_clocks: dict[str, float] = {}  # latest offsets since the last self-report
         self._heard: set[str] = set()  # sites told our contract version
+        self.births = BirthBook()  # numbered births, so a late will stays in the past
         self._max_heard = 100_000
 
     def outcome(self, message: Message, now_ns: int) -> Outcome:
@@ -121,6 +125,13 @@ class IngestCore:
         accepted = status_accepted(status, retain=retain, now_ns=now_ns)
         if isinstance(accepted, Rejection):
             return Outcome(site=parsed.site, rejected=accepted, minor=status.minor or 0)
+        if accepted.lines:
+            stored_ns = int(accepted.lines[0].rsplit(" ", 1)[1])
+            if status.online and status.seq is not None:
+                self.births.learn(status.site, Birth(status.seq, stored_ns))
+            elif not status.online and (ts := self.births.will_ts(status, stored_ns)) != stored_ns:
+                self._metrics.stale_wills.inc()
+                accepted = replace(accepted, lines=[status_line(status, ts)])
         return Outcome(
             site=parsed.site,
             lines=accepted.lines,
@@ -162,6 +173,20 @@ class IngestCore:
             clock_offset_ms=accepted.clock_offset_ms,
             unknown_fields=parsed.unknown_fields,
         )
+
+    def will_site(self, message: Message) -> str | None:
+        """The site of a live Last Will (whose latest birth must be known before it is written:
+        another collector may have written it)."""
+        parsed = parse_site_topic(message.topic)
+        if message.retain or parsed is None or parsed[1] is not TopicKind.STATUS:
+            return None
+        if len(message.payload) > self._limits.max_payload_bytes:
+            return None
+        try:
+            status = SiteStatus.model_validate_json(message.payload)
+        except ValidationError:
+            return None  # judged (and dead-lettered) by take()
+        return None if status.online or status.site != parsed[0] else status.site
 
     def take(self, batch: Batch, message: Message, now_ns: int) -> Outcome:
         """Add ``message`` to ``batch``: its points, dead letters and its agent's answer."""

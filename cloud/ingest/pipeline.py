@@ -13,6 +13,7 @@ the socket. Memory stays bounded and the backlog waits in the broker's queue for
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 from cloud.deadletter import DeadLetter
 from cloud.decode import RejectReason
 from cloud.ingest.core import Batch, IngestCore
-from cloud.ingest.ports import BrokerLink, DeadLetterSink, PointSink
+from cloud.ingest.ports import BirthLookup, BrokerLink, DeadLetterSink, PointSink
 from cloud.metrics import CollectorMetrics
 from pantau.core.contract import site_receipts_topic
 from pantau.core.mqtt_types import NotConnectedError
+
+log = logging.getLogger(__name__)
 
 BATCH_QUEUE_DEPTH = 2  # batches waiting for a write slot: parsing overlaps the writes in flight
 
@@ -49,8 +52,10 @@ class IngestPipeline:
         dead_letters: DeadLetterSink,
         metrics: CollectorMetrics,
         settings: PipelineSettings,
+        births: BirthLookup | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        self._birth_lookup = births
         self.core = core
         self._link, self._sink, self._dead_letters = link, sink, dead_letters
         self._metrics = metrics
@@ -77,6 +82,8 @@ class IngestPipeline:
             except TimeoutError:
                 batch = await self._hand_over(batch)
                 continue
+            if self._birth_lookup is not None and (site := self.core.will_site(message)):
+                await self._learn_birth(site)
             if not batch.messages:
                 batch.started = time.monotonic()
             before = len(batch.lines)
@@ -86,6 +93,18 @@ class IngestPipeline:
             self._gauges()
             if len(batch.lines) >= max_lines or time.monotonic() - batch.started >= max_delay:
                 batch = await self._hand_over(batch)
+
+    async def _learn_birth(self, site: str) -> None:
+        """Before a will is written: the site's latest birth, wherever it was written (a failed
+        look-up leaves the will to what this collector knows)."""
+        assert self._birth_lookup is not None
+        try:
+            birth = await self._birth_lookup.latest_birth(site)
+        except Exception as exc:  # noqa: BLE001 (the store's trouble must not stop ingest)
+            log.warning("could not look up the latest birth of %s: %s", site, exc)
+            return
+        if birth is not None:
+            self.core.births.learn(site, birth)
 
     async def _hand_over(self, batch: Batch) -> Batch:
         if batch.messages:

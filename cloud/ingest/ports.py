@@ -8,6 +8,7 @@ import asyncio
 from typing import Protocol
 
 from cloud.deadletter import DeadLetter
+from cloud.ingest.births import Birth
 from pantau.core.contract import PublishTopic
 from pantau.core.mqtt_types import Message
 
@@ -47,4 +48,12 @@ class DeadLetterSink(Protocol):
 
     async def add(self, letters: list[DeadLetter]) -> None:
         """Return once ``letters`` are stored."""
+        ...
+
+
+class BirthLookup(Protocol):
+    """The store's latest numbered birth of a site (written by any collector)."""
+
+    async def latest_birth(self, site: str) -> Birth | None:
+        """``None`` if the site has no numbered birth within raw retention."""
         ...
