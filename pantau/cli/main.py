@@ -102,10 +102,18 @@ def collector(
         Optional[float],  # noqa: UP045
         typer.Option("--rollup-live-every", help="seconds between refreshes of the wall's hour"),
     ] = None,
+    sites_registry: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--sites-registry",
+            help="the site registry (sites.yaml written by `pantau sites add`): each site's "
+            "district and location are taken from it, not from the site's own messages",
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Run the cloud collector: MQTT → validate → InfluxDB, acking only what was stored."""
-    from cloud.collector import Collector  # noqa: PLC0415
+    from cloud.collector_service import run_collector_service  # noqa: PLC0415
     from cloud.config import CollectorConfig  # noqa: PLC0415
 
     try:
@@ -124,6 +132,7 @@ def collector(
         ("mqtt", "share_group"): share_group,
         ("mqtt", "replaces"): replaces,
         ("rollup", "live_every_s"): rollup_live_every,
+        ("sites_registry",): None if sites_registry is None else str(sites_registry),
     }
     for path, value in overrides.items():
         if value is not None:
@@ -136,7 +145,7 @@ def collector(
     except ValueError as exc:
         raise _fail(str(exc)) from None
     configure_logging(log_level)
-    run_with_stop(lambda stop: serve_until(stop, Collector(final).run(), "collector"))
+    run_with_stop(lambda stop: serve_until(stop, run_collector_service(final), "collector"))
 
 
 @app.command()
