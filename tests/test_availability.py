@@ -279,6 +279,7 @@ async def test_maintenance_api_rules(api: str, tmp_path: Path, auth: dict[str, s
         "start": "2026-01-01T00:00:00Z",
         "end": "2026-01-01T02:00:00Z",
         "reason": "pole repair",
+        "retroactive_reason": "entered from the paper work order",  # it began in the past
     }
     async with httpx.AsyncClient(base_url=api) as http:
         wrong = await http.post(

@@ -88,10 +88,12 @@ async def test_two_api_instances_share_postgresql_and_one_survives_the_other(
     auth = bearer(add_user(state_db, "tech", "technician"))
     app_a = create_app(influx=settings, state_url=state_db)
     app_b = create_app(influx=settings, state_url=state_db)
+    # Planned a day ahead: a technician may not enter a window that already began.
+    ahead = time.time() + 86400
     window = {
         "site": "s1",
-        "start": "2026-11-01T00:00:00Z",
-        "end": "2026-11-01T02:00:00Z",
+        "start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ahead)),
+        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ahead + 7200)),
         "reason": "pole replaced",
     }
     async with serving(app_b) as url_b, httpx.AsyncClient(timeout=10, headers=auth) as http:

@@ -187,7 +187,7 @@ class Rig:
         return [
             render_text(
                 Event(row["event"]), row["payload"]["problem"],
-                zone=ZoneInfo("Asia/Jakarta"), page_url=None,
+                zone=ZoneInfo("Asia/Jakarta"), page_url=None, lang="en",
             )
             for row in self.outbox()
             if row["target"] == target

@@ -21,8 +21,10 @@ from cloud.auth.identity import Identity
 from cloud.auth.oidc import OidcClient, oidc_router
 from cloud.auth.routes import auth_router
 from cloud.auth.settings import AuthSettings
+from cloud.i18n import DEFAULT_LANG
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeoutError
 from cloud.maintenance import StateStore
+from cloud.maintenance_rules import MaintenancePolicy
 from cloud.problems.store import ProblemStore
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S, FRESH_S
 
@@ -36,6 +38,8 @@ def create_app(
     auth: AuthSettings | None = None,
     stale_after_s: float = FRESH_S,
     default_probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    maintenance_policy: MaintenancePolicy | None = None,
+    lang: str = DEFAULT_LANG,
 ) -> FastAPI:
     """Build the API. Every read and write needs a session or a personal token (``auth``:
     reads may be public, OpenID Connect may sign people in). A camera whose latest probe is
@@ -47,6 +51,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.influx = InfluxClient(influx)
         app.state.store = StateStore(state_url)
+        app.state.audit = app.state.store.audit  # the audit trail, on the state database
         app.state.problems = ProblemStore(state_url)
         app.state.identity = Identity(state_url, session_ttl_s=auth.session_ttl_s)
         app.state.oidc = OidcClient(auth.oidc, app.state.identity.engine) if auth.oidc else None
@@ -79,6 +84,8 @@ def create_app(
     app.state.stale_after_s = stale_after_s
     app.state.default_probe_interval_s = default_probe_interval_s
     app.state.auth = auth
+    app.state.maintenance_policy = maintenance_policy or MaintenancePolicy()
+    app.state.lang = lang  # the deployment's language before anyone signs in
     _add_problem_handlers(app)
     add_security_headers(app)
     app.include_router(auth_router(problem_response))

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import Response
 
 from cloud.api.deps import influx_client, state_store
-from cloud.api.schemas import AvailabilityOut
+from cloud.api.maintenance import window_out
+from cloud.api.schemas import AvailabilityOut, MaintenanceOut
 from cloud.api.timeconv import to_ns
 from cloud.auth.deps import read_principal
 from cloud.auth.principal import Principal
-from cloud.auth.scope import visible
+from cloud.auth.scope import sees_window, site_districts, visible
 from cloud.availability import GroupBy, MaintenanceSpan, compute
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
@@ -57,7 +58,7 @@ def availability_router() -> APIRouter:
             MaintenanceSpan(
                 to_ns(m.start), to_ns(m.end), site=m.site, camera=m.camera, district=m.district
             )
-            for m in state.list(overlapping=(start, end))
+            for m in state.list(overlapping=(start, end), counting_only=True)
         ]
         rows = await compute(
             client,
@@ -76,6 +77,27 @@ def availability_router() -> APIRouter:
             writer.writerows(data)
             return Response(out.getvalue(), media_type="text/csv")
         return data
+
+    @fleet.get("/availability/maintenance", response_model=list[MaintenanceOut])
+    async def availability_windows(
+        state: Annotated[StateStore, Depends(state_store)],
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        principal: Annotated[Principal, Depends(read_principal)],
+        start: Annotated[dt.datetime, Query(alias="from", description="ISO 8601, inclusive")],
+        end: Annotated[dt.datetime, Query(alias="to", description="ISO 8601, exclusive")],
+    ) -> list[MaintenanceOut]:
+        """Every maintenance window overlapping the period, as /api/availability weighs them:
+        ``counts`` (approved, not cancelled) or not, who requested and approved it, when it was
+        entered, ``retroactive`` when it was entered after it began."""
+        start, end = _aware(start), _aware(end)
+        if end <= start:
+            raise HTTPException(400, "'to' must be after 'from'")
+        sites = await site_districts(client, principal)
+        return [
+            window_out(m)
+            for m in state.list(overlapping=(start, end))
+            if sees_window(principal, m, sites)
+        ]
 
     return fleet
 

@@ -7,6 +7,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from cloud.api.schemas import Problem
+from cloud.audit import AuditTrail
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 
@@ -44,3 +45,9 @@ def state_store(request: Request) -> StateStore:
     """The app's maintenance-window store."""
     state: StateStore = request.app.state.store
     return state
+
+
+def audit_trail(request: Request) -> AuditTrail:
+    """The app's audit trail (on the state database)."""
+    trail: AuditTrail = request.app.state.audit
+    return trail

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cloud.api.deps import influx_client, state_store
+from cloud.api.maintenance import window_out
+from cloud.audit import Summary
 from cloud.auth.deps import read_principal
 from cloud.auth.principal import Principal
 from cloud.auth.scope import scoped_report, site_districts
@@ -33,6 +35,10 @@ def report_router() -> APIRouter:
             "Asia/Jakarta"
         ),
         format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
+        lang: Annotated[
+            Literal["id", "en"] | None,
+            Query(description="language of the page (default: the signed-in user's)"),
+        ] = None,
     ) -> Any:
         """Availability per district, site and camera for a calendar month, with maintenance
         (only the caller's districts)."""
@@ -51,7 +57,7 @@ def report_router() -> APIRouter:
         if format == "csv":
             return Response(to_csv(built), media_type="text/csv")
         if format == "html":
-            return HTMLResponse(to_html(built))
+            return HTMLResponse(to_html(built, lang or principal.lang))
         return {
             "month": built.month,
             "timezone": built.timezone,
@@ -62,17 +68,32 @@ def report_router() -> APIRouter:
             "cameras": [r.as_dict() for r in built.cameras],
             "maintenance": [
                 {
-                    "id": m.id,
-                    "district": m.district,
-                    "site": m.site,
-                    "camera": m.camera,
-                    "start": m.start.isoformat(),
-                    "end": m.end.isoformat(),
-                    "reason": m.reason,
-                    "created_by": m.created_by,
+                    **window_out(m).model_dump(mode="json"),
+                    "moved_down_seconds": built.moved_by_window.get(m.id),
                 }
                 for m in built.maintenance
             ],
+            "retro_moved_seconds": round(built.retro_moved_seconds, 3),
+            "audit": audit_json(built.audit),
         }
 
     return router
+
+
+def audit_json(summary: Summary | None) -> dict[str, Any] | None:
+    """The month's audit summary: counts per event, its rows, the chain head and whether the
+    chain verifies (the head is what `pantau audit verify --anchor ID:HASH` checks later)."""
+    if summary is None:
+        return None
+    verdict = summary.verdict
+    return {
+        "counts": summary.counts,
+        "first_id": summary.first_id,
+        "last_id": summary.last_id,
+        "head": (
+            {"id": summary.head.last_id, "hash": summary.head.last_hash} if summary.head else None
+        ),
+        "verified": bool(verdict and verdict.ok),
+        "broken_at": None if verdict is None or verdict.ok else verdict.row,
+        "problem": None if verdict is None or verdict.ok else verdict.problem,
+    }

@@ -70,6 +70,12 @@ class MaintenanceIn(BaseModel):
     start: AwareDatetime = Field(description="ISO 8601 with a time zone")
     end: AwareDatetime = Field(description="ISO 8601 with a time zone, after start")
     reason: str = Field(min_length=1, max_length=500)
+    retroactive_reason: str | None = Field(
+        default=None,
+        max_length=500,
+        description="why it is entered after it began: required when start is more than 5 "
+        "minutes before now (a supervisor only)",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MaintenanceIn:
@@ -92,8 +98,26 @@ class MaintenanceOut(BaseModel):
     start: dt.datetime
     end: dt.datetime
     reason: str
-    created_by: str = Field(description="the signed-in user who planned it")
-    created_at: dt.datetime
+    created_by: str = Field(description="the signed-in user who requested it")
+    created_at: dt.datetime = Field(description="when it was entered")
+    status: str = Field(description="requested (waits for a supervisor), approved or cancelled")
+    counts: bool = Field(description="its seconds count as maintenance: approved, not cancelled")
+    approval: str = Field(description="pending, supervisor, advance (policy) or legacy")
+    approved_by: str | None = Field(description="the supervisor, 'policy' or 'legacy'")
+    approved_at: dt.datetime | None
+    retroactive: bool = Field(description="entered more than 5 minutes after it began")
+    retro_reason: str | None = Field(description="why a retroactive window was entered late")
+    cancelled_by: str | None
+    cancelled_at: dt.datetime | None
+    cancel_reason: str | None
+
+
+class CancelIn(BaseModel):
+    """Why a window is cancelled (who: the signed-in user)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class FoldedCamera(BaseModel):

@@ -65,4 +65,5 @@ def scoped_report(
         sites=visible(principal, report.sites),
         cameras=visible(principal, report.cameras),
         maintenance=[m for m in report.maintenance if sees_window(principal, m, sites)],
+        retro_moved=visible(principal, report.retro_moved),
     )

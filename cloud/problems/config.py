@@ -325,6 +325,9 @@ class NotifyConfig(_Config):
         default=86400.0, gt=0, description="a message still undelivered this long is dropped"
     )
     timezone: str = Field(default="Asia/Jakarta", description="zone for times in messages")
+    lang: Literal["id", "en"] = Field(
+        default="id", description="language of the messages: id (Bahasa Indonesia) or en"
+    )
     page_url: str | None = Field(
         default=None, description="technician page URL to link from messages"
     )

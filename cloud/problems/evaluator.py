@@ -81,7 +81,7 @@ class Evaluator:
         spans = [
             MaintenanceSpan(0, 0, site=m.site, camera=m.camera, district=m.district)
             for m in self._maintenance.list(
-                overlapping=(instant, instant + dt.timedelta(microseconds=1))
+                overlapping=(instant, instant + dt.timedelta(microseconds=1)), counting_only=True
             )
         ]
         changes = Changes()

@@ -94,7 +94,11 @@ class Notifier:
     async def _send(self, item: OutboxItem) -> Outcome:
         target = self._targets[item.target]
         text = render_text(
-            item.event, item.payload["problem"], zone=self._zone, page_url=self._config.page_url
+            item.event,
+            item.payload["problem"],
+            zone=self._zone,
+            page_url=self._config.page_url,
+            lang=self._config.lang,
         )
         if isinstance(target, TelegramTarget):
             url = f"{str(target.api_url).rstrip('/')}/bot{target.bot_token}/sendMessage"

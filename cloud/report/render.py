@@ -1,4 +1,8 @@
-"""The report as CSV (one table, a level column) and as a printable HTML page."""
+"""The report as CSV (one table, a level column) and as a printable HTML page.
+
+The page is in the reader's language (Indonesian by default: ``cloud.i18n``), with the locale's
+dates (Asia/Jakarta) and numbers; the CSV stays machine-readable (English columns, dot decimals).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,10 @@ import csv
 import html
 import io
 
+from cloud.audit import Summary
 from cloud.availability import AvailabilityRow
+from cloud.i18n import N_, Texts, texts
+from cloud.maintenance import Maintenance
 from cloud.report.monthly import MonthlyReport
 
 COLUMNS = [
@@ -20,6 +27,7 @@ COLUMNS = [
     "down_hours",
     "unknown_hours",
     "maintenance_hours",
+    "retro_moved_hours",
 ]
 
 
@@ -27,7 +35,7 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.3f}"
 
 
-def _values(level: str, row: AvailabilityRow) -> list[str]:
+def _values(level: str, row: AvailabilityRow, moved_s: float) -> list[str]:
     return [
         level,
         row.district,
@@ -39,7 +47,18 @@ def _values(level: str, row: AvailabilityRow) -> list[str]:
         f"{row.down_seconds / 3600:.3f}",
         f"{row.unknown_seconds / 3600:.3f}",
         f"{row.maintenance_seconds / 3600:.3f}",
+        f"{moved_s / 3600:.3f}",
     ]
+
+
+def _moved(report: MonthlyReport, level: str, row: AvailabilityRow) -> float:
+    return sum(
+        m.seconds
+        for m in report.retro_moved
+        if (level == "district" and m.district == row.district)
+        or (level == "site" and m.site == row.site)
+        or (level == "camera" and (m.site, m.camera) == (row.site, row.camera))
+    )
 
 
 def _levels(report: MonthlyReport) -> list[tuple[str, AvailabilityRow]]:
@@ -56,68 +75,200 @@ def to_csv(report: MonthlyReport) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(COLUMNS)
     for level, row in _levels(report):
-        writer.writerow(_values(level, row))
+        writer.writerow(_values(level, row, _moved(report, level, row)))
     return out.getvalue()
 
+
+# The audit trail's events as the report names them.
+AUDIT_LABELS = {
+    "login": N_("sign-ins"),
+    "login_failed": N_("failed sign-ins"),
+    "login_throttled": N_("sign-ins refused by the throttle"),
+    "logout": N_("sign-outs"),
+    "ack": N_("problems acknowledged"),
+    "maintenance_requested": N_("maintenance windows entered"),
+    "maintenance_approved": N_("maintenance windows approved"),
+    "maintenance_cancelled": N_("maintenance windows cancelled"),
+    "user_added": N_("accounts added"),
+    "user_disabled": N_("accounts disabled"),
+    "user_enabled": N_("accounts enabled"),
+    "user_password": N_("passwords changed"),
+    "user_changed": N_("accounts changed"),
+    "token_created": N_("API tokens created"),
+    "token_revoked": N_("API tokens revoked"),
+}
+APPROVERS = {"policy": N_("policy (entered in advance)"), "legacy": N_("legacy (before approvals)")}
 
 _STYLE = """
 body{font:13px/1.4 system-ui,sans-serif;margin:2em;color:#111}
 h1{font-size:20px;margin:0 0 .2em} h2{font-size:15px;margin:1.6em 0 .4em}
 table{border-collapse:collapse;width:100%} th,td{border:1px solid #bbb;padding:3px 6px}
 td.n{text-align:right;font-variant-numeric:tabular-nums} th{background:#eee;text-align:left}
-.meta{color:#555} @media print{body{margin:0} h2{page-break-after:avoid}}
+.meta{color:#555} .retro{background:#fde2e2;font-weight:600} .cancelled{color:#777}
+code{font-size:11px;word-break:break-all} dt{font-weight:600;float:left;clear:left;width:16em}
+@media print{body{margin:0} h2{page-break-after:avoid}}
 """
 
 
-def _table(rows: list[tuple[str, AvailabilityRow]], name_columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in name_columns + COLUMNS[4:])
+def _heads(t: Texts) -> dict[str, str]:
+    _ = t._
+    return {
+        "district": _("district"),
+        "site": _("site"),
+        "camera": _("camera"),
+        "availability_pct": _("availability %"),
+        "availability_strict_pct": _("strict %"),
+        "up_hours": _("up (h)"),
+        "down_hours": _("down (h)"),
+        "unknown_hours": _("unknown (h)"),
+        "maintenance_hours": _("maintenance (h)"),
+        "retro_moved_hours": _("moved by retroactive windows (h)"),
+    }
+
+
+def _table(
+    report: MonthlyReport, t: Texts, rows: list[tuple[str, AvailabilityRow]], names: list[str]
+) -> str:
+    heads = _heads(t)
+    head = "".join(f"<th>{html.escape(heads[c])}</th>" for c in names + COLUMNS[4:])
     body = []
     for level, row in rows:
-        values = _values(level, row)
-        names = {"district": values[1], "site": values[2], "camera": values[3]}
-        cells = "".join(f"<td>{html.escape(names[c])}</td>" for c in name_columns)
-        cells += "".join(f'<td class="n">{html.escape(v)}</td>' for v in values[4:])
+        cells = "".join(f"<td>{html.escape(getattr(row, c))}</td>" for c in names)
+        figures = [
+            t.percent(row.availability),
+            t.percent(row.availability_strict),
+            *(
+                t.number(s / 3600)
+                for s in (
+                    row.up_seconds,
+                    row.down_seconds,
+                    row.unknown_seconds,
+                    row.maintenance_seconds,
+                    _moved(report, level, row),
+                )
+            ),
+        ]
+        cells += "".join(f'<td class="n">{html.escape(v)}</td>' for v in figures)
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def to_html(report: MonthlyReport) -> str:
-    """A self-contained printable page (the browser's print dialog makes the PDF)."""
-    windows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(v))}</td>"
-            for v in (
-                m.district or "",
-                m.site or "",
-                m.camera or "",
-                m.start.astimezone(report.start.tzinfo).isoformat(timespec="minutes"),
-                m.end.astimezone(report.start.tzinfo).isoformat(timespec="minutes"),
-                m.reason,
-                m.created_by,
-            )
+def _status(m: Maintenance, t: Texts) -> str:
+    _ = t._
+    if m.cancelled_at is not None:
+        by = _("cancelled by {who} on {when}").format(
+            who=m.cancelled_by, when=t.when(m.cancelled_at)
         )
-        + "</tr>"
-        for m in report.maintenance
+        return by + (f": {m.cancel_reason}" if m.cancel_reason else "")
+    if m.approved_at is None:
+        return _("requested, not approved: not counted")
+    who = m.approved_by or ""
+    return _("approved by {who} on {when}").format(
+        who=_(APPROVERS[who]) if who in APPROVERS else who, when=t.when(m.approved_at)
     )
-    maintenance = (
-        "<table><thead><tr><th>district</th><th>site</th><th>camera</th><th>start</th>"
-        f"<th>end</th><th>reason</th><th>by</th></tr></thead><tbody>{windows}</tbody></table>"
-        if report.maintenance
-        else "<p>No maintenance windows this month.</p>"
+
+
+def _windows(report: MonthlyReport, t: Texts) -> str:
+    _ = t._
+    if not report.maintenance:
+        none = _("No maintenance windows this month.")
+        return f"<p>{html.escape(none)}</p>"
+    heads = [
+        _("district"), _("site"), _("camera"), _("start"), _("end"), _("reason"),
+        _("requested by"), _("entered"), _("status"), _("retroactive"), _("moved (h)"),
+    ]  # fmt: skip
+    rows = []
+    for m in report.maintenance:
+        retro = _("yes") + (f": {m.retro_reason}" if m.retro_reason else "")
+        moved = report.moved_by_window.get(m.id)
+        cells = [
+            m.district or "", m.site or "", m.camera or "", t.when(m.start), t.when(m.end),
+            m.reason, m.created_by, t.when(m.created_at), _status(m, t),
+            retro if m.retroactive else "",
+            t.number(moved / 3600) if moved is not None else "",
+        ]  # fmt: skip
+        kind = "retro" if m.retroactive and m.counts else "cancelled" if not m.counts else ""
+        row = "".join(f"<td>{html.escape(str(v))}</td>" for v in cells)
+        rows.append(f'<tr class="{kind}">{row}</tr>' if kind else f"<tr>{row}</tr>")
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in heads)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _audit(summary: Summary | None, t: Texts) -> str:
+    _ = t._
+    if summary is None:
+        return ""
+    nothing = _("nothing recorded this month")
+    items = "".join(
+        f"<dt>{html.escape(_(AUDIT_LABELS.get(event, event)))}</dt><dd>{count}</dd>"
+        for event, count in summary.counts.items()
     )
-    title = f"Camera availability {html.escape(report.month)}"
+    items = items or f"<dd>{html.escape(nothing)}</dd>"
+    head = summary.head
+    chain = (
+        _("chain head: row {row}, SHA-256 {hash}").format(row=head.last_id, hash="")
+        if head
+        else _("no chain head")
+    )
+    digest = f"<code>{html.escape(head.last_hash)}</code>" if head else ""
+    verdict = summary.verdict
+    state = (
+        _("the whole chain verifies ({rows} rows)").format(rows=verdict.rows)
+        if verdict is not None and verdict.ok
+        else _("the chain is BROKEN at row {row}: {problem}").format(
+            row=verdict.row if verdict else "?", problem=verdict.problem if verdict else ""
+        )
+    )
+    rows = (
+        _("rows {first} to {last}").format(first=summary.first_id, last=summary.last_id)
+        if summary.first_id is not None
+        else ""
+    )
+    heading, check = _("Audit trail"), _("Check it: pantau audit verify --anchor ROW:HASH")
     return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+        f"<h2>{html.escape(heading)}</h2><dl>{items}</dl>"
+        f'<p class="meta">{html.escape(rows)} · {html.escape(chain)}{digest} · '
+        f"{html.escape(state)}. {html.escape(check)}</p>"
+    )
+
+
+def to_html(report: MonthlyReport, lang: str | None = None) -> str:
+    """A self-contained printable page (the browser's print dialog makes the PDF) in ``lang``
+    (Indonesian by default)."""
+    t = texts(lang, report.timezone)
+    _ = t._
+    title = html.escape(_("Camera availability {month}").format(month=report.month))
+    meta = _(
+        "{start} to {end} ({zone}); generated {generated}. availability = up / (up + down); "
+        "strict = up / (up + down + unknown); maintenance seconds are set aside: only windows "
+        "a supervisor approved and nobody cancelled."
+    ).format(
+        start=t.when(report.start),
+        end=t.when(report.end),
+        zone=report.timezone,
+        generated=t.when(report.generated_at),
+    )
+    retro = _(
+        "Retroactive windows (entered after they began) moved {seconds} s ({hours} h) from "
+        "down to maintenance."
+    ).format(
+        seconds=t.number(report.retro_moved_seconds, 0),
+        hours=t.number(report.retro_moved_seconds / 3600),
+    )
+    heads = [_("Districts"), _("Sites"), _("Maintenance windows"), _("Cameras")]
+    h2 = [f"<h2>{html.escape(h)}</h2>" for h in heads]
+    districts = [("district", r) for r in report.districts]
+    sites = [("site", r) for r in report.sites]
+    cameras = [("camera", r) for r in report.cameras]
+    return (
+        f'<!doctype html><html lang="{t.lang}"><head><meta charset="utf-8"><title>{title}</title>'
         f"<style>{_STYLE}</style></head><body><h1>{title}</h1>"
-        f'<p class="meta">{report.start.isoformat()} to {report.end.isoformat()} '
-        f"({html.escape(report.timezone)}); generated {report.generated_at:%Y-%m-%d %H:%M} UTC. "
-        "availability = up / (up + down); strict = up / (up + down + unknown); maintenance "
-        "seconds are set aside (docs/availability.md).</p>"
-        f"<h2>Districts</h2>{_table([('district', r) for r in report.districts], ['district'])}"
-        f"<h2>Sites</h2>{_table([('site', r) for r in report.sites], ['district', 'site'])}"
-        f"<h2>Maintenance windows</h2>{maintenance}"
-        "<h2>Cameras</h2>"
-        f"{_table([('camera', r) for r in report.cameras], ['district', 'site', 'camera'])}"
+        f'<p class="meta">{html.escape(meta)}</p>'
+        f'<p class="retro-total">{html.escape(retro)}</p>'
+        f"{h2[0]}{_table(report, t, districts, ['district'])}"
+        f"{h2[1]}{_table(report, t, sites, ['district', 'site'])}"
+        f"{h2[2]}{_windows(report, t)}"
+        f"{h2[3]}{_table(report, t, cameras, ['district', 'site', 'camera'])}"
+        f"{_audit(report.audit, t)}"
         "</body></html>"
     )

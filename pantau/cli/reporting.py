@@ -46,6 +46,9 @@ def report(
     influx_timeout: Annotated[
         float, typer.Option("--influx-timeout", min=0.1, help="seconds per InfluxDB query")
     ] = 60.0,
+    lang: Annotated[
+        str, typer.Option("--lang", help="language of the page: id (Bahasa Indonesia) or en")
+    ] = "id",
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Write a month's availability per district, site and camera (maintenance set aside and
@@ -56,6 +59,8 @@ def report(
     from cloud.report.render import to_csv, to_html  # noqa: PLC0415
 
     configure_logging(log_level)
+    if lang not in ("id", "en"):
+        raise fail(f"--lang {lang!r}: choose id or en")
     try:
         month_span(month, timezone)
     except (ValueError, KeyError) as exc:
@@ -79,10 +84,11 @@ def report(
         out.mkdir(parents=True, exist_ok=True)
         csv_path, html_path = out / f"availability-{month}.csv", out / f"availability-{month}.html"
         csv_path.write_text(to_csv(built))
-        html_path.write_text(to_html(built))
+        html_path.write_text(to_html(built, lang))
         typer.echo(
             f"{len(built.cameras)} cameras, {len(built.sites)} sites, {len(built.districts)} "
-            f"districts, {len(built.maintenance)} maintenance windows in "
+            f"districts, {len(built.maintenance)} maintenance windows "
+            f"({built.retro_moved_seconds:.0f} s moved by retroactive ones) in "
             f"{built.seconds_to_build:.2f} s -> {csv_path}, {html_path}"
         )
 
