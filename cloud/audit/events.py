@@ -10,8 +10,6 @@ class AuditEvent(enum.StrEnum):
 
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
-    LOGIN_THROTTLED = "login_throttled"
-    LOGOUT = "logout"
     ACK = "ack"
     MAINTENANCE_REQUESTED = "maintenance_requested"
     MAINTENANCE_APPROVED = "maintenance_approved"

@@ -9,6 +9,7 @@ the provider manages, from the role and district claims.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -25,6 +26,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
+from cloud.audit import AuditEvent, AuditTrail
 from cloud.auth.accounts import AccountError, User, check_districts, check_username
 from cloud.auth.deps import identity
 from cloud.auth.identity import Identity
@@ -261,6 +263,11 @@ def oidc_router() -> APIRouter:
             '<a href="/">continue to pantau</a>'
         )
         start_session(request, page, user, via="oidc")
+        trail: AuditTrail = request.app.state.audit
+        where = {"address": request.client.host if request.client else "unknown", "via": "oidc"}
+        await asyncio.to_thread(
+            trail.append, AuditEvent.LOGIN, user.username, f"user:{user.username}", where
+        )
         page.delete_cookie(STATE_COOKIE, path="/auth/oidc", httponly=True, samesite="lax")
         return page
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloud.audit import AuditEvent, AuditTrail
 from cloud.auth.accounts import User
 from cloud.auth.deps import PUBLIC, auth_settings, authenticate, identity
 from cloud.auth.identity import Identity, LoginFailedError, LoginThrottledError
@@ -90,14 +91,21 @@ def auth_router(problem_response: Callable[[str], dict[str, Any]]) -> APIRouter:
     ) -> SessionOut:
         """Sign in with a local account; sets an HttpOnly, SameSite=Strict session cookie."""
         address = request.client.host if request.client else "unknown"
+        trail: AuditTrail = request.app.state.audit
         try:
             user = ids.login(body.username, body.password, address=address)
         except LoginThrottledError as exc:
+            # Not audited: refused before any check, counted by the throttle (a flood of these
+            # must not become a flood of serialized audit writes).
             raise HTTPException(
                 429, str(exc), headers={"Retry-After": str(math.ceil(exc.retry_after_s))}
             ) from None
         except LoginFailedError as exc:
+            details = {"address": address}
+            trail.append(AuditEvent.LOGIN_FAILED, "-", f"user:{body.username}", details)
             raise HTTPException(401, str(exc)) from None
+        details = {"address": address, "via": "session"}
+        trail.append(AuditEvent.LOGIN, user.username, f"user:{user.username}", details)
         return start_session(request, response, user, via="session")
 
     @router.post("/logout", status_code=204)

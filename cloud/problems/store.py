@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from cloud.audit import AuditEvent, AuditTrail
 from cloud.problems.config import Severity
 from cloud.problems.model import Event, Observation, Problem, ProblemState
 from cloud.problems.tables import metadata, outbox_table, problems_table
@@ -58,6 +59,7 @@ class ProblemStore:
     def __init__(self, url: str) -> None:
         self._engine = make_engine(url)
         metadata.create_all(self._engine)
+        self.audit = AuditTrail(self._engine)
 
     def close(self) -> None:
         """Release connections."""
@@ -227,7 +229,8 @@ class ProblemStore:
         return True
 
     def acknowledge(self, problem_id: int, *, by: str, comment: str | None) -> Problem:
-        """Mark acknowledged by a person; no further messages are sent for it."""
+        """Mark acknowledged by a person (in the audit trail, same transaction); no further
+        messages are sent for it."""
         table = problems_table
         with self._engine.begin() as db:
             row = db.execute(table.select().where(table.c.id == problem_id)).first()
@@ -235,19 +238,15 @@ class ProblemStore:
                 raise ProblemNotFoundError(f"no problem {problem_id}")
             if row._mapping["state"] == ProblemState.RESOLVED.value:
                 raise ProblemResolvedError(f"problem {problem_id} is already resolved")
+            ack = {"acknowledged_by": by, "acknowledged_ns": _now_ns(), "ack_comment": comment}
             db.execute(
                 table.update()
                 .where(table.c.id == problem_id)
-                .values(
-                    state=ProblemState.ACKNOWLEDGED.value,
-                    acknowledged_by=by,
-                    acknowledged_ns=_now_ns(),
-                    ack_comment=comment,
-                )
+                .values(state=ProblemState.ACKNOWLEDGED.value, **ack)
             )
-        found = self.get(problem_id)
-        assert found is not None
-        return found
+            about = {k: row._mapping[k] for k in ("key", "district", "title")}
+            self.audit.append_in(db, AuditEvent.ACK, by, f"problem:{problem_id}", about | ack)
+        return self.get(problem_id) or _problem(row)
 
     # --- outbox -------------------------------------------------------------------------------
 

@@ -83,8 +83,6 @@ def to_csv(report: MonthlyReport) -> str:
 AUDIT_LABELS = {
     "login": N_("sign-ins"),
     "login_failed": N_("failed sign-ins"),
-    "login_throttled": N_("sign-ins refused by the throttle"),
-    "logout": N_("sign-outs"),
     "ack": N_("problems acknowledged"),
     "maintenance_requested": N_("maintenance windows entered"),
     "maintenance_approved": N_("maintenance windows approved"),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -52,6 +53,13 @@ def _identity(state: str) -> Iterator[Identity]:
         yield ids
     finally:
         ids.close()
+
+
+def _record(ids: Identity, event: str, target: str, details: dict[str, Any]) -> None:
+    """Append an account change to the audit trail; the actor is the server's OS user."""
+    from cloud.audit import AuditEvent, AuditTrail  # noqa: PLC0415
+
+    AuditTrail(ids.engine).append(AuditEvent(event), f"cli:{getpass.getuser()}", target, details)
 
 
 def _password(path: Path | None) -> str:
@@ -108,6 +116,12 @@ def add(
             )
         except (AccountError, PasswordPolicyError, ValueError) as exc:
             raise fail(str(exc)) from None
+        _record(
+            ids,
+            "user_added",
+            f"user:{user.username}",
+            {"role": user.role.value, "districts": _districts(user.districts), "lang": lang},
+        )
     scope = "every district" if user.districts is None else ", ".join(sorted(user.districts))
     Console().print(f"user {user.username}: {user.role.value} of {scope}", highlight=False)
 
@@ -141,6 +155,7 @@ def disable(username: str, state: StateOpt = "") -> None:
         except AccountError as exc:
             raise fail(str(exc)) from None
         ended = ids.sessions.end_all(user.id)
+        _record(ids, "user_disabled", f"user:{username}", {"sessions_ended": ended})
     Console().print(f"user {username} disabled ({ended} session(s) ended)", highlight=False)
 
 
@@ -155,6 +170,7 @@ def enable(username: str, state: StateOpt = "") -> None:
         except AccountError as exc:
             raise fail(str(exc)) from None
         ids.throttle.unlock(username)
+        _record(ids, "user_enabled", f"user:{username}", {})
     Console().print(f"user {username} enabled", highlight=False)
 
 
@@ -171,6 +187,7 @@ def password(username: str, password_file: PasswordFileOpt = None, state: StateO
         except (AccountError, PasswordPolicyError) as exc:
             raise fail(str(exc)) from None
         ids.sessions.end_all(user.id)
+        _record(ids, "user_password", f"user:{username}", {})
     Console().print(f"password of {username} changed", highlight=False)
 
 
@@ -194,6 +211,8 @@ def token_create(
             )
         except (AccountError, ValueError) as exc:
             raise fail(str(exc)) from None
+        details = {"user": username, "name": name, "expires": _when(info.expires_ns)}
+        _record(ids, "token_created", f"token:{info.id}", details)
     err = Console(stderr=True)
     err.print(
         f"token {info.id} '{name}' of {username}, valid until {_when(info.expires_ns)}; "
@@ -234,8 +253,13 @@ def token_revoke(token_id: int, state: StateOpt = "") -> None:
     with _identity(state) as ids:
         if not ids.tokens.revoke(token_id):
             raise fail(f"no live token {token_id} (see `pantau users token list USER`)")
+        _record(ids, "token_revoked", f"token:{token_id}", {})
     Console().print(f"token {token_id} revoked", highlight=False)
 
 
 def _when(ns: int) -> str:
     return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _districts(districts: frozenset[str] | None) -> list[str] | None:
+    return None if districts is None else sorted(districts)
