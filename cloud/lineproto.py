@@ -16,15 +16,21 @@ from cloud.schema import (
     RECORD,
     RECORD_DISK,
     RECORD_GAP,
+    REMEDIATION,
     SENSOR,
     SITE,
     STREAM,
+    SWITCH_PORT,
     camera_state,
 )
+from pantau.core.commands import CommandResult
 from pantau.core.contract import (
     AgentReading,
+    CommandReading,
     DeviceReading,
     DiskStatus,
+    PoeState,
+    PortReading,
     ReadingBatch,
     RecorderDiskReading,
     RecordingReading,
@@ -167,7 +173,49 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
         lines += _recording_lines(rec, site, district)
     lines += [_disk_line(d, site, district) for d in batch.disks]
     lines += [_device_line(d, site, district) for d in batch.devices]
+    lines += [_command_line(c, site, district) for c in batch.commands]
+    lines += [_port_line(p, site, district) for p in batch.ports]
     return lines
+
+
+def _command_line(c: CommandReading, site: str, district: str) -> str:
+    return format_line(
+        REMEDIATION,
+        {"site": site, "district": district, "camera": c.device},
+        {
+            "action": c.action.value if c.action else None,
+            "trigger": c.trigger,
+            "result": c.result.value,
+            "ok": 1 if c.result is CommandResult.DONE and c.up_after else 0,
+            "reason": c.reason.value if c.reason else None,
+            "detail": c.detail or None,
+            "nonce": c.nonce,
+            "problem": c.problem,
+            "up_after": None if c.up_after is None else int(c.up_after),
+            "recovery_s": _float(c.recovery_s),
+        },
+        c.ts,
+    )
+
+
+def _port_line(p: PortReading, site: str, district: str) -> str:
+    tags = {"site": site, "district": district, "switch": p.switch, "ifindex": str(p.port)}
+    if p.camera is not None:
+        tags["camera"] = p.camera
+    return format_line(
+        SWITCH_PORT,
+        tags,
+        {
+            "port": None if p.link_up is None else int(p.link_up),
+            "poe": p.poe.value if p.poe else None,
+            "powered": None if p.poe is None else int(p.poe is PoeState.DELIVERING),
+            "poe_w": _float(p.poe_w),
+            "errors": p.errors,
+            "switch_ok": 0 if p.error else 1,
+            "error": p.error,
+        },
+        p.ts,
+    )
 
 
 def _recording_lines(r: RecordingReading, site: str, district: str) -> list[str]:

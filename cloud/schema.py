@@ -34,6 +34,8 @@ RECORD = "record"  # per camera and recorder: recorded seconds, gaps and retenti
 RECORD_GAP = "record_gap"  # one point per gap, stamped at its start (a longer gap overwrites)
 RECORD_DISK = "record_disk"  # per recorder disk: status, capacity, free space
 DEVICE = "device"  # per camera: ONVIF identity (serial, firmware) and clock offset
+SWITCH_PORT = "switch_port"  # per switch port of a camera: link, PoE state and power, errors
+REMEDIATION = "remediation"  # per command an agent answered: action, trigger, result, recovery
 
 # Rollups (cloud/rollup): whole hours and days, each in its own retention policy.
 RP_RAW = "autogen"  # the database's default policy: raw points, kept raw_days
@@ -51,6 +53,7 @@ SITE_TAG, DISTRICT_TAG, CAMERA_TAG = "site", "district", "camera"
 SENSOR_TAG, KIND_TAG = "sensor", "kind"
 INSTANCE_TAG, REASON_TAG = "instance", "reason"  # the collector's own measurements
 RECORDER_TAG, DISK_TAG = "recorder", "disk"
+SWITCH_TAG, IFINDEX_TAG = "switch", "ifindex"
 
 # Fields of each measurement, as the collector and the rollup worker write them (the dashboards'
 # queries and docs/data-model.md are checked against these by tests/test_names.py).
@@ -106,6 +109,13 @@ FIELDS: Mapping[str, frozenset[str]] = {
         {
             "ok", "error", "manufacturer", "model", "firmware", "serial", "hardware",
             "clock_offset_ms", "services", "events",
+        }
+    ),
+    SWITCH_PORT: frozenset({"port", "poe", "powered", "poe_w", "errors", "switch_ok", "error"}),
+    REMEDIATION: frozenset(
+        {
+            "action", "trigger", "result", "reason", "detail", "nonce", "problem", "up_after",
+            "recovery_s", "ok",
         }
     ),
     CAMERA_1H: frozenset({"probes", "up", "degraded", "interval_s"}),

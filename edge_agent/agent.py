@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from edge_agent.clock import EdgeClock, HoldingQueue, keep_time
+from edge_agent.commands.runner import CommandRunner
 from edge_agent.config import AgentConfig, HostSensors, ModbusSensors, SimulatedCabinet, SnmpUps
 from edge_agent.connseq import ConnectionSeq
 from edge_agent.probes.camera import CameraProbe, probe_camera
@@ -30,6 +31,7 @@ from pantau.core.contract import (
     StreamFault,
     TopicKind,
     agent_client_id,
+    site_command_filter,
     site_topic,
 )
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
@@ -74,6 +76,11 @@ class Agent:
         self.pictures: dict[str, StreamFault] = {}
         self._address = BrokerAddress.parse(config.broker.url)
         self._drivers = build_drivers(config, self._address)
+        self._switches: Any = None  # SwitchPoller: pysnmp loads only where a switch is
+        if config.switches:
+            from edge_agent.switch.poller import SwitchPoller  # noqa: PLC0415
+
+            self._switches = SwitchPoller(config)
         self._births: set[asyncio.Future[None]] = set()
         self._publisher: Publisher | None = None  # set by run()
         # The contract minor the collectors speak, kept beside the queue across restarts.
@@ -171,10 +178,22 @@ class Agent:
             on_contract=self._publish_birth,
             now_ns=self._clock.boot_ns,
         )
-        gate = HoldingQueue(queue, holding=c.publish.receipts)
+        gate = HoldingQueue(queue, boot=self._clock.boot_id, holding=c.publish.receipts)
+        # Rows an earlier start held and never released (it died first): the box's own time.
+        gate.release_earlier(now_ns=self._clock.now_ns())
         http = make_http_client()
-        if c.publish.receipts:
-            await self._link.subscribe([publisher.receipts_filter])
+        if c.publish.receipts:  # commands come in on the same loop as receipts
+            await self._link.subscribe([publisher.receipts_filter, site_command_filter(c.site.id)])
+            runner = CommandRunner(
+                c,
+                clock=self._clock,
+                switches=self._switches.switches if self._switches else {},
+                http=http,
+                queue=gate,
+                executor=executor,
+                notify=publisher.notify,
+            )
+            publisher.on_command = runner.on_message
         await self._link.start()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -202,6 +221,8 @@ class Agent:
                     )
                     tasks.create_task(clock, name=f"clock-{c.site.id}")
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
+                if c.publish.receipts:
+                    tasks.create_task(runner.run(), name=f"commands-{c.site.id}")
                 tasks.create_task(self._refresh_birth(), name=f"birth-{c.site.id}")
                 if c.stream.enabled:
                     # PyAV and NumPy (~60 MB) load only where streams are probed.
@@ -238,6 +259,8 @@ class Agent:
             await publisher.drain_deletes()
             await http.aclose()
             self._close_drivers()
+            if self._switches is not None:
+                self._switches.close()
             await asyncio.get_running_loop().run_in_executor(executor, queue.close)
             executor.shutdown(wait=True)
 
@@ -321,8 +344,11 @@ class Agent:
 
         probes = await asyncio.gather(*(one(cam) for cam in c.cameras))
         values = await self._read_sensors(self._clock.now_ns())
+        ports = await self._switches.read() if self._switches is not None else []
         stats = await asyncio.get_running_loop().run_in_executor(executor, queue.stats)
         items = [self._camera_item(probe, started_ns) for probe in probes]
+        if ports:
+            items += self._switches.items(ports, self._clock.stamp, started_ns)
         for value in values:
             ts = self._clock.stamp(("sensor", value.sensor, value.kind), started_ns)
             sensor = SensorReading(sensor=value.sensor, kind=value.kind, ts=ts, value=value.value)

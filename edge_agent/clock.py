@@ -6,14 +6,18 @@ frame* is the system clock read once at start plus the monotonic clock since (NT
 move it), and the collector's receipts measure the boot frame's offset (``RoundTrips``:
 fastest recent round trip, error at most half of it). A stamp is boot time plus that offset.
 
-Until the first offset of this process is known, readings are held in memory
-(``HoldingQueue``) and never reach the disk queue, so an uncorrected timestamp is never sent and
-never stored: a point's identity in InfluxDB is its timestamp, and a resend with another one
-would be a duplicate. The first good offset shifts every held reading once and releases it into
-the queue in one append (one transaction). Empty messages (``ClockProbe``) ask for that first
+Until the first offset of this process is known, readings are *held* (``HoldingQueue``): they
+go to the disk queue at once (a power cut keeps them), marked with this start's boot id and in
+its boot frame, and the publisher never takes them, so an uncorrected timestamp is never sent:
+a point's identity in InfluxDB is its timestamp, and a resend with another one would be a
+duplicate. The first good offset releases them: timestamps shifted once and the mark cleared in
+one transaction, before any can be sent. Empty messages (``ClockProbe``) ask for that first
 receipt; a round trip of at most ``FIRST_RTT_MAX_S`` settles it. After ``publish.clock_hold_s``
 (or ``HOLD_MAX_READINGS``) without one, the best sample so far settles it, or none: the held
-readings keep the box's own time (the documented fallback). Without receipts
+readings keep the box's own time (the documented fallback). Rows still held by an earlier start
+(it died before its offset was measured) are released at the next start at that box time too
+(``release_earlier``, logged with their count): a boot frame's offset is measured in that boot
+only, since the clock may have been set between the two. Without receipts
 (``publish.receipts: false``) nothing is held and stamps follow the system clock, as NTP sets it.
 
 Later offsets (drift, a better round trip) apply to new readings only: a later offset steps
@@ -30,14 +34,23 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from edge_agent.queue import ForwardQueue, QueuedReading
+from edge_agent.queue_rows import TIMESTAMP_FIELDS, HoldingStore, Item, QueuedReading, shift_item
 from edge_agent.roundtrips import RoundTrips
+
+__all__ = [
+    "TIMESTAMP_FIELDS",
+    "DeviceClock",
+    "EdgeClock",
+    "HoldingQueue",
+    "keep_time",
+    "shift_item",
+]
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +58,13 @@ MS = 1_000_000
 # A first offset measured by a round trip this fast is accepted (error at most half of it);
 # slower ones wait for a better one, up to ``publish.clock_hold_s``.
 FIRST_RTT_MAX_S = 2.0
-# The readings of a start wait at most this many in memory for the first receipt (and at most
-# ``publish.clock_hold_s``): ~8 MB of the edge's memory.
+# The readings of a start wait at most this many for the first receipt (and at most
+# ``publish.clock_hold_s``): the queue's bounds are not enforced on them until released.
 HOLD_MAX_READINGS = 20_000
 PROBE_EVERY_S = 2.0  # while holding: an empty message asks for a receipt this often
 POLL_S = 0.1  # while holding: how often the latest round trip is looked at
 FOLLOW_S = 5.0  # afterwards: how often a re-measured offset is applied
 SLEW = 0.5  # a backward correction slows stamps to half speed until it is absorbed
-
-# Timestamp fields of each reading kind (``ReadingBatch`` list name), shifted on release.
-# tests/test_clock_correction.py checks that every TimestampNs field of the contract is here.
-TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
-    "cameras": ("ts", "since"),
-    "sensors": ("ts",),
-    "agent": ("ts",),
-    "streams": ("ts",),
-    "gaps": ("ts", "start_ts", "end_ts"),
-    # Recorders' and cameras' own times (``DeviceTimeNs``: gaps, oldest recording) stay as the
-    # device said; only the agent's stamp moves.
-    "recordings": ("ts",),
-    "disks": ("ts",),
-    "devices": ("ts",),
-}
-
-Item = tuple[str, int, bytes]
 
 
 class DeviceClock:
@@ -116,6 +112,7 @@ class EdgeClock:
     ) -> None:
         self._wall, self._mono, self._follow = wall_ns, mono_ns, follow_system
         self._origin = wall_ns() - mono_ns()
+        self.boot_id = secrets.randbits(62) + 1  # this start's frame: marks its held readings
         self._devices = DeviceClock()
         self._first: int | None = None  # the offset that settled the clock (whole ms)
         self._target = 0  # the latest measured offset (whole ms)
@@ -188,51 +185,53 @@ class EdgeClock:
         return (self.now_ns() - self._wall()) / MS
 
 
-def shift_item(item: Item, delta_ns: int) -> Item:
-    """A queue item with its timestamps moved by ``delta_ns``."""
-    kind, ts, body = item
-    if delta_ns == 0:
-        return item
-    reading = json.loads(body)
-    for name in TIMESTAMP_FIELDS[kind]:
-        if reading.get(name) is not None:
-            reading[name] += delta_ns
-    return kind, ts + delta_ns, json.dumps(reading, separators=(",", ":")).encode()
-
-
 class HoldingQueue:
-    """The disk queue's front door: holds items in memory until the clock is settled, then
-    lets them through shifted, once. Runs on the queue's worker thread, like the queue."""
+    """The disk queue's front door: marks items held (with the boot id) until the clock is
+    settled, then releases them shifted, once. Runs on the queue's worker thread, like the
+    queue."""
 
-    def __init__(self, queue: ForwardQueue, *, holding: bool) -> None:
+    def __init__(self, queue: HoldingStore, *, boot: int, holding: bool) -> None:
         self._queue = queue
-        self._held: list[Item] = []
+        self.boot = boot
+        self.held = 0  # readings of this start waiting for the clock
         self.holding = holding
 
-    @property
-    def held(self) -> int:
-        """Readings waiting for the clock."""
-        return len(self._held)
-
     def append(self, items: list[Item], *, now_ns: int) -> int:
-        """Hold ``items`` or queue them; return readings the queue dropped."""
+        """Queue ``items``, held while holding; return readings the queue dropped."""
         if self.holding:
-            self._held.extend(items)
-            return 0
+            self.held += len(items)
+            return self._queue.append(items, now_ns=now_ns, hold=self.boot)
         return self._queue.append(items, now_ns=now_ns)
 
     def release(self, shift_ns: int, *, now_ns: int) -> int:
-        """Queue every held item shifted by ``shift_ns`` in one append; stop holding."""
-        held, self._held, self.holding = self._held, [], False
-        if not held:
-            return 0
-        log.info(
-            "clock settled: %d held readings queued, shifted by %.3f s", len(held), shift_ns / 1e9
-        )
-        return self._queue.append([shift_item(i, shift_ns) for i in held], now_ns=now_ns)
+        """Release this start's held items shifted by ``shift_ns`` (one transaction); stop
+        holding. Return readings the queue's bounds dropped."""
+        held, self.held, self.holding = self.held, 0, False
+        if held:
+            log.info(
+                "clock settled: %d held readings released, shifted by %.3f s",
+                held,
+                shift_ns / 1e9,
+            )
+        return self._queue.release(self.boot, shift_ns, now_ns=now_ns)
+
+    def release_earlier(self, *, now_ns: int) -> int:
+        """Release rows held by earlier starts at their box's own time (their offset was never
+        measured); return how many."""
+        earlier = {b: n for b, n in self._queue.held_boots().items() if b != self.boot}
+        for boot in earlier:
+            self._queue.release(boot, 0, now_ns=now_ns)
+        if earlier:
+            log.warning(
+                "%d readings held by %d earlier start(s) whose clock was never measured are "
+                "released at the box's own time",
+                sum(earlier.values()),
+                len(earlier),
+            )
+        return sum(earlier.values())
 
     def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        """The queue's ``take`` (held readings are not in it yet)."""
+        """The queue's ``take`` (never held rows)."""
         return self._queue.take(after_id=after_id, upto_id=upto_id, limit=limit)
 
     def delete(self, ids: list[int]) -> None:
@@ -244,7 +243,7 @@ class HoldingQueue:
         return self._queue.max_id()
 
     def __len__(self) -> int:
-        return len(self._queue) + len(self._held)
+        return len(self._queue)
 
 
 async def keep_time(

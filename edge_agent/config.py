@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifConfig, RecorderConfig
+from edge_agent.switch_settings import CommandsConfig, SwitchConfig, SwitchPortRef
 from pantau.core.contract import Ident
 from pantau.core.units import Seconds
 
@@ -145,6 +146,9 @@ class CameraConfig(_Config):
     )
     onvif: OnvifConfig | None = Field(
         default=None, description="ONVIF device checks: identity, clock, events (absent: none)"
+    )
+    switch: SwitchPortRef | None = Field(
+        default=None, description="the switch port that links and powers it (absent: unknown)"
     )
 
     @model_validator(mode="after")
@@ -337,6 +341,12 @@ class AgentConfig(_Config):
     )
     queue: QueueConfig
     publish: PublishConfig = Field(default_factory=PublishConfig)
+    switches: list[SwitchConfig] = Field(
+        default_factory=list, max_length=64, description="PoE switches read over SNMP"
+    )
+    commands: CommandsConfig | None = Field(
+        default=None, description="signed commands taken from the command center (absent: none)"
+    )
     ledger: bool = Field(
         default=False,
         description="testing aid: also keep every reading produced in the queue file's ledger "
@@ -353,6 +363,10 @@ class AgentConfig(_Config):
         for recorder in self.recorders:
             if unknown := {c.camera for c in recorder.cameras} - seen:
                 raise ValueError(f"recorder {recorder.id!r}: unknown cameras {sorted(unknown)}")
+        switches = {s.id for s in self.switches}
+        for camera in self.cameras:
+            if camera.switch and camera.switch.switch not in switches:
+                raise ValueError(f"camera {camera.id!r}: unknown switch {camera.switch.switch!r}")
         sensor_ids = [s.id for s in self.sensors]
         if len(sensor_ids) != len(set(sensor_ids)):
             raise ValueError("sensor ids must be unique")

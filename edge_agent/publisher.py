@@ -100,6 +100,7 @@ class Publisher:
         # restart is dropped by the broker: shared subscriptions get no retained messages).
         self._on_contract = on_contract
         self._reborn_generation = -1
+        self.on_command: Callable[[Message], None] | None = None  # command topic messages
         self._site, self._district, self._config = site, district, config
         self._topic = site_topic(site, TopicKind.READINGS)
         self._wake = asyncio.Event()
@@ -186,7 +187,12 @@ class Publisher:
     async def _receipt_loop(self) -> None:
         """Forget the readings of every message a receipt names; learn the collectors' minor."""
         while True:
-            answer = parse_answer(await self._link.messages.get())
+            message = await self._link.messages.get()
+            if message.topic != self.receipts_filter:  # the site's command topic
+                if self.on_command is not None:
+                    self.on_command(message)
+                continue
+            answer = parse_answer(message)
             if isinstance(answer, ContractNotice):
                 if self.peer.learn(answer) and self._on_contract is not None:
                     self._on_contract()

@@ -14,6 +14,7 @@ import orjson
 
 from edge_agent.rejects import EdgeRejects
 from edge_agent.wire import PeerContract, encode_batch, encode_status
+from pantau.core.commands import Action, CommandResult
 from pantau.core.compat import fields_newer_than, reading_model
 from pantau.core.contract import (
     CONTRACT_MINOR,
@@ -21,10 +22,13 @@ from pantau.core.contract import (
     AgentReading,
     CameraReading,
     Cause,
+    CommandReading,
     ContractNotice,
     DeviceReading,
     DiskStatus,
     GapReading,
+    PoeState,
+    PortReading,
     ReadingBatch,
     RecorderDiskReading,
     RecordGap,
@@ -55,6 +59,18 @@ ONE_OF_EACH = {
     ),
     "disks": RecorderDiskReading(recorder="nvr1", disk="1", ts=TS, status=DiskStatus.OK),
     "devices": DeviceReading(device="c1", ts=TS, ok=True, serial="X1", clock_offset_ms=5.0),
+    "commands": CommandReading(
+        device="c1",
+        ts=TS,
+        result=CommandResult.DONE,
+        action=Action.POWER_CYCLE,
+        trigger="policy",
+        up_after=True,
+        recovery_s=12.5,
+    ),
+    "ports": PortReading(
+        switch="sw1", port=3, camera="c1", ts=TS, link_up=True, poe=PoeState.DELIVERING
+    ),
 }
 
 

@@ -28,6 +28,7 @@ from typing import Annotated, Literal, NewType
 
 from pydantic import Field, model_validator
 
+from pantau.core.commands import CommandReading
 from pantau.core.readings import (
     AgentReading,
     CameraReading,
@@ -36,6 +37,8 @@ from pantau.core.readings import (
     DeviceTimeNs,
     DiskStatus,
     GapReading,
+    PoeState,
+    PortReading,
     ProbeStage,
     RecorderDiskReading,
     RecordGap,
@@ -67,6 +70,7 @@ __all__ = [
     "AgentReading",
     "CameraReading",
     "Cause",
+    "CommandReading",
     "ContractNotice",
     "DeviceReading",
     "DeviceTimeNs",
@@ -75,6 +79,8 @@ __all__ = [
     "GapReading",
     "Ident",
     "MessageId",
+    "PoeState",
+    "PortReading",
     "ProbeStage",
     "PublishTopic",
     "Reading",
@@ -135,6 +141,11 @@ def site_command_filter(site: str) -> TopicFilter:
     return TopicFilter(f"{TOPIC_ROOT}/sites/{site}/command/#")
 
 
+def site_command_topic(site: str) -> PublishTopic:
+    """Where the command center sends a site's signed commands (``pantau.core.commands``)."""
+    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/command/run")
+
+
 def all_sites_filter(kind: TopicKind, *, share_group: str | None = None) -> TopicFilter:
     """Return the filter matching ``kind`` messages of every site, optionally shared."""
     base = f"{TOPIC_ROOT}/sites/+/{kind.value}"
@@ -165,6 +176,8 @@ Reading = (
     | RecordingReading
     | RecorderDiskReading
     | DeviceReading
+    | CommandReading
+    | PortReading
 )
 """Any one reading."""
 
@@ -202,6 +215,16 @@ class ReadingBatch(Strict):
     devices: list[DeviceReading] = Field(
         default_factory=list,
         description="cameras' identity and clock (ONVIF)",
+        json_schema_extra=since(1),
+    )
+    commands: list[CommandReading] = Field(
+        default_factory=list,
+        description="what became of commands: done, failed, refused",
+        json_schema_extra=since(1),
+    )
+    ports: list[PortReading] = Field(
+        default_factory=list,
+        description="switch ports of cameras: link, PoE",
         json_schema_extra=since(1),
     )
 

@@ -244,3 +244,31 @@ class DeviceReading(Strict):
         max_length=16,
         description="device events active now (tamper, signal_loss, storage_failure, reboot)",
     )
+
+
+class PoeState(enum.StrEnum):
+    """A switch port's PoE state (POWER-ETHERNET-MIB pethPsePortDetectionStatus, RFC 3621)."""
+
+    DISABLED = "disabled"  # PoE switched off on the port (admin)
+    SEARCHING = "searching"  # on, but no powered device draws power
+    DELIVERING = "delivering"  # deliveringPower
+    FAULT = "fault"  # fault, test or otherFault
+    NONE = "none"  # the port has no PoE (no entry in the MIB)
+
+
+class PortReading(Strict):
+    """One switch port that powers or links a camera (SNMP: IF-MIB, POWER-ETHERNET-MIB).
+
+    ``error`` set: the switch did not answer, and the port's state is unknown."""
+
+    switch: Ident
+    port: int = Field(ge=1, le=2**31 - 1, description="the port's ifIndex")
+    camera: Ident | None = Field(default=None, description="the camera on this port")
+    ts: TimestampNs
+    link_up: bool | None = Field(default=None, description="ifOperStatus is up(1)")
+    poe: PoeState | None = None
+    poe_w: Finite | None = Field(default=None, ge=0, le=1000, description="power drawn (W)")
+    errors: int | None = Field(
+        default=None, ge=0, le=MAX_COUNT, description="ifInErrors + ifOutErrors (counters)"
+    )
+    error: str | None = Field(default=None, max_length=200, pattern=_LINE)

@@ -103,7 +103,7 @@ def site_role(site: str) -> dict[str, Any]:
 
 
 def collector_role() -> dict[str, Any]:
-    """Reads every site (plainly or in any shared group); publishes only receipts."""
+    """Reads every site (plainly or in any shared group); publishes receipts and commands."""
     acls = []
     for kind in (TopicKind.READINGS, TopicKind.STATUS):
         every = f"{TOPIC_ROOT}/sites/+/{kind.value}"
@@ -113,6 +113,8 @@ def collector_role() -> dict[str, Any]:
             _acl("publishClientReceive", every),
         ]
     acls.append(_acl("publishClientSend", f"{TOPIC_ROOT}/sites/+/receipts"))
+    # The command center's signed commands (pantau/core/commands.py); sites may only read them.
+    acls.append(_acl("publishClientSend", f"{TOPIC_ROOT}/sites/+/command/#"))
     return {"rolename": COLLECTOR_USER, "acls": acls}
 
 

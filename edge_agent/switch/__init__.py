@@ -1,0 +1,1 @@
+"""The cabinet's PoE switch: port readings and power-cycles over SNMP."""
