@@ -11,22 +11,40 @@ unknown rather than down.
 
 Each row carries a CRC of its kind, stamp and body, and ``meta.readings_held`` counts what the
 rows stand for (same transaction), so damage is found row by row and a salvage
-(``queue_salvage``) knows how much it could not read. ``secure_delete`` zeroes delivered rows;
-the WAL is kept small so that it cannot fill a small disk by itself.
+(``queue_salvage``) knows how much it could not read.
+
+Rows stamped before the clock of their start was measured are *held* (``held``: that start's
+boot id, in the CRC): on disk at once like any reading, never taken for sending, and released by
+``release`` (timestamps shifted, mark cleared, CRC rewritten, new ids after every other row so
+the publisher's cursors meet them) in one transaction. Bounds are enforced at release, not
+while rows are held (the hold is short and bounded: ``edge_agent/clock.py``).
+
+``secure_delete`` zeroes delivered rows; the WAL is kept small so that it cannot fill a small
+disk by itself.
 
 All methods block; the agent calls them from one dedicated worker thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-import zlib
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
 
+from edge_agent.queue_rows import (
+    CorruptRowError,
+    ForwardQueue,
+    Item,
+    QueuedReading,
+    QueueStats,
+    gap_count,
+    row_crc,
+    shift_item,
+)
 from pantau.core.contract import READING_KINDS, GapReading
+
+__all__ = ["ForwardQueue", "QueueStats", "QueuedReading", "ReadingQueue", "count_queued"]
 
 KINDS = READING_KINDS
 PRUNE_CHUNK = 10_000
@@ -34,57 +52,6 @@ PAGE_SIZE = 4096  # set on new files; a salvage assumes it when the file's heade
 WAL_AUTOCHECKPOINT_PAGES = 256  # 1 MiB of WAL before SQLite copies it back (default 4 MiB)
 WAL_SIZE_LIMIT_BYTES = 1 << 20  # a checkpointed WAL is truncated to this, not kept at its peak
 CACHE_KIB = 512  # page cache per queue (default 8 MiB): the OS caches the file as well
-
-
-def row_crc(kind: str, ts: int, body: bytes) -> int:
-    """Checksum of one queued row (kind, stamp and body), stored beside it."""
-    return zlib.crc32(body, zlib.crc32(f"{kind}:{ts}".encode()))
-
-
-def gap_count(body: bytes) -> int:
-    """How many readings a queued gap row stands for (1 if its body cannot be read)."""
-    try:
-        return GapReading.model_validate_json(body).count
-    except ValueError:
-        return 1
-
-
-class CorruptRowError(sqlite3.DatabaseError):
-    """A row that fails its checksum or has no known kind: the file is damaged."""
-
-
-@dataclass(frozen=True, slots=True)
-class QueuedReading:
-    """One queued reading: its row id, kind (a ``ReadingBatch`` list name) and JSON body."""
-
-    id: int
-    kind: str
-    ts: int
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    """Backlog figures."""
-
-    backlog: int
-    dropped_total: int
-    oldest_ts: int | None
-
-
-class ForwardQueue(Protocol):
-    """What the publisher and the stream scheduler need of a queue (``ReadingQueue`` or the
-    ``GuardedQueue`` around it)."""
-
-    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int: ...
-
-    def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]: ...
-
-    def delete(self, ids: list[int]) -> None: ...
-
-    def max_id(self) -> int: ...
-
-    def __len__(self) -> int: ...
 
 
 class ReadingQueue:
@@ -131,7 +98,8 @@ class ReadingQueue:
                 kind TEXT NOT NULL,
                 ts INTEGER NOT NULL,
                 body BLOB NOT NULL,
-                crc INTEGER);
+                crc INTEGER,
+                held INTEGER);
             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS ledger (
                 id INTEGER PRIMARY KEY, kind TEXT NOT NULL, ts INTEGER NOT NULL,
@@ -141,6 +109,11 @@ class ReadingQueue:
         columns = [row[1] for row in self._db.execute("PRAGMA table_info(readings)")]
         if "crc" not in columns:  # a file from before row checksums: its old rows stay unchecked
             self._db.execute("ALTER TABLE readings ADD COLUMN crc INTEGER")
+        if "held" not in columns:
+            self._db.execute("ALTER TABLE readings ADD COLUMN held INTEGER")
+        self._db.execute(
+            "CREATE INDEX IF NOT EXISTS held_rows ON readings (held) WHERE held IS NOT NULL"
+        )
         return int(self._db.execute("SELECT COUNT(*) FROM readings").fetchone()[0])
 
     def close(self) -> None:
@@ -162,49 +135,84 @@ class ReadingQueue:
         now_ns: int,
         held: Sequence[QueuedReading] = (),
         ids_after: int = 0,
+        hold: int | None = None,
     ) -> int:
         """Commit ``(kind, ts, body)`` items; enforce the bounds; return how many were dropped.
 
         ``held`` rows (readings that waited in memory) are written first with their own ids;
         new ids start after ``ids_after`` (ids handed out while the file could not be written).
+        ``hold``: the items are held for that boot (no bounds enforced, nothing in the ledger).
         """
         for kind, _, _ in items:
             if kind not in KINDS:
                 raise ValueError(f"unknown reading kind {kind!r}")
-        before = self._count, dict(self._gaps)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             if held:
                 self._insert_with_ids(held)
             if ids_after > self._sequence():
                 self._set_sequence(ids_after)
-            insert = "INSERT INTO readings (kind, ts, body, crc) VALUES (?, ?, ?, ?)"
-            if any(k == "gaps" for k, _, _ in items):  # one by one, to learn the gaps' ids
-                for k, ts, body in items:
-                    row_id = self._db.execute(insert, (k, ts, body, row_crc(k, ts, body))).lastrowid
-                    if k == "gaps" and row_id is not None:
-                        self._gaps[row_id] = gap_count(body)
-            else:
-                self._db.executemany(
-                    insert, [(k, ts, body, row_crc(k, ts, body)) for k, ts, body in items]
-                )
-            if self._ledger:
-                self._db.executemany("INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items)
-            self._count += len(items)
-            dropped = self._enforce_bounds(now_ns)
+            self._insert(items, hold)
+            return 0 if hold is not None else self._enforce_bounds(now_ns)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction that also saves the count; in-memory counts undone on error."""
+        before = self._count, dict(self._gaps)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self._save_count()
             self._db.execute("COMMIT")
         except BaseException:
             self._rollback()
             self._count, self._gaps = before
             raise
-        return dropped
+
+    def _insert(self, items: Sequence[Item], hold: int | None) -> None:
+        """Insert new rows (inside a transaction); unheld ones go to the ledger too."""
+        insert = "INSERT INTO readings (kind, ts, body, crc, held) VALUES (?, ?, ?, ?, ?)"
+        for k, ts, body in items:  # one by one, to learn the gaps' ids
+            row_id = self._db.execute(insert, (k, ts, body, row_crc(k, ts, body, hold), hold))
+            if k == "gaps" and row_id.lastrowid is not None:
+                self._gaps[row_id.lastrowid] = gap_count(body)
+        if self._ledger and hold is None:
+            self._db.executemany("INSERT INTO ledger (kind, ts, body) VALUES (?, ?, ?)", items)
+        self._count += len(items)
+
+    def release(self, boot: int, shift_ns: int, *, now_ns: int, ids_after: int = 0) -> int:
+        """Release the rows held for ``boot``: timestamps moved by ``shift_ns``, mark cleared,
+        new ids (after ``ids_after`` and every row), bounds enforced; one transaction. Return
+        the readings the bounds dropped. Raises ``CorruptRowError`` on a damaged held row."""
+        with self._transaction():
+            rows = self._db.execute(
+                "SELECT id, kind, ts, body, crc FROM readings WHERE held = ? ORDER BY id", (boot,)
+            ).fetchall()
+            for row_id, kind, ts, body, crc in rows:
+                if kind not in KINDS or crc != row_crc(kind, ts, body, boot):
+                    raise CorruptRowError(f"database disk image is malformed: row {row_id} damaged")
+            self._db.executemany("DELETE FROM readings WHERE id = ?", [(r[0],) for r in rows])
+            for row in rows:
+                self._gaps.pop(row[0], None)
+            self._count -= len(rows)
+            if ids_after > self._sequence():
+                self._set_sequence(ids_after)
+            self._insert([shift_item((k, ts, body), shift_ns) for _, k, ts, body, _ in rows], None)
+            return self._enforce_bounds(now_ns)
+
+    def held_boots(self) -> dict[int, int]:
+        """Boot id -> rows held for it."""
+        query = "SELECT held, COUNT(*) FROM readings WHERE held IS NOT NULL GROUP BY held"
+        return {int(boot): int(n) for boot, n in self._db.execute(query)}
 
     def _insert_with_ids(self, rows: Sequence[QueuedReading]) -> None:
         changes = self._db.total_changes
         self._db.executemany(
-            "INSERT OR IGNORE INTO readings (id, kind, ts, body, crc) VALUES (?, ?, ?, ?, ?)",
-            [(r.id, r.kind, r.ts, r.body, row_crc(r.kind, r.ts, r.body)) for r in rows],
+            "INSERT OR IGNORE INTO readings (id, kind, ts, body, crc, held) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (r.id, r.kind, r.ts, r.body, row_crc(r.kind, r.ts, r.body, r.held), r.held)
+                for r in rows
+            ],
         )
         self._count += self._db.total_changes - changes
         self._gaps.update((r.id, gap_count(r.body)) for r in rows if r.kind == "gaps")
@@ -236,7 +244,8 @@ class ReadingQueue:
         chunk = min(PRUNE_CHUNK, excess + 16)  # usually nothing is due: look at a few rows only
         while True:
             rows = self._db.execute(
-                "SELECT id, ts FROM readings WHERE id > ? AND kind != 'gaps' ORDER BY id LIMIT ?",
+                "SELECT id, ts FROM readings WHERE id > ? AND kind != 'gaps' AND held IS NULL "
+                "ORDER BY id LIMIT ?",
                 (after, chunk),
             ).fetchall()
             for row_id, ts in rows:
@@ -277,26 +286,29 @@ class ReadingQueue:
         self._add_dropped(len(dropped_ids))
         return len(dropped_ids)
 
-    def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        """Oldest readings with ``after_id < id <= upto_id``, at most ``limit``.
+    def take(
+        self, *, after_id: int, upto_id: int | None, limit: int, include_held: bool = False
+    ) -> list[QueuedReading]:
+        """Oldest readings with ``after_id < id <= upto_id``, at most ``limit``; held rows only
+        with ``include_held`` (moving the file's rows, never for sending).
 
         Raises ``CorruptRowError`` (a ``sqlite3.DatabaseError``) on a row that fails its check.
         """
         rows = self._db.execute(
-            "SELECT id, kind, ts, body, crc FROM readings WHERE id > ? AND id <= ? "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, kind, ts, body, crc, held FROM readings WHERE id > ? AND id <= ? "
+            f"{'' if include_held else 'AND held IS NULL '}ORDER BY id LIMIT ?",
             (after_id, upto_id if upto_id is not None else 2**62, limit),
         ).fetchall()
         taken = []
-        for row_id, kind, ts, body, crc in rows:
+        for row_id, kind, ts, body, crc, held in rows:
             if (
                 kind not in KINDS
                 or not isinstance(body, bytes)
                 or not isinstance(ts, int)
-                or (crc is not None and crc != row_crc(kind, ts, body))
+                or (crc is not None and crc != row_crc(kind, ts, body, held))
             ):
                 raise CorruptRowError(f"database disk image is malformed: row {row_id} damaged")
-            taken.append(QueuedReading(row_id, kind, ts, body))
+            taken.append(QueuedReading(row_id, kind, ts, body, held))
         return taken
 
     def ids_present(self, ids: Sequence[int]) -> list[int]:
@@ -311,20 +323,12 @@ class ReadingQueue:
 
     def delete(self, ids: list[int]) -> None:
         """Remove acknowledged readings (ids already gone are ignored)."""
-        before = self._count, dict(self._gaps)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             changes = self._db.total_changes
             self._db.executemany("DELETE FROM readings WHERE id = ?", [(i,) for i in ids])
             self._count -= self._db.total_changes - changes
             for row_id in ids:
                 self._gaps.pop(row_id, None)
-            self._save_count()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            self._count, self._gaps = before
-            raise
 
     def checkpoint(self) -> None:
         """Copy the WAL into the file and truncate it, giving its disk space back."""
@@ -339,18 +343,10 @@ class ReadingQueue:
     def restore(self, rows: Sequence[QueuedReading], *, dropped_total: int = 0) -> None:
         """Insert rows moved from another queue file, keeping their ids (the publisher's cursors
         and in-flight messages refer to them); ``dropped_total`` carries that file's count."""
-        before = self._count, dict(self._gaps)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._insert_with_ids(rows)
             if dropped_total:
                 self._add_dropped(dropped_total)
-            self._save_count()
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._rollback()
-            self._count, self._gaps = before
-            raise
 
     def _add_dropped(self, count: int) -> None:
         self._db.execute(

@@ -15,8 +15,10 @@ The agent must never stop for its queue's sake. ``GuardedQueue`` wraps ``Reading
   ids, and a ``gap`` counts what was destroyed: the rows the file held (known to the running
   queue, else the file's own ``meta.readings_held``) minus those salvaged.
 
-While a fault lasts, ``fault`` says what is wrong; the agent reports it (``queue_error``).
-All methods block and run on the agent's queue thread, like ``ReadingQueue``'s.
+Held rows (``edge_agent/clock.py``) stay held in memory, moved or salvaged; a release the file
+refuses is retried by the next write (they wait, held, in the file). While a fault lasts,
+``fault`` says what is wrong (the agent's ``queue_error``). All methods block and run on the
+agent's queue thread, like ``ReadingQueue``'s.
 """
 
 from __future__ import annotations
@@ -30,27 +32,13 @@ import time
 from pathlib import Path
 
 from edge_agent.queue import QueuedReading, QueueStats, ReadingQueue
-from edge_agent.queue_memory import HeldRows, Item, LostSpan
-from edge_agent.queue_salvage import Tally, scan
+from edge_agent.queue_memory import HeldRows, LostSpan
+from edge_agent.queue_rows import Item
+from edge_agent.queue_salvage import Tally, is_corruption, move_aside, scan
 
 log = logging.getLogger(__name__)
 
 WRITE_CHUNK = 2_000  # held or salvaged rows per transaction: a full disk refuses the first fast
-
-
-def _is_corruption(exc: sqlite3.Error) -> bool:
-    text = str(exc).lower()
-    return any(
-        sign in text
-        for sign in (
-            "malformed",
-            "not a database",
-            "encrypted",
-            "no such table",
-            "no such column",
-            "could not decode",  # damaged text, found by Python's sqlite3
-        )
-    )
 
 
 class GuardedQueue:
@@ -71,6 +59,7 @@ class GuardedQueue:
         self._held = HeldRows()
         self._held_gap: int | None = None  # the gap row waiting in memory, if any
         self._deferred: set[int] = set()  # delivered rows the file has not deleted yet
+        self._releases: dict[int, int] = {}  # boot -> shift of held rows the file must release
         self._lost = LostSpan()
         self._last_stats = QueueStats(backlog=0, dropped_total=0, oldest_ts=None)
         self._last_id = 0  # highest id handed out, by the file or in memory
@@ -106,22 +95,10 @@ class GuardedQueue:
             self._last_stats = queue.stats()
             self._last_id = queue.max_id()
         except sqlite3.DatabaseError as exc:
-            if not _is_corruption(exc):
+            if not is_corruption(exc):
                 raise
             return self._salvage(exc, known=None, now_ns=time.time_ns())
         return queue
-
-    def _move_aside(self, now_ns: int) -> Path:
-        aside = self._path.with_name(f"{self._path.name}.corrupt-{now_ns // 10**9}")
-        for n in range(1, 1000):  # several in one second: keep each
-            if not aside.exists():
-                break
-            aside = self._path.with_name(f"{self._path.name}.corrupt-{now_ns // 10**9}-{n}")
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(f"{self._path}{suffix}")
-            if source.exists():
-                source.rename(Path(f"{aside}{suffix}"))
-        return aside
 
     def _salvage(self, exc: sqlite3.Error, *, known: int | None, now_ns: int) -> ReadingQueue:
         """Move the corrupt file aside, salvage its rows into a new file, count the rest lost.
@@ -129,7 +106,7 @@ class GuardedQueue:
         ``known``: the readings the file held (from the running queue); ``None`` at start, when
         the file's own ``meta.readings_held`` is used if it survived.
         """
-        aside = self._move_aside(now_ns)
+        aside = move_aside(self._path, now_ns)
         queue = self._open()
         tally = Tally()
         rows = scan(aside, tally, unchecked_rows=not self._ledger) if aside.exists() else iter([])
@@ -152,13 +129,7 @@ class GuardedQueue:
             carried = self._last_stats.dropped_total if known is not None else tally.dropped_total
             if carried:
                 queue.restore([], dropped_total=carried)
-        held = known if known is not None else tally.held
-        if held is not None:
-            lost = max(0, held - tally.readings)
-        elif tally.ids:  # nothing says how many rows there were: the ids missing between them
-            lost = max(tally.last_id or 0, *tally.ids) - min(tally.ids) + 1 - found
-        else:
-            lost = 1  # an unreadable file: at least one reading, count unknown
+        lost = tally.lost(known)
         if lost:
             oldest = self._last_stats.oldest_ts
             self._lost.add(*tally.lost_span(oldest_ts=oldest, now_ns=now_ns), lost)
@@ -194,9 +165,8 @@ class GuardedQueue:
         except FileNotFoundError:
             pass
         old = self._queue
-        rows = [
-            r for r in old.take(after_id=0, upto_id=None, limit=2**62) if r.id not in self._deferred
-        ]
+        rows = old.take(after_id=0, upto_id=None, limit=2**62, include_held=True)
+        rows = [r for r in rows if r.id not in self._deferred]
         self._last_id = max(self._last_id, old.max_id())
         old.close()
         self._deferred.clear()
@@ -207,7 +177,7 @@ class GuardedQueue:
 
     def _recover(self, exc: sqlite3.Error, now_ns: int) -> None:
         """After a failed operation: replace a corrupt file; otherwise note the fault."""
-        if _is_corruption(exc):
+        if is_corruption(exc):
             self._replace_corrupt(exc, now_ns)
         else:
             self._disk_failed(exc)
@@ -219,21 +189,49 @@ class GuardedQueue:
 
     # --- the ReadingQueue interface ---------------------------------------------------------
 
-    def append(self, items: list[Item], *, now_ns: int) -> int:
-        """Queue ``items``; on a failing disk hold them in memory. Return readings dropped."""
+    def append(self, items: list[Item], *, now_ns: int, hold: int | None = None) -> int:
+        """Queue ``items`` (held for boot ``hold``, if given); on a failing disk keep them in
+        memory. Return readings dropped."""
         for _ in range(2):  # a corrupt file is replaced, and the new one gets a second try
             try:
                 self._check_file()
-                return self._write(items, now_ns)
+                return self._write(items, now_ns, hold)
             except sqlite3.Error as exc:
-                if not _is_corruption(exc):
+                if not is_corruption(exc):
                     self._disk_failed(exc)
                     break
                 self._replace_corrupt(exc, now_ns)
-        return self._hold(items, now_ns)
+        return self._hold(items, hold)
 
-    def _write(self, items: list[Item], now_ns: int) -> int:
-        """Write what memory holds, then the gap of what was lost, then ``items``."""
+    def release(self, boot: int, shift_ns: int, *, now_ns: int) -> int:
+        """Release the rows held for ``boot`` (shifted by ``shift_ns``): those in memory at
+        once, the file's in one transaction, or by the next write it takes. Return drops."""
+        self._last_id += self._held.release(boot, shift_ns, first_id=self._last_id + 1)
+        self._releases[boot] = shift_ns
+        try:
+            return self._release_in_file(now_ns)
+        except sqlite3.Error as exc:
+            self._recover(exc, now_ns)
+        return 0
+
+    def _release_in_file(self, now_ns: int) -> int:
+        dropped = 0
+        for boot, shift_ns in list(self._releases.items()):
+            ids_after = self._last_id
+            dropped += self._queue.release(boot, shift_ns, now_ns=now_ns, ids_after=ids_after)
+            del self._releases[boot]
+            self._last_id = max(self._last_id, self._queue.max_id())
+        return dropped
+
+    def held_boots(self) -> dict[int, int]:
+        """Boot id -> rows held for it (file and memory)."""
+        boots = self._held.boots()
+        with contextlib.suppress(sqlite3.Error):  # a damaged file shows at the next take
+            boots.update(self._queue.held_boots())
+        return dict(boots)
+
+    def _write(self, items: list[Item], now_ns: int, hold: int | None = None) -> int:
+        """Write what memory holds, pending releases, the gap of what was lost, ``items``."""
         self._retry_deletes()
         dropped = 0
         held = self._held.rows()
@@ -242,21 +240,25 @@ class GuardedQueue:
             dropped += self._queue.append([], now_ns=now_ns, held=chunk, ids_after=self._last_id)
             self._held.discard(row.id for row in chunk)
         self._held_gap = None
-        dropped += self._queue.append(
-            self._lost.as_items(now_ns) + items, now_ns=now_ns, ids_after=self._last_id
-        )
-        self._lost.clear()
+        dropped += self._release_in_file(now_ns)
+        unheld, marked = (items, []) if hold is None else ([], items)
+        lost = self._lost.as_items(now_ns)
+        if lost or unheld or not marked:
+            dropped += self._queue.append(lost + unheld, now_ns=now_ns, ids_after=self._last_id)
+            self._lost.clear()
+        if marked:
+            dropped += self._queue.append(marked, now_ns=now_ns, ids_after=self._last_id, hold=hold)
         self._last_id = max(self._last_id, self._queue.max_id())
         if self.fault is not None:
             log.warning("queue writes work again after: %s", self.fault)
             self.fault = None
         return dropped
 
-    def _hold(self, items: list[Item], now_ns: int) -> int:
+    def _hold(self, items: list[Item], hold: int | None) -> int:
         """Give ``items`` ids in memory; trim memory to its bound (the oldest become a gap)."""
         for kind, ts, body in items:
             self._last_id += 1
-            self._held.add(QueuedReading(self._last_id, kind, ts, body))
+            self._held.add(QueuedReading(self._last_id, kind, ts, body, hold))
         removed = self._held.trim(self._memory_max)
         for row in removed:
             self._lost.add(row.ts, row.ts, 1)
@@ -296,7 +298,7 @@ class GuardedQueue:
                 break
             except sqlite3.Error as exc:
                 self._recover(exc, time.time_ns())
-                if not _is_corruption(exc):
+                if not is_corruption(exc):
                     break
         memory = self._held.take(after_id=after_id, upto_id=upto_id, limit=limit)
         if not memory:
@@ -329,7 +331,7 @@ class GuardedQueue:
                 present = on_disk
             self._deferred.update(present)
             self._recover(exc, time.time_ns())
-            if not _is_corruption(exc):
+            if not is_corruption(exc):
                 self._replace_if_delivered()
             return
         self._deferred.clear()

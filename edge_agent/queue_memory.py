@@ -2,6 +2,8 @@
 
 ``HeldRows`` are readings that got their ids without the disk: the publisher takes, sends and
 deletes them like rows of the file, and they are written to the file when it takes writes again.
+Held rows among them (stamped before the clock was measured) are never taken; ``release`` shifts
+them once and gives them new ids, in memory, as the file's ``release`` does on disk.
 ``LostSpan`` is what could not be kept (the memory bound, a destroyed part of a corrupt file),
 recorded as one gap reading.
 """
@@ -9,12 +11,11 @@ recorded as one gap reading.
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from collections.abc import Iterable
 
-from edge_agent.queue import QueuedReading
+from edge_agent.queue_rows import Item, QueuedReading, shift_item
 from pantau.core.contract import GapReading
-
-Item = tuple[str, int, bytes]
 
 
 class HeldRows:
@@ -43,7 +44,8 @@ class HeldRows:
         self._gaps += row.kind == "gaps"
 
     def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        """Held rows with ``after_id < id <= upto_id``, lowest ids first, at most ``limit``."""
+        """Rows with ``after_id < id <= upto_id`` (not held), lowest ids first, at most
+        ``limit``."""
         out: list[QueuedReading] = []
         i = bisect.bisect_right(self._ids, after_id)
         while i < len(self._ids) and len(out) < limit:
@@ -51,7 +53,7 @@ class HeldRows:
             if upto_id is not None and row_id > upto_id:
                 break
             row = self._rows.get(row_id)
-            if row is not None:
+            if row is not None and row.held is None:
                 out.append(row)
             i += 1
         return out
@@ -59,6 +61,20 @@ class HeldRows:
     def rows(self) -> list[QueuedReading]:
         """Every held row, lowest id first."""
         return [self._rows[i] for i in self._ids if i in self._rows]
+
+    def boots(self) -> Counter[int]:
+        """Boot id -> rows held for it."""
+        return Counter(row.held for row in self._rows.values() if row.held is not None)
+
+    def release(self, boot: int, shift_ns: int, *, first_id: int) -> int:
+        """Rows held for ``boot``: shifted by ``shift_ns``, unheld, new ids from ``first_id``
+        on; return how many."""
+        rows = [row for row in self.rows() if row.held == boot]
+        self.discard(row.id for row in rows)
+        for n, row in enumerate(rows):
+            kind, ts, body = shift_item((row.kind, row.ts, row.body), shift_ns)
+            self.add(QueuedReading(first_id + n, kind, ts, body))
+        return len(rows)
 
     def oldest_ts(self) -> int | None:
         """The smallest stamp held."""
@@ -78,14 +94,15 @@ class HeldRows:
         return missing
 
     def trim(self, max_rows: int) -> list[QueuedReading]:
-        """Remove the oldest readings (never gaps) beyond ``max_rows``; return them."""
+        """Remove the oldest readings (never gaps, never held rows: their hold is bounded)
+        beyond ``max_rows``; return them."""
         removed: list[QueuedReading] = []
         excess = len(self._rows) - self._gaps - max_rows
         for row_id in self._ids:
             if len(removed) >= excess:
                 break
             row = self._rows.get(row_id)
-            if row is not None and row.kind != "gaps":
+            if row is not None and row.kind != "gaps" and row.held is None:
                 removed.append(row)
         self.discard(row.id for row in removed)
         return removed

@@ -8,19 +8,22 @@ and passes the row's CRC; on the way it picks up what survives of the queue's co
 (``meta.readings_held``, ``meta.dropped_total``, ``sqlite_sequence``). It uses only the stable
 parts of the file format (https://www.sqlite.org/fileformat2.html): the header, the WAL frames,
 table-leaf pages, overflow chains and records. Delivered rows are not brought back: the queue
-runs with ``secure_delete``, which zeroes them.
+runs with ``secure_delete``, which zeroes them. A held row (its clock not measured yet) comes
+back held, with its boot id: the CRC covers the mark, so a damaged mark is a damaged row.
 """
 
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import struct
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge_agent.queue import KINDS, PAGE_SIZE, QueuedReading, gap_count, row_crc
+from edge_agent.queue import KINDS, PAGE_SIZE
+from edge_agent.queue_rows import QueuedReading, gap_count, row_crc
 
 HEADER_MAGIC = b"SQLite format 3\x00"
 WAL_MAGICS = (0x377F0682, 0x377F0683)  # checksums little- / big-endian
@@ -43,6 +46,15 @@ class Tally:
     ids: array[int] = field(default_factory=lambda: array("q"))
     stamps: array[int] = field(default_factory=lambda: array("q"))
 
+    def lost(self, known: int | None) -> int:
+        """Readings the scan could not find, of ``known`` (else of the file's own count)."""
+        held = known if known is not None else self.held
+        if held is not None:
+            return max(0, held - self.readings)
+        if self.ids:  # nothing says how many rows there were: the ids missing between them
+            return max(self.last_id or 0, *self.ids) - min(self.ids) + 1 - len(self.ids)
+        return 1  # an unreadable file: at least one reading, count unknown
+
     def lost_span(self, *, oldest_ts: int | None, now_ns: int) -> tuple[int, int]:
         """A time span that covers the readings this scan could not find: from the salvaged row
         before the first hole in the ids (or the oldest stamp known) to the row after the last
@@ -61,6 +73,36 @@ class Tally:
         if start is None or end is None:  # no visible hole: anywhere in what the file held
             start, end = stamps[0] if start is None else start, now_ns if end is None else end
         return (min(start, end), max(start, end))
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether an SQLite error says the file is damaged (not full, not locked)."""
+    text = str(exc).lower()
+    return any(
+        sign in text
+        for sign in (
+            "malformed",
+            "not a database",
+            "encrypted",
+            "no such table",
+            "no such column",
+            "could not decode",  # damaged text, found by Python's sqlite3
+        )
+    )
+
+
+def move_aside(path: Path, now_ns: int) -> Path:
+    """Rename a damaged queue file (and its ``-wal``, ``-shm``) to ``<name>.corrupt-<time>``."""
+    aside = path.with_name(f"{path.name}.corrupt-{now_ns // 10**9}")
+    for n in range(1, 1000):  # several in one second: keep each
+        if not aside.exists():
+            break
+        aside = path.with_name(f"{path.name}.corrupt-{now_ns // 10**9}-{n}")
+    for suffix in ("", "-wal", "-shm"):
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            source.rename(Path(f"{aside}{suffix}"))
+    return aside
 
 
 def scan(path: Path, tally: Tally, *, unchecked_rows: bool = False) -> Iterator[QueuedReading]:
@@ -274,15 +316,16 @@ def _queued_row(
         elif key == "dropped_total":
             tally.dropped_total = number
         return None
-    if len(values) not in (4, 5) or values[0] is not None:
+    if len(values) not in (4, 5, 6) or values[0] is not None:
         return None
     kind, ts, body = values[1:4]
-    crc = values[4] if len(values) == 5 else None
+    crc = values[4] if len(values) >= 5 else None
+    held = values[5] if len(values) == 6 else None
     if not (isinstance(kind, str) and kind in KINDS):
         return None
-    if not (isinstance(ts, int) and isinstance(body, bytes)):
+    if not (isinstance(ts, int) and isinstance(body, bytes) and isinstance(held, int | None)):
         return None
-    checked = isinstance(crc, int) and crc == row_crc(kind, ts, body)
-    if not checked and not (unchecked_rows and crc is None):
+    checked = isinstance(crc, int) and crc == row_crc(kind, ts, body, held)
+    if not checked and not (unchecked_rows and crc is None and held is None):
         return None
-    return QueuedReading(rowid, kind, ts, body)
+    return QueuedReading(rowid, kind, ts, body, held)

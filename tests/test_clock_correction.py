@@ -1,5 +1,6 @@
 """The edge clock's rules on fakes (no broker, no faketime): stamps from the boot clock plus the
-offset measured from receipts, readings held until the first offset and shifted exactly once,
+offset measured from receipts, readings held (on disk, never taken) until the first offset and
+shifted exactly once,
 per-device stamps strictly increasing through every correction. tests/test_clock_skew.py proves
 the whole under libfaketime."""
 
@@ -27,7 +28,7 @@ from edge_agent.clock import (
 )
 from edge_agent.config import PublishConfig
 from edge_agent.publisher import Publisher
-from edge_agent.queue import QueuedReading, ReadingQueue
+from edge_agent.queue import ReadingQueue
 from edge_agent.roundtrips import ClockProbe, RoundTrips
 from edge_agent.wire import encode_batch
 from pantau.core.compat import reading_model
@@ -63,30 +64,13 @@ class FakeTime:
         return EdgeClock(wall_ns=lambda: self.wall, mono_ns=lambda: self.mono)
 
 
-@dataclass
-class ListQueue:
-    """The queue's append, recording each call (one call = one transaction)."""
+def disk_queue(tmp_path: Path) -> ReadingQueue:
+    return ReadingQueue(tmp_path / "q.sqlite", max_readings=10**6, max_age_s=10**9)
 
-    appends: list[list[tuple[str, int, bytes]]] = field(default_factory=list)
 
-    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int:
-        self.appends.append(list(items))
-        return 0
-
-    def take(self, *, after_id: int, upto_id: int | None, limit: int) -> list[QueuedReading]:
-        return []
-
-    def delete(self, ids: list[int]) -> None:
-        pass
-
-    def max_id(self) -> int:
-        return 0
-
-    def __len__(self) -> int:
-        return sum(map(len, self.appends))
-
-    def items(self) -> list[tuple[str, int, bytes]]:
-        return [item for batch in self.appends for item in batch]
+def sendable(queue: ReadingQueue) -> list[tuple[str, int, bytes]]:
+    """What the publisher could take now (never held rows), oldest first."""
+    return [(r.kind, r.ts, r.body) for r in queue.take(after_id=0, upto_id=None, limit=10**6)]
 
 
 def sensor_item(clock: EdgeClock, device: str, boot_ns: int) -> tuple[str, int, bytes]:
@@ -156,24 +140,25 @@ def test_a_later_offset_steps_forward_and_slews_back_without_running_back() -> N
     assert stamps[-1] == clock.boot_ns() - 2 * S  # caught up
 
 
-def test_held_readings_are_released_shifted_in_one_append_then_pass_through() -> None:
-    """Nothing reaches the queue before the clock is settled; then one append of the shifted
-    readings; after that readings go straight through, unchanged."""
-    queue = ListQueue()
-    gate = HoldingQueue(queue, holding=True)
+def test_held_readings_are_released_shifted_once_then_pass_through(tmp_path: Path) -> None:
+    """Before the clock is settled readings are on disk but none can be taken; the release
+    shifts them; after that readings go straight through, unchanged."""
+    queue = disk_queue(tmp_path)
+    gate = HoldingQueue(queue, boot=1, holding=True)
     camera = CameraReading(camera="c1", ts=10 * S, up=True, cause=Cause.OK, since=9 * S)
     gap = GapReading(ts=10 * S, start_ts=8 * S, end_ts=9 * S, count=2)
     gate.append([("cameras", 10 * S, camera.model_dump_json().encode())], now_ns=0)
     gate.append([("gaps", 10 * S, gap.model_dump_json().encode())], now_ns=0)
-    assert queue.appends == [] and gate.held == 2 and len(gate) == 2
+    assert sendable(queue) == [] and gate.held == 2 and len(gate) == 2
     gate.release(-3 * S, now_ns=0)
-    [released] = queue.appends
+    released = sendable(queue)
     moved = CameraReading.model_validate_json(released[0][2])
     assert (released[0][1], moved.ts, moved.since) == (7 * S, 7 * S, 6 * S)
     moved_gap = GapReading.model_validate_json(released[1][2])
     assert (moved_gap.ts, moved_gap.start_ts, moved_gap.end_ts) == (7 * S, 5 * S, 6 * S)
     gate.append([("gaps", 10 * S, b"{}")], now_ns=0)
-    assert queue.appends[-1] == [("gaps", 10 * S, b"{}")] and gate.held == 0
+    assert sendable(queue)[2:] == [("gaps", 10 * S, b"{}")] and gate.held == 0
+    queue.close()
 
 
 def test_every_timestamp_field_of_every_reading_kind_is_shifted() -> None:
@@ -205,13 +190,13 @@ class FakeSource:
         self.round_trips.add(0, rtt_ns, offset_ns + rtt_ns // 2)
 
 
-async def test_keep_time_holds_until_a_fast_receipt_then_releases_once() -> None:
+async def test_keep_time_holds_until_a_fast_receipt_then_releases_once(tmp_path: Path) -> None:
     """Probes go out while holding; a slow round trip (5 s) is not trusted; the first fast one
     settles the clock: held readings and the cameras' state move by the same shift, and every
     reading reaches the queue exactly once, at the true time."""
     t = FakeTime()
-    clock, queue, source = t.clock(), ListQueue(), FakeSource()
-    gate = HoldingQueue(queue, holding=True)
+    clock, queue, source = t.clock(), disk_queue(tmp_path), FakeSource()
+    gate = HoldingQueue(queue, boot=clock.boot_id, holding=True)
     shifts: list[int] = []
 
     def hold(item: tuple[str, int, bytes]) -> None:
@@ -236,26 +221,29 @@ async def test_keep_time_holds_until_a_fast_receipt_then_releases_once() -> None
         await async_wait_for(lambda: _true(source.probes >= 1), timeout_s=5, interval_s=0.01)
         source.measured(-BOX_AHEAD, 5 * S)  # too slow to trust: still holding
         await asyncio.sleep(0.3)
-        assert queue.appends == [] and gate.holding
+        assert sendable(queue) == [] and len(queue) == 3 and gate.holding
         source.measured(-BOX_AHEAD, 40 * MS)
         await async_wait_for(lambda: _true(not gate.holding), timeout_s=5, interval_s=0.01)
         await loop.run_in_executor(executor, hold, sensor_item(clock, "x", clock.boot_ns()))
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert shifts == [-BOX_AHEAD]
-    assert [len(a) for a in queue.appends] == [3, 1]
-    stamps = [ts for _, ts, _ in queue.items()]
+    stamps = [ts for _, ts, _ in sendable(queue)]
     assert stamps == [TRUE_START + i * S for i in range(4)]
-    bodies = [SensorReading.model_validate_json(body).ts for _, _, body in queue.items()]
+    bodies = [SensorReading.model_validate_json(body).ts for _, _, body in sendable(queue)]
     assert bodies == stamps
+    assert queue.held_boots() == {}
+    queue.close()
 
 
-async def test_keep_time_falls_back_to_the_box_clock_when_no_receipt_comes() -> None:
+async def test_keep_time_falls_back_to_the_box_clock_when_no_receipt_comes(
+    tmp_path: Path,
+) -> None:
     """No receipt within the hold bound: the held readings go to the queue at the box's own time
     (nothing is lost, nothing shifted twice)."""
     t = FakeTime()
-    clock, queue, source = t.clock(), ListQueue(), FakeSource()
-    gate = HoldingQueue(queue, holding=True)
+    clock, queue, source = t.clock(), disk_queue(tmp_path), FakeSource()
+    gate = HoldingQueue(queue, boot=clock.boot_id, holding=True)
     item = sensor_item(clock, "x", clock.boot_ns())
     gate.append([item], now_ns=0)
     with ThreadPoolExecutor(1) as executor:
@@ -273,7 +261,8 @@ async def test_keep_time_falls_back_to_the_box_clock_when_no_receipt_comes() -> 
         await async_wait_for(lambda: _true(not gate.holding), timeout_s=5, interval_s=0.01)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-    assert queue.appends == [[item]] and clock.correction_ms() is None
+    assert sendable(queue) == [item] and clock.correction_ms() is None
+    queue.close()
 
 
 async def test_a_clock_probe_is_an_empty_batch_whose_receipt_measures_the_offset(
