@@ -315,10 +315,10 @@ class PublishConfig(_Config):
         default=600.0,
         ge=0,
         le=86400,
-        description="after a start, readings wait in memory at most this long for the first "
-        "receipt, which measures the box's clock, so they are stored at the true time; longer "
-        "keeps more of them right after a long outage at boot, shorter loses fewer to a power "
-        "cut during the wait; 0: no wait (readings before it keep the box's own time)",
+        description="after a start, readings are held (on disk, unsent) at most this long for "
+        "the first receipt, which measures the box's clock, so they are stored at the true "
+        "time; longer keeps more of them right after a long outage at boot, shorter sends them "
+        "sooner; 0: no wait (readings before it keep the box's own time)",
     )
 
 
