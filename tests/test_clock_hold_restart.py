@@ -13,6 +13,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,15 @@ def queued_rows(path: Path) -> list[tuple[str, int, int | None]]:
         db.close()
 
 
+def cycles(accepts: list[int]) -> list[int]:
+    """When each probe cycle began (as ``ProbeWitness.probes``, for some of its accepts)."""
+    starts: list[int] = []
+    for at in accepts:
+        if not starts or at - starts[-1] > INTERVAL_S * S / 2:
+            starts.append(at)
+    return starts
+
+
 def near(ts: int, witnessed: list[int]) -> bool:
     return min(abs(ts - at) for at in witnessed) < TOLERANCE_NS
 
@@ -104,6 +114,7 @@ async def test_readings_held_when_the_agent_is_killed_are_stored_after_a_restart
             first.send_signal(signal.SIGKILL)
             await asyncio.to_thread(first.wait, 10)
         before = camera.probes()
+        restart_at = time.time_ns()  # the witness's probes after this are the new start's
         held = queued_rows(tmp_path / "q.sqlite")
         assert held and len({boot for _, _, boot in held}) == 1, held
         assert None not in {boot for _, _, boot in held}  # all held: nothing was sendable
@@ -117,7 +128,11 @@ async def test_readings_held_when_the_agent_is_killed_are_stored_after_a_restart
                 return "released at the box's own time" in log.read_text()
 
             await async_wait_for(released, timeout_s=30, what="the earlier start's release")
-            await async_wait_for(lambda: probed_after(camera, len(before) + 2), timeout_s=30)
+            await async_wait_for(
+                lambda: _true(len(cycles([a for a in camera.accepts if a >= restart_at])) >= 2),
+                timeout_s=30,
+                what="probes of the new start",
+            )
             async with running_collector(broker, influxd, database, tmp_path):
                 query = 'SELECT "up" FROM "camera" WHERE time > 0'
 
@@ -130,7 +145,7 @@ async def test_readings_held_when_the_agent_is_killed_are_stored_after_a_restart
                 await asyncio.to_thread(second.wait, 20)
         assert second.returncode == 0, log.read_text()[-2000:]
     assert count_queued(tmp_path / "q.sqlite") == 0
-    after = camera.probes()[len(before) :]
+    after = cycles([at for at in camera.accepts if at >= restart_at])
     # The killed start's readings: all stored, each at its box time (2 days behind the probe).
     assert all(near(ts + BEHIND_NS, before) for ts in held_cameras), held_cameras
     for kind, (measurement, field) in MEASUREMENTS.items():
@@ -146,5 +161,5 @@ async def test_readings_held_when_the_agent_is_killed_are_stored_after_a_restart
     assert all(near(ts, after) for ts in new), (new, after)
 
 
-async def probed_after(camera: ProbeWitness, n: int) -> bool:
-    return len(camera.probes()) >= n
+async def _true(value: bool) -> bool:
+    return value
