@@ -22,8 +22,10 @@ def add_user(
     districts: list[str] | None = None,
     *,
     password: str | None = None,
+    lang: str = "id",
 ) -> str:
-    """Create an account (every district when ``districts`` is None); its bearer token."""
+    """Create an account (every district when ``districts`` is None; Indonesian unless
+    ``lang``); its bearer token."""
     ids = Identity(state_url)
     try:
         user = ids.accounts.add(
@@ -31,6 +33,7 @@ def add_user(
             role=Role(role),
             districts=districts,
             password_hash=ids.passwords.hash(password) if password else None,
+            lang=lang,
         )
         bearer, _ = ids.tokens.create(user.id, name="test", expires_ns=time.time_ns() + HOUR_NS)
     finally:

@@ -85,7 +85,8 @@ async def test_d1_technician_signs_in_sees_d1_only_and_acknowledges(
     await asyncio.to_thread(
         wait.until,
         expected_conditions.text_to_be_present_in_element(
-            (By.ID, "error"), "wrong username or password"
+            (By.ID, "error"),
+            "nama pengguna atau kata sandi salah",  # Indonesian by default
         ),
     )
     browser.find_element(By.ID, "username").clear()
@@ -103,18 +104,20 @@ async def test_d1_technician_signs_in_sees_d1_only_and_acknowledges(
         for card in browser.find_elements(By.CSS_SELECTOR, "article.card")
     }
     assert shown == {ids["s1/c1"], ids["s1/c2"]}
-    assert "tech1 · technician · districts d1" in browser.find_element(By.ID, "who").text
+    assert "tech1 · teknisi · kabupaten/kota d1" in browser.find_element(By.ID, "who").text
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "id"
+    assert "kamera mati" in browser.find_element(By.CSS_SELECTOR, mine).text
 
     browser.find_element(By.CSS_SELECTOR, f"{mine} button.ack").click()
     browser.find_element(By.CSS_SELECTOR, f"{mine} .ack-comment").send_keys("on my way")
     send = browser.find_element(By.CSS_SELECTOR, f"{mine} .ack-send")
-    assert send.text == "Acknowledge as tech1"
+    assert send.text == "Tangani sebagai tech1"
     send.click()
     acked = f'{mine}[data-state="acknowledged"]'
     await asyncio.to_thread(
         wait.until, expected_conditions.presence_of_element_located((By.CSS_SELECTOR, acked))
     )
-    assert "acknowledged by tech1 — on my way" in browser.find_element(By.CSS_SELECTOR, acked).text
+    assert "ditangani oleh tech1 — on my way" in browser.find_element(By.CSS_SELECTOR, acked).text
 
     # Nothing to steal from the page: no stored credential, the cookie hidden from script.
     assert browser.execute_script("return window.localStorage.length") == 0
@@ -129,6 +132,16 @@ async def test_d1_technician_signs_in_sees_d1_only_and_acknowledges(
         "tech1",
     )
     assert {stored[ids[k]]["state"] for k in ("s1/c2", "s2/c1", "s2/c2")} == {"open"}
+    # The audit trail names them: the wrong password, the sign-in, the acknowledgement.
+    async with httpx.AsyncClient(base_url=url, headers=bearer(admin)) as http:
+        audit = (await http.get("/api/audit")).json()
+    assert audit["verified"]
+    assert [(r["event"], r["actor"], r["target"]) for r in audit["rows"]] == [
+        ("login_failed", "-", "user:tech1"),
+        ("login", "tech1", "user:tech1"),
+        ("ack", "tech1", f"problem:{ids['s1/c1']}"),
+    ]
+    assert audit["rows"][-1]["details"]["ack_comment"] == "on my way"
 
     # Signing out ends it: the page goes back to the login.
     browser.find_element(By.ID, "signout").click()

@@ -66,7 +66,7 @@ async def stack(
     """The API (with the page) and the problems service on one state database; Siti, a
     technician of every district, signs in with a password."""
     state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-    add_user(state_url, "Siti", Role.TECHNICIAN, password=PASSWORD)
+    add_user(state_url, "Siti", Role.TECHNICIAN, password=PASSWORD, lang="en")  # reads English
     auth = bearer(add_user(state_url, "reader", Role.VIEWER))
     with receiver() as hook:
         config = EvaluatorConfig.model_validate(

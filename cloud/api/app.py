@@ -10,9 +10,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud.api.audit import audit_router
 from cloud.api.availability import availability_router
 from cloud.api.deps import problem, problem_response
 from cloud.api.fleet import fleet_router
+from cloud.api.i18n import i18n_router
+from cloud.api.inventory import inventory_router
 from cloud.api.maintenance import maintenance_router
 from cloud.api.page import add_security_headers, page_router
 from cloud.api.problems import problems_router
@@ -94,9 +97,12 @@ def create_app(
     app.include_router(fleet_router())
     app.include_router(availability_router())
     app.include_router(report_router())
+    app.include_router(inventory_router())
     app.include_router(maintenance_router())
     app.include_router(problems_router(problem_response))
     app.include_router(page_router())
+    app.include_router(i18n_router())
+    app.include_router(audit_router())
     return app
 
 

@@ -22,6 +22,7 @@ CSP = (
 CSP_REPORT = CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
 CSP_DOCS = "frame-ancestors 'none'"
 STATIC = {
+    "i18n.js": "text/javascript",
     "technician.js": "text/javascript",
     "login.js": "text/javascript",
     "pantau.css": "text/css",

@@ -29,10 +29,11 @@ $("login").addEventListener("submit", async (event) => {
     if (response.ok) { location.replace("/"); return; }
     let detail = `${response.status}`;
     try { const p = await response.json(); detail = p.detail || p.title || detail; } catch (e) { /* not JSON */ }
-    $("error").textContent = detail;
+    $("error").textContent = t(detail);
   } finally {
     $("password").value = "";
     $("submit").disabled = false;
   }
 });
+loadTexts();  // the deployment's language (pantau api --lang) until someone signs in
 offerSso();

@@ -19,11 +19,13 @@ function el(tag, attrs, ...children) {
 
 function ago(iso) {
   const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
-  if (s < 60) return `${Math.floor(s)} s`;
+  if (s < 60) return t("{s} s", { s: Math.floor(s) });
   const m = Math.floor(s / 60);
-  return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
+  return m < 60 ? t("{m} min", { m }) : t("{h} h {m} min", { h: Math.floor(m / 60), m: String(m % 60).padStart(2, "0") });
 }
-const clock = (iso) => new Date(iso).toLocaleString([], { day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit" });
+const clock = (iso) => new Date(iso).toLocaleString(LOCALE(), {
+  day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", timeZone: TIME_ZONE, timeZoneName: "short",
+});
 
 async function api(method, path, body) {
   const headers = { "Content-Type": "application/json" };
@@ -43,74 +45,77 @@ async function api(method, path, body) {
 const canWrite = () => me && me.via !== "public" && RANK[me.role] >= RANK.technician;
 
 function ackForm(p) {
-  const comment = el("input", { class: "ack-comment", placeholder: "comment, e.g. on my way" });
-  const send = el("button", { type: "button", class: "ack-send" }, `Acknowledge as ${me.username}`);
+  const comment = el("input", { class: "ack-comment", placeholder: t("comment, e.g. on my way") });
+  const send = el("button", { type: "button", class: "ack-send" }, t("Acknowledge as {who}", { who: me.username }));
   send.addEventListener("click", async () => {
     try {
       await api("POST", `/api/problems/${p.id}/ack`, { comment: comment.value.trim() || null });
       $("error").textContent = "";
       await load();
-    } catch (e) { $("error").textContent = `Acknowledge failed: ${e.message}`; }
+    } catch (e) { $("error").textContent = t("Acknowledge failed: {error}", { error: e.message }); }
   });
-  return el("div", { class: "form" }, el("label", {}, "Comment", comment), send);
+  return el("div", { class: "form" }, el("label", {}, t("Comment"), comment), send);
 }
 
 function maintenanceForm(p) {
   const scope = el("select", { class: "maint-scope" });
-  if (p.camera) scope.append(el("option", { value: "camera" }, `camera ${p.camera} only`));
-  scope.append(el("option", { value: "site" }, `whole site ${p.site}`));
+  if (p.camera) scope.append(el("option", { value: "camera" }, t("camera {camera} only", { camera: p.camera })));
+  scope.append(el("option", { value: "site" }, t("whole site {site}", { site: p.site })));
   const hours = el("select", { class: "maint-hours" });
-  for (const h of [1, 2, 4, 8, 24]) hours.append(el("option", { value: String(h) }, `${h} h`));
-  const reason = el("input", { class: "maint-reason", placeholder: "reason, e.g. replacing PSU" });
-  const send = el("button", { type: "button", class: "maint-send" }, "Start maintenance");
+  for (const h of [1, 2, 4, 8, 24]) hours.append(el("option", { value: String(h) }, t("{h} h", { h })));
+  const reason = el("input", { class: "maint-reason", placeholder: t("reason, e.g. replacing PSU") });
+  const supervisor = RANK[me.role] >= RANK.supervisor;
+  const send = el("button", { type: "button", class: "maint-send" },
+                  supervisor ? t("Start maintenance") : t("Request maintenance"));
   send.addEventListener("click", async () => {
     const start = new Date();
     const end = new Date(start.getTime() + Number(hours.value) * 3600 * 1000);
     const body = { site: p.site, start: start.toISOString(), end: end.toISOString(),
-                   reason: reason.value.trim() || "maintenance" };
+                   reason: reason.value.trim() || t("maintenance") };
     if (scope.value === "camera") body.camera = p.camera;
     try {
-      await api("POST", "/api/maintenance", body);
-      $("error").textContent = "";
+      const window = await api("POST", "/api/maintenance", body);
+      // A technician's window waits for a supervisor: say so, it does not count yet.
+      $("error").textContent = window.counts ? "" : t("Requested: it counts once a supervisor approves it.");
       await load();
-    } catch (e) { $("error").textContent = `Maintenance failed: ${e.message}`; }
+    } catch (e) { $("error").textContent = t("Maintenance failed: {error}", { error: e.message }); }
   });
-  return el("div", { class: "form" }, el("label", {}, "Scope", scope), el("label", {}, "Duration", hours),
-            el("label", {}, "Reason", reason), send);
+  return el("div", { class: "form" }, el("label", {}, t("Scope"), scope), el("label", {}, t("Duration"), hours),
+            el("label", {}, t("Reason"), reason), send);
 }
 
 function card(p) {
   const node = el("article", { class: `card ${p.severity} ${p.state}`, "data-problem-id": String(p.id), "data-state": p.state });
   node.append(
-    el("div", { class: "title" }, el("span", { class: "sev" }, p.severity), p.title),
-    el("div", { class: "meta" }, `${p.subject} · district ${p.district || "-"}`),
+    el("div", { class: "title" }, el("span", { class: "sev" }, t(p.severity)), t(p.title)),
+    el("div", { class: "meta" }, t("{subject} · district {district}", { subject: p.subject, district: p.district || "-" })),
     el("div", { class: "meta since" }, p.state === "resolved" && p.resolved_at
       ? `${clock(p.since)} – ${clock(p.resolved_at)}`
-      : `since ${clock(p.since)} (${ago(p.since)})`),
+      : t("since {when} ({ago})", { when: clock(p.since), ago: ago(p.since) })),
     el("div", { class: "cause" }, p.cause),
   );
   if (p.cameras.length) {
-    node.append(el("div", { class: "cams" }, `cameras out of sight (${p.cameras.length}): ` +
-      p.cameras.map((c) => c.camera).join(", ")));
+    node.append(el("div", { class: "cams" }, t("cameras out of sight ({count}): {names}", {
+      count: p.cameras.length, names: p.cameras.map((c) => c.camera).join(", ") })));
   }
   const badges = el("div", {});
   if (p.acknowledged_by) {
-    badges.append(el("span", { class: "badge acked" }, `acknowledged by ${p.acknowledged_by}` +
+    badges.append(el("span", { class: "badge acked" }, t("acknowledged by {who}", { who: p.acknowledged_by }) +
       (p.ack_comment ? ` — ${p.ack_comment}` : "")));
   }
-  if (p.in_maintenance) badges.append(el("span", { class: "badge maint" }, "in maintenance"));
-  if (p.reopen_count) badges.append(el("span", { class: "badge" }, `returned ${p.reopen_count}x`));
+  if (p.in_maintenance) badges.append(el("span", { class: "badge maint" }, t("in maintenance")));
+  if (p.reopen_count) badges.append(el("span", { class: "badge" }, t("returned {count}x", { count: p.reopen_count })));
   node.append(badges);
   if (p.state !== "resolved" && canWrite()) {
     const slot = el("div", {});
     const actions = el("div", { class: "actions" });
     if (p.state === "open") {
-      const ack = el("button", { type: "button", class: "ack" }, "Acknowledge");
+      const ack = el("button", { type: "button", class: "ack" }, t("Acknowledge"));
       ack.addEventListener("click", () => slot.replaceChildren(ackForm(p)));
       actions.append(ack);
     }
     if (p.site) {
-      const maint = el("button", { type: "button", class: "maint-btn" }, "Maintenance…");
+      const maint = el("button", { type: "button", class: "maint-btn" }, t("Maintenance…"));
       maint.addEventListener("click", () => slot.replaceChildren(maintenanceForm(p)));
       actions.append(maint);
     }
@@ -124,17 +129,18 @@ async function load() {
   try {
     problems = await api("GET", `/api/problems?state=${tab === "active" ? "unresolved" : "resolved"}&limit=200`);
   } catch (e) {
-    $("error").textContent = `Cannot load problems: ${e.message}`;
+    $("error").textContent = t("Cannot load problems: {error}", { error: e.message });
     return;
   }
   problems.sort((a, b) => (SEVERITY[a.severity] - SEVERITY[b.severity]) || (Date.parse(a.since) - Date.parse(b.since)));
   const list = $("list");
   list.replaceChildren(...problems.map(card));
-  if (!problems.length) list.append(el("div", { class: "empty" }, tab === "active" ? "No active problems" : "Nothing resolved yet"));
+  if (!problems.length) list.append(el("div", { class: "empty" }, tab === "active" ? t("No active problems") : t("Nothing resolved yet")));
   const open = problems.filter((p) => p.state === "open").length;
+  const now = new Date().toLocaleTimeString(LOCALE(), { timeZone: TIME_ZONE });
   $("summary").textContent = tab === "active"
-    ? `${open} open · ${problems.length - open} acknowledged · ${new Date().toLocaleTimeString()}`
-    : `${problems.length} resolved`;
+    ? t("{open} open · {acked} acknowledged · {time}", { open, acked: problems.length - open, time: now })
+    : t("{count} resolved", { count: problems.length });
   document.body.dataset.loaded = String(Date.now());
 }
 
@@ -149,11 +155,13 @@ async function start() {
   try {
     me = await api("GET", "/auth/session");
   } catch (e) {
-    $("error").textContent = `Cannot reach pantau: ${e.message}`;
+    await loadTexts();
+    $("error").textContent = t("Cannot reach pantau: {error}", { error: e.message });
     return;
   }
-  const scope = me.districts ? `districts ${me.districts.join(", ")}` : "every district";
-  $("who").textContent = me.via === "public" ? "public view (read only)" : `${me.username} · ${me.role} · ${scope}`;
+  await loadTexts(me.lang);
+  const scope = me.districts ? t("districts {names}", { names: me.districts.join(", ") }) : t("every district");
+  $("who").textContent = me.via === "public" ? t("public view (read only)") : `${me.username} · ${t(me.role)} · ${scope}`;
   $("signout").hidden = me.via === "public";
   $("signin").hidden = me.via !== "public";
   await load();
