@@ -72,6 +72,21 @@ def api(
             "say --secure-cookies behind a TLS-terminating proxy)",
         ),
     ] = None,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang", help="language before sign-in (login page): id (Bahasa Indonesia) or en"
+        ),
+    ] = "id",
+    advance_approval_hours: Annotated[
+        Optional[float],  # noqa: UP045
+        typer.Option(
+            "--advance-approval-hours",
+            min=1,
+            help="a technician's maintenance window entered at least this many hours before it "
+            "starts counts without a supervisor's approval (default: every one needs it)",
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the technician page; every request needs a
@@ -80,8 +95,11 @@ def api(
 
     from cloud.api.app import create_app  # noqa: PLC0415
     from cloud.auth.settings import AuthSettings, OidcSettings  # noqa: PLC0415
+    from cloud.maintenance_rules import MaintenancePolicy  # noqa: PLC0415
 
     configure_logging(log_level)
+    if lang not in ("id", "en"):
+        raise fail(f"--lang {lang!r}: choose id or en")
     try:
         oidc = load_yaml_model(oidc_config, OidcSettings) if oidc_config else None
     except ConfigError as exc:
@@ -96,7 +114,13 @@ def api(
         timeout_s=influx_timeout,
     )
     uvicorn.run(
-        create_app(influx=settings, state_url=state or state_db_url(), auth=auth),
+        create_app(
+            influx=settings,
+            state_url=state or state_db_url(),
+            auth=auth,
+            lang=lang,
+            maintenance_policy=MaintenancePolicy(advance_approval_h=advance_approval_hours),
+        ),
         host=host,
         port=port,
         log_level=log_level.lower(),
