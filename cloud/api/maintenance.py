@@ -1,6 +1,7 @@
 """The maintenance resource: windows whose seconds count as maintenance, not downtime, once a
 supervisor approved them. Windows are never deleted; DELETE cancels (cloud/maintenance_rules.py)."""
 
+import asyncio
 from dataclasses import asdict
 from typing import Annotated
 
@@ -55,7 +56,7 @@ async def visible_window(
     window_id: int, state: StateStore, client: InfluxClient, principal: Principal
 ) -> Maintenance:
     """The window if it exists for ``principal`` (another district's: 404 like a missing one)."""
-    window = state.get(window_id)
+    window = await asyncio.to_thread(state.get, window_id)
     sites = await site_districts(client, principal)
     if window is None or not sees_window(principal, window, sites):
         raise HTTPException(404, f"no maintenance window {window_id}")
@@ -72,7 +73,7 @@ async def cancel(
     """Cancel a window in scope; refusals as problem+json."""
     window = await visible_window(window_id, state, client, principal)
     try:
-        return cancel_window(state, principal, window, reason=reason)
+        return await asyncio.to_thread(cancel_window, state, principal, window, reason=reason)
     except NotAllowedError as exc:
         raise HTTPException(403, str(exc)) from None
     except WindowStateError as exc:
@@ -113,7 +114,8 @@ def maintenance_router() -> APIRouter:
         """Every maintenance window (of one site, and those covering every site, if given) of
         the caller's districts: requested, approved and cancelled, with who and when."""
         sites = await site_districts(client, principal)
-        return [window_out(m) for m in state.list(site=site) if sees_window(principal, m, sites)]
+        windows = await asyncio.to_thread(state.list, site=site)
+        return [window_out(m) for m in windows if sees_window(principal, m, sites)]
 
     @maintenance.post(
         "",
@@ -146,7 +148,7 @@ def maintenance_router() -> APIRouter:
             retroactive_reason=body.retroactive_reason,
         )
         try:
-            created = request_window(state, principal, request, policy)
+            created = await asyncio.to_thread(request_window, state, principal, request, policy)
         except NotAllowedError as exc:
             raise HTTPException(403, str(exc)) from None
         except ReasonRequiredError as exc:
@@ -166,9 +168,10 @@ def maintenance_router() -> APIRouter:
         supervisor or above, in their own districts)."""
         await visible_window(window_id, state, client, principal)
         try:
-            return window_out(approve_window(state, principal, window_id))
+            approved = await asyncio.to_thread(approve_window, state, principal, window_id)
         except WindowStateError as exc:
             raise HTTPException(409, str(exc)) from None
+        return window_out(approved)
 
     @maintenance.post(
         "/{window_id}/cancel", response_model=MaintenanceOut, responses=STATE_RESPONSES
