@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
+from cloud.recording import recording_figures
 from cloud.rollup.reader import CameraCounts, add_counts, known_cameras, plan, rollup_state
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S, SITE
 
@@ -63,6 +64,12 @@ class AvailabilityRow:
     down_seconds: float = 0.0
     unknown_seconds: float = 0.0
     maintenance_seconds: float = 0.0
+    # Recording (cloud/recording.py): seconds a recorder should have recorded (maintenance set
+    # aside), of those not recorded, and retention checks with those meeting their goal.
+    record_expected_seconds: float = 0.0
+    record_gap_seconds: float = 0.0
+    retention_checks: int = 0
+    retention_met: int = 0
 
     @property
     def availability(self) -> float | None:
@@ -76,12 +83,33 @@ class AvailabilityRow:
         total = self.up_seconds + self.down_seconds + self.unknown_seconds
         return self.up_seconds / total if total else None
 
+    @property
+    def recorded_seconds(self) -> float:
+        """Seconds recorded of those expected."""
+        return max(0.0, self.record_expected_seconds - self.record_gap_seconds)
+
+    @property
+    def recording_availability(self) -> float | None:
+        """recorded / expected; None where no recorder judged anything."""
+        expected = self.record_expected_seconds
+        return self.recorded_seconds / expected if expected else None
+
+    @property
+    def retention_compliance(self) -> float | None:
+        """Share of retention checks meeting their goal; None without any."""
+        checks = self.retention_checks
+        return self.retention_met / checks if checks else None
+
     def add(self, other: AvailabilityRow) -> None:
         """Accumulate another row's seconds."""
         self.up_seconds += other.up_seconds
         self.down_seconds += other.down_seconds
         self.unknown_seconds += other.unknown_seconds
         self.maintenance_seconds += other.maintenance_seconds
+        self.record_expected_seconds += other.record_expected_seconds
+        self.record_gap_seconds += other.record_gap_seconds
+        self.retention_checks += other.retention_checks
+        self.retention_met += other.retention_met
 
     def as_dict(self) -> dict[str, Any]:
         """The API/CSV representation."""
@@ -97,7 +125,15 @@ class AvailabilityRow:
             "availability_strict": (
                 None if self.availability_strict is None else round(self.availability_strict, 6)
             ),
+            "recorded_seconds": round(self.recorded_seconds, 3),
+            "record_expected_seconds": round(self.record_expected_seconds, 3),
+            "recording_availability": _round(self.recording_availability),
+            "retention_compliance": _round(self.retention_compliance),
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -199,6 +235,26 @@ async def compute(
         )
         result.site, result.district, result.camera = cam.site, cam.district, cam.camera
         rows.append(result)
+    recording = await recording_figures(
+        influx,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        maintenance=lambda key: merge_spans(
+            (max(m.start_ns, start_ns), min(m.end_ns, end_ns))
+            for m in maintenance
+            if m.covers(*key) and m.start_ns < end_ns and m.end_ns > start_ns
+        ),
+        site=site,
+    )
+    by_key = {(r.site, r.district, r.camera): r for r in rows}
+    for (cam_site, district, camera), fig in recording.items():
+        row = by_key.get((cam_site, district, camera))
+        if row is None:  # recorded, never probed: its stream figures stay empty
+            row = AvailabilityRow(site=cam_site, district=district, camera=camera)
+            rows.append(row)
+        row.record_expected_seconds = fig.expected_s
+        row.record_gap_seconds = fig.gap_s
+        row.retention_checks, row.retention_met = fig.retention_checks, fig.retention_met
     return aggregate(rows, group_by)
 
 

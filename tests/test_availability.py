@@ -258,6 +258,10 @@ async def test_availability_matches_the_scenario(
         "maintenance_seconds",
         "availability",
         "availability_strict",
+        "recorded_seconds",
+        "record_expected_seconds",
+        "recording_availability",
+        "retention_compliance",
     ]
     for item in parsed:
         assert float(item["up_seconds"]) == rows[(item["site"], item["camera"])]["up_seconds"]

@@ -57,6 +57,29 @@ class AvailabilityOut(BaseModel):
     maintenance_seconds: float
     availability: float | None = Field(description="up / (up + down)")
     availability_strict: float | None = Field(description="up / (up + down + unknown)")
+    recorded_seconds: float = Field(description="seconds a recorder kept of those expected")
+    record_expected_seconds: float = Field(
+        description="seconds a recorder should have recorded (judged, maintenance set aside)"
+    )
+    recording_availability: float | None = Field(description="recorded / expected")
+    retention_compliance: float | None = Field(
+        description="share of retention checks whose oldest recording met the camera's goal"
+    )
+
+
+class InventoryOut(BaseModel):
+    """A camera's identity as its ONVIF device service last gave it."""
+
+    site: str
+    district: str
+    camera: str
+    manufacturer: str | None
+    model: str | None
+    firmware: str | None
+    serial: str | None
+    hardware: str | None
+    identified: dt.datetime = Field(description="when this identity was last read")
+    last_seen: dt.datetime = Field(description="the device service's latest answer")
 
 
 class MaintenanceIn(BaseModel):

@@ -28,6 +28,8 @@ COLUMNS = [
     "unknown_hours",
     "maintenance_hours",
     "retro_moved_hours",
+    "recording_availability_pct",
+    "retention_compliance_pct",
 ]
 
 
@@ -48,6 +50,8 @@ def _values(level: str, row: AvailabilityRow, moved_s: float) -> list[str]:
         f"{row.unknown_seconds / 3600:.3f}",
         f"{row.maintenance_seconds / 3600:.3f}",
         f"{moved_s / 3600:.3f}",
+        _pct(row.recording_availability),
+        _pct(row.retention_compliance),
     ]
 
 
@@ -121,6 +125,8 @@ def _heads(t: Texts) -> dict[str, str]:
         "unknown_hours": _("unknown (h)"),
         "maintenance_hours": _("maintenance (h)"),
         "retro_moved_hours": _("moved by retroactive windows (h)"),
+        "recording_availability_pct": _("recording availability %"),
+        "retention_compliance_pct": _("retention compliance %"),
     }
 
 
@@ -145,6 +151,8 @@ def _table(
                     _moved(report, level, row),
                 )
             ),
+            t.percent(row.recording_availability),
+            t.percent(row.retention_compliance),
         ]
         cells += "".join(f'<td class="n">{html.escape(v)}</td>' for v in figures)
         body.append(f"<tr>{cells}</tr>")
