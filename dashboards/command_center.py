@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
-from cloud.schema import CAMERA, COLLECTOR, DISTRICT_1H, RP_HOURLY, SENSOR, SITE
+from cloud.schema import (
+    CAMERA,
+    COLLECTOR,
+    DEVICE,
+    DISTRICT_1H,
+    RECORD,
+    RP_HOURLY,
+    SENSOR,
+    SITE,
+)
 from dashboards.panels import (
     AMBER,
     GREEN,
@@ -87,6 +96,34 @@ AVAILABILITY_PER_DISTRICT = (
     'GROUP BY "district"'
 )  # the hours that overlap the dashboard's range
 SITES_MAP = LATEST_SITE
+
+# Recording: the agent checks recorders every few minutes (device_checks.interval_s, 300 s), so
+# "now" for recording is the last three checks.
+RECORD_NOW = "time > now() - 15m"
+LATEST_RECORD = (
+    'SELECT last("record_ratio") AS "record_ratio", "record_gap_s", "retention_days", '
+    f'"retention_goal_days" FROM "{RECORD}" WHERE {RECORD_NOW} '
+    'GROUP BY "site", "district", "camera", "recorder"'
+)
+RECORDED_24H = (
+    'SELECT 100 * sum("recorded_s") / sum("window_s") AS "recorded" '
+    f'FROM "{RECORD}" WHERE time > now() - 24h'
+)  # the checks' windows overlap: a mean over them, to the check (the API's figure is exact)
+RECORDING_GAPS_NOW = (
+    'SELECT "record_gap_s", 100 * "record_ratio" AS "recorded %" '
+    f'FROM ({LATEST_RECORD}) WHERE "record_gap_s" > 0 AND {RECORD_NOW} '
+    'GROUP BY "site", "district", "camera", "recorder"'
+)
+RETENTION_BELOW_NOW = (
+    'SELECT "retention_days", "retention_goal_days" '
+    f'FROM ({LATEST_RECORD}) WHERE "retention_days" < "retention_goal_days" AND {RECORD_NOW} '
+    'GROUP BY "site", "district", "camera", "recorder"'
+)
+CAMERAS_REPLACED = (
+    'SELECT "serials" FROM (SELECT count(distinct("serial")) AS "serials" '
+    f'FROM "{DEVICE}" WHERE time > now() - 7d GROUP BY "site", "district", "camera") '
+    'WHERE "serials" > 1 AND time > now() - 7d GROUP BY "site", "district", "camera"'
+)
 INGEST_RATE = (
     f'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "{COLLECTOR}" '
     'WHERE $timeFilter GROUP BY time($__interval), "instance" fill(none)'
@@ -177,6 +214,37 @@ def build() -> g.Dashboard:
         bar_gauge("Availability per district", AVAILABILITY_PER_DISTRICT, pos(0, 25, 12, 8)),
         timeseries(
             "Readings ingested per second", [q(INGEST_RATE)], pos(12, 25, 12, 8), unit="short"
+        ),
+        big_stat(
+            "Recorded 24 h",
+            RECORDED_24H,
+            pos(0, 33, 4, 8),
+            unit="percent",
+            decimals=2,
+            steps=availability_steps,
+            description="share of the checked seconds the recorders kept (a camera can answer "
+            "and not be recorded)",
+        ),
+        table(
+            "Recording gaps now",
+            RECORDING_GAPS_NOW,
+            pos(4, 33, 7, 8),
+            description="the latest recorder check (15 min) found seconds not recorded in its hour",
+            overrides=[HIDE_TIME],
+        ),
+        table(
+            "Retention below goal now",
+            RETENTION_BELOW_NOW,
+            pos(11, 33, 7, 8),
+            description="the oldest recording kept is younger than the camera's goal (days)",
+            overrides=[HIDE_TIME],
+        ),
+        table(
+            "Cameras replaced (7 d)",
+            CAMERAS_REPLACED,
+            pos(18, 33, 6, 8),
+            description="more than one serial number answered at this camera's address",
+            overrides=[HIDE_TIME],
         ),
     ]
     return dashboard(

@@ -12,11 +12,14 @@ import pytest
 import yaml
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from cloud.lineproto import batch_lines
+from dashboards import camera as camera_dashboard
 from dashboards import command_center, health
 from dashboards import site as site_dashboard
 from dashboards.build import all_dashboards, build_all
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from devtools.localsvc import InfluxProcess, MosquittoProcess
+from pantau.core.contract import DeviceReading, ReadingBatch, RecordGap, RecordingReading
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
@@ -211,6 +214,9 @@ async def test_every_panel_against_ground_truth(
             timeout_s=60,
             what="district hours from the collectors' rollup workers",
         )
+        # Recorders and identities, as the collector stores them (ground truth for the wall's
+        # recording panels and the Camera dashboard's, whose $camera is s1/c2).
+        await influx.write("\n".join(_recording_truth(time.time_ns())).encode())
         # Every panel and variable query runs and returns data.
         for name, board in all_dashboards().items():
             for panel in panels(board):
@@ -249,6 +255,24 @@ async def test_every_panel_against_ground_truth(
         assert {(r["site"], r["online"]) for r in sites} == {("s1", 1), ("s2", 1), ("s3", 0)}
         assert all(r["lat"] < -3.8 and r["lon"] == 102.3 for r in sites)
 
+        # Recording: s1/c2 missed 150 s of its hour and keeps 12 of 30 days; it was replaced.
+        recorded = await rows(influx, expanded(command_center.RECORDED_24H))
+        assert recorded[0]["recorded"] == pytest.approx(100 * (7200 - 150) / 7200)
+        gaps_now = await rows(influx, expanded(command_center.RECORDING_GAPS_NOW))
+        assert [(r["site"], r["camera"], r["record_gap_s"]) for r in gaps_now] == [
+            ("s1", "c2", 150.0)
+        ]
+        short = await rows(influx, expanded(command_center.RETENTION_BELOW_NOW))
+        assert [(r["site"], r["camera"], r["retention_days"]) for r in short] == [
+            ("s1", "c2", 12.0)
+        ]
+        replaced = await rows(influx, expanded(command_center.CAMERAS_REPLACED))
+        assert [(r["site"], r["camera"], r["serials"]) for r in replaced] == [("s1", "c2", 2)]
+        camera_gaps = await rows(influx, expanded(camera_dashboard.RECORD_GAPS))
+        assert [r["record_gap_s"] for r in camera_gaps] == [150.0]
+        identity = await rows(influx, expanded(camera_dashboard.IDENTITY))
+        assert [r["serial"] for r in identity] == ["NEW-2"]
+
         # Availability: stop the agents (they flush), then compare with the agents' ledgers.
         for runtime in sim.sites.values():
             await sim.stop_process(runtime.process)
@@ -269,6 +293,37 @@ async def test_every_panel_against_ground_truth(
             )
         per_district = await rows(influx, expanded(command_center.AVAILABILITY_PER_DISTRICT))
         assert {r["district"] for r in per_district} == {"d1", "d2"}
+
+
+def _recording_truth(now: int) -> list[str]:
+    """s1/c2: 150 s not recorded, 12 of 30 days kept, serial changed; s2/c1 all recorded."""
+    s = 1_000_000_000
+    checked = now - 120 * s
+    gap = RecordGap(start_ts=checked - 600 * s, end_ts=checked - 450 * s)
+
+    def check(camera: str, gaps: list[RecordGap], days: float) -> RecordingReading:
+        return RecordingReading(
+            camera=camera, recorder="nvr1", ts=checked, window_s=3600,
+            recorded_s=3600.0 - sum((g.end_ts - g.start_ts) / s for g in gaps), gaps=gaps,
+            retention_days=days, retention_goal_days=30.0,
+        )  # fmt: skip
+
+    def identity(camera: str, ts: int, serial: str) -> DeviceReading:
+        return DeviceReading(device=camera, ts=ts, ok=True, model="DS-2CD", serial=serial)
+
+    s1 = ReadingBatch(
+        site="s1",
+        district="d1",
+        recordings=[check("c2", [gap], 12.0)],
+        devices=[identity("c2", now - 600 * s, "OLD-2"), identity("c2", checked, "NEW-2")],
+    )
+    s2 = ReadingBatch(
+        site="s2",
+        district="d1",
+        recordings=[check("c1", [], 40.0)],
+        devices=[identity("c1", checked, "SER-21")],
+    )
+    return batch_lines(s1) + batch_lines(s2)
 
 
 async def _count(influx: InfluxClient, query: str, expected: int) -> bool:
