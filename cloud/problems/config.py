@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from cloud.influx_config import InfluxSettings
+from cloud.remediation.config import RemediationConfig
 from cloud.schema import FRESH_S
 from pantau.core.paths import state_db_url
 from pantau.core.units import Seconds
@@ -353,6 +354,9 @@ class EvaluatorConfig(_Config):
     interval: Seconds = Field(default=10.0, gt=0, description="evaluate the rules this often")
     rules: RulesConfig = Field(default_factory=RulesConfig, description="problem rules")
     notify: NotifyConfig = Field(default_factory=NotifyConfig, description="notifications")
+    remediation: RemediationConfig | None = Field(
+        default=None, description="send signed commands; absent: no remediation (docs/problems.md)"
+    )
 
     @model_validator(mode="before")
     @classmethod

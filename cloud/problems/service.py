@@ -16,6 +16,7 @@ from cloud.problems.evaluator import Evaluator
 from cloud.problems.notify import Notifier, run_notifier
 from cloud.problems.observe import Observer
 from cloud.problems.store import ProblemStore
+from cloud.remediation.service import run_remediation
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,5 @@ async def run_problems(config: EvaluatorConfig, stop: asyncio.Event) -> None:
     async with problems_service(config) as service, asyncio.TaskGroup() as tasks:
         tasks.create_task(service.evaluator.run(config.interval, stop), name="problem-evaluator")
         tasks.create_task(run_notifier(service.notifier, stop), name="problem-notifier")
+        if config.remediation is not None:
+            tasks.create_task(run_remediation(config.remediation, config, stop), name="remediation")

@@ -14,6 +14,7 @@ from pantau.cli.api import api
 from pantau.cli.audit import audit_app
 from pantau.cli.common import fail as _fail
 from pantau.cli.dashboards import dashboards_app
+from pantau.cli.keys import keys_app
 from pantau.cli.reporting import bench, report
 from pantau.cli.rollups import rollups_app
 from pantau.cli.security import broker_app, certs_app, sites_app
@@ -357,3 +358,4 @@ app.add_typer(dashboards_app, name="dashboards")
 app.add_typer(rollups_app, name="rollups")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
+app.add_typer(keys_app, name="keys")

@@ -1,0 +1,1 @@
+"""Remediation from the command center: signed commands, the automatic policy, their record."""
