@@ -134,9 +134,9 @@ async def test_camera_down_five_minutes_is_one_problem_and_two_messages(rig: Rig
     texts = rig.telegram.bodies()
     assert [r.path for r in rig.telegram.requests] == ["/bot123:abc/sendMessage"] * 2
     assert all(b["chat_id"] == "-100200" and b["parse_mode"] == "HTML" for b in texts)
-    assert "PROBLEM" in texts[0]["text"] and "s1/c1" in texts[0]["text"]
+    assert "MASALAH" in texts[0]["text"] and "s1/c1" in texts[0]["text"]  # Indonesian
     assert "refused at rtsp" in texts[0]["text"]
-    assert "RESOLVED" in texts[1]["text"] and "lasted 10 min" in texts[1]["text"]
+    assert "SELESAI" in texts[1]["text"] and "berlangsung 10 menit" in texts[1]["text"]
     first = rig.hook.requests[0]
     assert first.headers["Idempotency-Key"].startswith("pantau-")
     digest = hmac.new(b"k", first.raw, hashlib.sha256).hexdigest()
@@ -176,7 +176,7 @@ async def test_site_power_cut_is_one_site_problem_with_its_cameras_folded(rig: R
     assert (rig.rel(problem.since_ns), rig.rel(problem.opened_ns)) == (5 * MIN, 6 * MIN)
     assert rig.rel(problem.resolved_ns) == 17 * MIN  # back at 15:00, online for 2 min
     assert rig.messages() == [("open", "site:s2"), ("resolve", "site:s2")]
-    assert "cameras out of sight (3): c1, c2, c3" in rig.telegram.bodies()[0]["text"]
+    assert "kamera tidak terpantau (3): c1, c2, c3" in rig.telegram.bodies()[0]["text"]
 
 
 async def test_acknowledged_and_maintenance_problems_send_nothing_more(rig: Rig) -> None:
