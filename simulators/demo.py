@@ -24,6 +24,7 @@ from cloud.fleet import CameraState, SiteState, Status, current_cameras, current
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
 from devtools.localsvc import ManagedProcess, make_influx, make_mosquitto
 from simulators.cockpit import Cockpit, cockpit
+from simulators.devices import DeviceSimulation
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
 
@@ -213,7 +214,7 @@ async def run_scenario(
             settings = InfluxSettings(url=influx_base, database=database)
             async with InfluxClient(settings) as influx:
                 await influx.create_database()
-                sim = Simulation(
+                sim = DeviceSimulation(
                     scenario,
                     SimulationOptions(
                         mqtt_url=mqtt,

@@ -28,6 +28,10 @@ class SimSite(_Model):
     lon: float = Field(ge=-180, le=180, description="longitude")
     cameras: int = Field(default=4, ge=0, le=1024, description="number of fake cameras")
     ups: bool = Field(default=False, description="a UPS on SNMP (net-snmp snmpd) in the cabinet")
+    recorder: bool = Field(
+        default=False, description="a Hikvision NVR simulator records every camera (ISAPI)"
+    )
+    onvif: bool = Field(default=False, description="every camera answers ONVIF (identity, clock)")
 
     def camera_ids(self) -> list[str]:
         """``c1`` .. ``cN``."""
@@ -95,8 +99,45 @@ class EdgeFaultEvent(_Model):
     edge_faults: Ident = Field(description="site whose topic receives the fault reports")
 
 
+class RecordingGapEvent(_Model):
+    """The site's recorder keeps nothing of a camera for ``for`` seconds (needs ``recorder``)."""
+
+    at: Seconds = Field(ge=0)
+    record_gap: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera")
+    duration: Seconds = Field(alias="for", gt=0)
+
+    @property
+    def camera(self) -> str:
+        """site/camera."""
+        return self.record_gap
+
+
+class CameraReplacedEvent(_Model):
+    """A camera is swapped: its ONVIF service answers another serial from then on (needs
+    ``onvif``)."""
+
+    at: Seconds = Field(ge=0)
+    replaced: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera")
+    serial: str = Field(min_length=1, max_length=64, description="the new camera's serial")
+
+    @property
+    def camera(self) -> str:
+        """site/camera."""
+        return self.replaced
+
+
+DeviceEvent = RecordingGapEvent | CameraReplacedEvent
+CAMERA_EVENTS = (CameraEvent, RecordingGapEvent, CameraReplacedEvent)
+
 Event = Annotated[
-    CameraEvent | UplinkEvent | PowerEvent | UpsEvent | MalformedEvent | EdgeFaultEvent,
+    CameraEvent
+    | UplinkEvent
+    | PowerEvent
+    | UpsEvent
+    | MalformedEvent
+    | EdgeFaultEvent
+    | RecordingGapEvent
+    | CameraReplacedEvent,
     Field(union_mode="left_to_right"),
 ]
 
@@ -124,7 +165,7 @@ class Scenario(_Model):
         for index, event in enumerate(self.events):
             site_id = (
                 event.camera.split("/")[0]
-                if isinstance(event, CameraEvent)
+                if isinstance(event, CAMERA_EVENTS)
                 else event.malformed
                 if isinstance(event, MalformedEvent)
                 else event.edge_faults
@@ -135,7 +176,12 @@ class Scenario(_Model):
                 raise ValueError(f"events.{index}: unknown site {site_id!r}")
             if isinstance(event, UpsEvent) and not sites[site_id].ups:
                 raise ValueError(f"events.{index}: site {site_id} has no UPS (set ups: true)")
-            if isinstance(event, CameraEvent):
+            needs = {RecordingGapEvent: "recorder", CameraReplacedEvent: "onvif"}.get(type(event))
+            if needs and not getattr(sites[site_id], needs):
+                raise ValueError(
+                    f"events.{index}: site {site_id} has no {needs} (set {needs}: true)"
+                )
+            if isinstance(event, CAMERA_EVENTS):
                 camera = event.camera.split("/")[1]
                 if camera not in sites[site_id].camera_ids():
                     raise ValueError(f"events.{index}: site {site_id} has no camera {camera!r}")
@@ -156,7 +202,8 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     blurred (covered) one, s1's UPS goes on battery, one site loses its uplink (store and
     forward), the last site loses power (offline via Last Will, then back), one malformed
     message is sent, and s1's topic gets edge fault reports (a gap, a disk-queue error, a batch
-    from a clock an hour ahead).
+    from a clock an hour ahead). s1's cameras are recorded by a Hikvision NVR simulator and answer
+    ONVIF: its recorder keeps nothing of the down camera for a while and s1/c1 is replaced.
     """
     sim_sites = [
         SimSite(
@@ -166,6 +213,8 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
             lon=102.26 + 0.2 * (i - 1),
             cameras=cameras,
             ups=i == 1,
+            recorder=i == 1,
+            onvif=i == 1,
         )
         for i in range(1, sites + 1)
     ]
@@ -200,6 +249,17 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     events.append(
         UpsEvent.model_validate({"at": 0.1 * d, "site": "s1", "ups": "on_battery", "for": d})
     )
+    if cameras >= 2:  # s1/c2 is down: its recorder keeps nothing; s1/c1 is swapped
+        events.append(
+            RecordingGapEvent.model_validate(
+                {"at": 0.15 * d, "record_gap": "s1/c2", "for": 0.5 * d}
+            )
+        )
+        events.append(
+            CameraReplacedEvent.model_validate(
+                {"at": 0.3 * d, "replaced": "s1/c1", "serial": "SC200-REPLACED"}
+            )
+        )
     if sites >= 2 and cameras >= 3:
         # Picture faults, found by the stream probes (c2 and c3 come early in their schedule).
         events.append(CameraEvent(at=0.05 * d, camera="s2/c2", picture=Picture.FROZEN))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import re
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -103,6 +106,7 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
 
     # The demo's picture faults and UPS: degraded cameras and a site on battery, as the wall shows.
     now_ms = int(time.time() * 1000)
+    month = dt.datetime.fromtimestamp(now_ms / 1000, ZoneInfo("Asia/Jakarta")).strftime("%Y-%m")
     variables = {"site": "s1", "camera": "c2", "fresh": "2m"}
 
     def wall(query: str) -> list[dict[str, object]]:
@@ -121,6 +125,29 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
     assert {(r["site"], r["camera"]) for r in streams if r["site"] != "s3"} == {
         (site, f"c{i}") for site in ("s1", "s2") for i in range(1, 5)
     }
+    # Recording and identity: s1's recorder missed the down camera s1/c2, s1/c1 was replaced.
+    recorded = rows('SELECT count("recorded_s") FROM "record" GROUP BY "site", "camera"')
+    assert {(r["site"], r["camera"]) for r in recorded} == {("s1", f"c{i}") for i in range(1, 5)}
+    gaps = rows('SELECT "record_gap_s" FROM "record_gap" GROUP BY "site", "camera"')
+    assert {(r["site"], r["camera"]) for r in gaps} == {("s1", "c2")}
+    assert max(float(str(r["record_gap_s"])) for r in gaps) >= 10
+    serials = rows(
+        'SELECT "serial" FROM "device" WHERE "site" = \'s1\' AND "camera" = \'c1\' AND "ok" = 1'
+    )
+    assert {r["serial"] for r in serials} == {"SC200-s1-c1", "SC200-REPLACED"}
+    report = run_pantau(
+        *("report", "--month", month, "--influx", influxd.url, "--database", "pantau_demo"),
+        *("--state", f"sqlite:///{tmp_path / 'report.sqlite'}", "--out", str(tmp_path / "r")),
+        timeout_s=120,
+    )
+    assert report.returncode == 0, report.stderr[-2000:]
+    table = list(csv.DictReader((tmp_path / "r" / f"availability-{month}.csv").open()))
+    cams = {(r["site"], r["camera"]): r for r in table if r["level"] == "camera"}
+    assert float(cams["s1", "c2"]["recording_availability_pct"]) < 100.0
+    assert cams["s1", "c1"]["recording_availability_pct"] == "100.000"
+    assert cams["s1", "c4"]["retention_compliance_pct"] == "0.000"  # keeps 3 days of 7
+    assert cams["s2", "c1"]["recording_availability_pct"] == ""  # no recorder there
+
     for name, board in all_dashboards().items():
         for panel in board["panels"]:
             for target in panel["targets"]:
