@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from grafanalib import core as g
 
-from cloud.schema import AGENT, CAMERA, GAP, SENSOR, STREAM
+from cloud.schema import AGENT, CAMERA, GAP, REMEDIATION, SENSOR, STREAM, SWITCH_PORT
 from cloud.schema import SITE as SITE_STATUS
 from dashboards.panels import (
     dashboard,
@@ -60,13 +60,32 @@ GAPS = (
 QUEUE_ERRORS = (
     f'SELECT "queue_error" FROM "{AGENT}" WHERE {SITE} AND "queue_error" =~ /.+/ AND $timeFilter'
 )
+PORTS = (
+    f'SELECT last("port") AS "link", last("powered") AS "PoE" FROM "{SWITCH_PORT}" '
+    f'WHERE {SITE} AND $timeFilter GROUP BY time($__interval), "camera" fill(previous)'
+)
+PORTS_NOW = (
+    f'SELECT last("port") AS "link", "powered", "poe", "poe_w", "errors", "switch_ok", "error" '
+    f'FROM "{SWITCH_PORT}" WHERE {SITE} AND $timeFilter GROUP BY "camera", "switch", "ifindex"'
+)
+ACTIONS = (
+    f'SELECT "action", "trigger", "result", "up_after", "recovery_s", "reason" '
+    f'FROM "{REMEDIATION}" WHERE {SITE} AND $timeFilter GROUP BY "camera"'
+)
 SITE_VALUES = f'SHOW TAG VALUES FROM "{SITE_STATUS}" WITH KEY = "site"'
 
 
 def build() -> g.Dashboard:
     """The Site dashboard (variable ``site``)."""
     panels: list[g.Panel] = [
-        state_timeline("Cameras up/down", CAMERA_STATES, pos(0, 0, 24, 9)),
+        state_timeline("Cameras up/down", CAMERA_STATES, pos(0, 0, 12, 9)),
+        state_timeline(
+            "Switch ports (link, PoE)",
+            PORTS,
+            pos(12, 0, 12, 9),
+            description="beside each camera its port: link and PoE down = down: link (cable, "
+            "power); both up while the camera is down = hung",
+        ),
         state_timeline(
             "Agent online",
             AGENT_ONLINE,
@@ -108,6 +127,20 @@ def build() -> g.Dashboard:
             pos(0, 29, 24, 8),
             description="none = healthy picture; frozen, dark, blurred (covered / out of focus), "
             "no_video or open_failed make an answering camera degraded",
+        ),
+        table(
+            "Ports now",
+            PORTS_NOW,
+            pos(0, 53, 12, 8),
+            description="each camera's port: link 1/0, PoE state and watts, error counters; "
+            "switch_ok 0: the switch did not answer",
+        ),
+        table(
+            "Remediation (power-cycle, reboot)",
+            ACTIONS,
+            pos(12, 53, 12, 8),
+            description="each command the agent answered: trigger (policy or user:NAME), result, "
+            "camera up after, seconds to recovery",
         ),
     ]
     return dashboard(

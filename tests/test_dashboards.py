@@ -19,7 +19,16 @@ from dashboards import site as site_dashboard
 from dashboards.build import all_dashboards, build_all
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
 from devtools.localsvc import InfluxProcess, MosquittoProcess
-from pantau.core.contract import DeviceReading, ReadingBatch, RecordGap, RecordingReading
+from pantau.core.commands import Action, CommandResult
+from pantau.core.contract import (
+    CommandReading,
+    DeviceReading,
+    PoeState,
+    PortReading,
+    ReadingBatch,
+    RecordGap,
+    RecordingReading,
+)
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
@@ -217,6 +226,7 @@ async def test_every_panel_against_ground_truth(
         # Recorders and identities, as the collector stores them (ground truth for the wall's
         # recording panels and the Camera dashboard's, whose $camera is s1/c2).
         await influx.write("\n".join(_recording_truth(time.time_ns())).encode())
+        await influx.write("\n".join(_port_truth(time.time_ns())).encode())
         # Every panel and variable query runs and returns data.
         for name, board in all_dashboards().items():
             for panel in panels(board):
@@ -228,6 +238,15 @@ async def test_every_panel_against_ground_truth(
                     values = await rows(influx, expanded(variable["query"]))
                     assert values, f"{name}: variable {variable['name']} has no values"
 
+        ports = await rows(influx, expanded(site_dashboard.PORTS_NOW))
+        assert {(r["camera"], r["link"], r["powered"], r["switch_ok"]) for r in ports} == {
+            ("c1", 1, 1, 1),
+            ("c2", 0, 0, 1),
+        }
+        actions = await rows(influx, expanded(site_dashboard.ACTIONS))
+        assert [(r["camera"], r["trigger"], r["result"], r["up_after"]) for r in actions] == [
+            ("c1", "policy", "done", 1)
+        ]
         gaps = await rows(influx, expanded(site_dashboard.GAPS))
         assert [(r["readings lost"], r["to"] - r["from"]) for r in gaps] == [(30, 30_000)]
         queue_errors = await rows(influx, expanded(site_dashboard.QUEUE_ERRORS))
@@ -324,6 +343,20 @@ def _recording_truth(now: int) -> list[str]:
         devices=[identity("c1", checked, "SER-21")],
     )
     return batch_lines(s1) + batch_lines(s2)
+
+
+def _port_truth(now: int) -> list[str]:
+    """s1/c1 hung (port up, powered) and power-cycled by the policy; s1/c2 down: link."""
+    s = 1_000_000_000
+    up = PortReading(switch="sw1", port=1, camera="c1", ts=now - 60 * s, link_up=True,
+                     poe=PoeState.DELIVERING, poe_w=4.2, errors=0)  # fmt: skip
+    down = PortReading(switch="sw1", port=2, camera="c2", ts=now - 60 * s, link_up=False,
+                       poe=PoeState.SEARCHING, poe_w=0.0, errors=3)  # fmt: skip
+    cycled = CommandReading(device="c1", ts=now - 30 * s, result=CommandResult.DONE,
+                            action=Action.POWER_CYCLE, trigger="policy", nonce="a" * 32,
+                            up_after=True, recovery_s=42.0)  # fmt: skip
+    batch = ReadingBatch(site="s1", district="d1", ports=[up, down], commands=[cycled])
+    return batch_lines(batch)
 
 
 async def _count(influx: InfluxClient, query: str, expected: int) -> bool:

@@ -33,6 +33,9 @@ TITLES = (
     N_("camera replaced"),
     N_("camera firmware changed"),
     N_("camera clock wrong"),
+    N_("camera down: link"),
+    N_("camera hung"),
+    N_("switch unreachable (its cameras' ports unknown)"),
 )
 SEVERITIES = (N_("critical"), N_("major"), N_("minor"), N_("warning"))
 

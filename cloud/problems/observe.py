@@ -14,6 +14,7 @@ from cloud.influx import InfluxClient, series_rows
 from cloud.problems.config import RulesConfig, Severity, ThresholdRule
 from cloud.problems.device_checks import device_checks, recording_checks
 from cloud.problems.model import Observation, SiteContact, Verdict
+from cloud.problems.ports import PortVerdict, camera_title_cause, ports_now, switch_observations
 from cloud.problems.site_checks import district_mismatches, duplicate_sites, site_clocks
 from cloud.schema import (
     AGENT,
@@ -155,7 +156,9 @@ class Observer:
             'GROUP BY "site", "camera"'
         )
         states = {(r["site"], r["camera"]): int(r["states"]) for r in flaps}
+        ports = await ports_now(self._query, now_ns, self._rules.site.stale_after)
         folded: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        under_switch: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
         observations = []
         stale_before = now_ns - to_ns(self._rules.site.stale_after)
         for row in last:
@@ -167,6 +170,10 @@ class Observer:
                 folded[site].append(entry)
                 continue
             if not rule.enabled or int(row["time"]) < stale_before:
+                continue
+            port = ports.get((site, camera))
+            if not up and port is not None and port.verdict is PortVerdict.SWITCH_DOWN:
+                under_switch[(site, port.switch)].append(entry)  # the switch problem covers it
                 continue
             since = int(row["since"]) if row.get("since") is not None else int(row["time"])
             changes = states.get((site, camera), 1) - 1
@@ -189,15 +196,20 @@ class Observer:
                 cause = "up"
             else:
                 verdict, cause = Verdict.PENDING, "up" if up else _camera_cause(row)
+            title = (
+                "camera flapping"
+                if flapping
+                else "camera picture fault"
+                if degraded
+                else "camera down"
+            )
+            if not up and not flapping:
+                title, cause = camera_title_cause(port, cause)
             observations.append(
                 Observation(
                     key=f"camera:{site}/{camera}",
                     rule="camera",
-                    title="camera flapping"
-                    if flapping
-                    else "camera picture fault"
-                    if degraded
-                    else "camera down",
+                    title=title,
                     severity=rule.severity,
                     verdict=verdict,
                     site=site,
@@ -212,6 +224,9 @@ class Observer:
             self._site(now_ns, site, state, sorted(folded[site], key=lambda e: e["camera"]))
             for site, state in sorted(sites.items())
         ]
+        offline = {site for site, state in sites.items() if state.offline}
+        districts = {site: state.district for site, state in sites.items()}
+        observations += switch_observations(ports, under_switch, offline, districts, rule.severity)
         return observations
 
     def _site(

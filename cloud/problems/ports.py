@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cloud.problems.config import Severity
+from cloud.problems.model import Observation, Verdict
 from cloud.schema import CAMERA_TAG, SITE_TAG, SWITCH_PORT, SWITCH_TAG
 from pantau.core.units import NS_PER_S
 
@@ -68,3 +70,52 @@ async def ports_now(query: Query, now_ns: int, fresh_s: float) -> dict[tuple[str
         for row in rows
         if row.get(CAMERA_TAG)
     }
+
+
+def camera_title_cause(port: PortNow | None, cause: str) -> tuple[str, str]:
+    """The title and cause of a camera that does not answer, told apart by its port."""
+    verdict = port.verdict if port is not None else PortVerdict.UNKNOWN
+    if verdict is PortVerdict.LINK_DOWN:
+        assert port is not None
+        what = "link down" if port.link_up is False else "no PoE power"
+        return "camera down: link", f"down: link ({what} on {port.switch}; cable or power)"
+    if verdict is PortVerdict.HUNG:
+        assert port is not None
+        return "camera hung", f"hung (port up and powered on {port.switch}): {cause}"
+    return "camera down", cause
+
+
+def switch_observations(
+    ports: dict[tuple[str, str], PortNow],
+    folded: dict[tuple[str, str], list[dict[str, Any]]],
+    offline_sites: set[str],
+    districts: dict[str, str],
+    severity: Severity,
+) -> list[Observation]:
+    """One observation per switch of an online site: bad while it does not answer, with the
+    cameras it powers folded under it (as a site offline folds its cameras)."""
+    switches: dict[tuple[str, str], bool] = {}
+    for (site, _camera), port in ports.items():
+        if site not in offline_sites:
+            switches[(site, port.switch)] = switches.get((site, port.switch), True) and (
+                port.switch_ok
+            )
+    return [
+        Observation(
+            key=f"switch:{site}/{switch}",
+            rule="switch",
+            title="switch unreachable (its cameras' ports unknown)",
+            severity=severity,
+            verdict=Verdict.GOOD if ok else Verdict.BAD,
+            site=site,
+            district=districts.get(site, ""),
+            camera=None,
+            subject=f"{site}/{switch}",
+            since_ns=None,
+            cause="switch answering" if ok else "the switch does not answer SNMP",
+            details={"cameras": sorted(folded.get((site, switch), []), key=lambda e: e["camera"])}
+            if not ok
+            else {},
+        )
+        for (site, switch), ok in sorted(switches.items())
+    ]
