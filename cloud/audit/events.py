@@ -21,4 +21,4 @@ class AuditEvent(enum.StrEnum):
     USER_CHANGED = "user_changed"
     TOKEN_CREATED = "token_created"  # noqa: S105 - an event name
     TOKEN_REVOKED = "token_revoked"  # noqa: S105 - an event name
-    REMEDIATION = "remediation"  # a power-cycle or reboot sent to a camera
+    REMEDIATION = "remediation_sent"  # a power-cycle or reboot sent to a camera
