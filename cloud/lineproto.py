@@ -18,6 +18,7 @@ from cloud.schema import (
     RECORD_GAP,
     REMEDIATION,
     SENSOR,
+    SERVICE,
     SITE,
     STREAM,
     SWITCH_PORT,
@@ -34,6 +35,7 @@ from pantau.core.contract import (
     ReadingBatch,
     RecorderDiskReading,
     RecordingReading,
+    ServiceReading,
     SiteStatus,
     StreamFault,
 )
@@ -175,7 +177,32 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
     lines += [_device_line(d, site, district) for d in batch.devices]
     lines += [_command_line(c, site, district) for c in batch.commands]
     lines += [_port_line(p, site, district) for p in batch.ports]
+    lines += [service_line(r, site, district) for r in batch.services]
     return lines
+
+
+def service_line(r: ServiceReading, site: str, district: str) -> str:
+    """A ``service`` point: one probe of one service from ``site`` (``cloud`` for the cloud)."""
+    return format_line(
+        SERVICE,
+        {"site": site, "district": district, "service": r.service},
+        {
+            "ok": int(r.ok),
+            "stage": r.stage.value if r.stage else None,
+            "detail": r.detail or None,
+            "status": r.status,
+            "dns_ms": _float(r.dns_ms),
+            "connect_ms": _float(r.connect_ms),
+            "tls_ms": _float(r.tls_ms),
+            "ttfb_ms": _float(r.ttfb_ms),
+            "total_ms": _float(r.total_ms),
+            "cert_days": _float(r.cert_days),
+            "tls_version": r.tls_version,
+            "redirects": r.redirects,
+            "body_bytes": r.body_bytes,
+        },
+        r.ts,
+    )
 
 
 def _command_line(c: CommandReading, site: str, district: str) -> str:
@@ -299,6 +326,8 @@ def _agent_line(a: AgentReading, site: str, district: str) -> str:
         extra += f",clock_correction_ms={float(a.clock_correction_ms)!r}"
     if a.rejected_total is not None:
         extra += f",rejected_total={a.rejected_total}i"
+    if a.services_version is not None:
+        extra += f",services_version={a.services_version}i"
     return (
         f"{AGENT},district={district},site={site} backlog={a.backlog}i,"
         f"dropped_total={a.dropped_total}i,oldest_age_s={float(a.oldest_age_s)!r}{extra} {a.ts}"

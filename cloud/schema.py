@@ -36,6 +36,7 @@ RECORD_DISK = "record_disk"  # per recorder disk: status, capacity, free space
 DEVICE = "device"  # per camera: ONVIF identity (serial, firmware) and clock offset
 SWITCH_PORT = "switch_port"  # per switch port of a camera: link, PoE state and power, errors
 REMEDIATION = "remediation"  # per command an agent answered: action, trigger, result, recovery
+SERVICE = "service"  # per e-government service and probing site (or "cloud"): one probe
 
 # Rollups (cloud/rollup): whole hours and days, each in its own retention policy.
 RP_RAW = "autogen"  # the database's default policy: raw points, kept raw_days
@@ -54,6 +55,7 @@ SENSOR_TAG, KIND_TAG = "sensor", "kind"
 INSTANCE_TAG, REASON_TAG = "instance", "reason"  # the collector's own measurements
 RECORDER_TAG, DISK_TAG = "recorder", "disk"
 SWITCH_TAG, IFINDEX_TAG = "switch", "ifindex"
+SERVICE_TAG = "service"
 
 # Fields of each measurement, as the collector and the rollup worker write them (the dashboards'
 # queries and docs/data-model.md are checked against these by tests/test_names.py).
@@ -81,6 +83,7 @@ FIELDS: Mapping[str, frozenset[str]] = {
             "clock_offset_ms",
             "clock_correction_ms",
             "rejected_total",
+            "services_version",
         }
     ),
     GAP: frozenset({"start_ts", "end_ts", "count"}),
@@ -116,6 +119,12 @@ FIELDS: Mapping[str, frozenset[str]] = {
         {
             "action", "trigger", "result", "reason", "detail", "nonce", "problem", "up_after",
             "recovery_s", "ok",
+        }
+    ),
+    SERVICE: frozenset(
+        {
+            "ok", "stage", "detail", "status", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms",
+            "total_ms", "cert_days", "tls_version", "redirects", "body_bytes",
         }
     ),
     CAMERA_1H: frozenset({"probes", "up", "degraded", "interval_s"}),

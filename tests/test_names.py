@@ -127,7 +127,7 @@ def test_collector_writes_only_declared_fields() -> None:
             "agent": [{
                 "ts": 1, "backlog": 1, "dropped_total": 0, "oldest_age_s": 1.0,
                 "queue_error": "disk full", "clock_offset_ms": 3.0, "clock_correction_ms": 3.0,
-                "rejected_total": 0,
+                "rejected_total": 0, "services_version": 2,
             }],
             "gaps": [{"ts": 1, "start_ts": 1, "end_ts": 2, "count": 3}],
             "streams": [{
@@ -150,6 +150,12 @@ def test_collector_writes_only_declared_fields() -> None:
                 "model": "m", "firmware": "f", "serial": "s", "hardware": "h",
                 "clock_offset_ms": 5.0, "services": ["media"], "events": ["tamper"],
             }],
+            "services": [{
+                "service": "web", "ts": 1, "ok": False, "stage": "keyword", "detail": "x",
+                "status": 200, "dns_ms": 1.0, "connect_ms": 1.0, "tls_ms": 1.0, "ttfb_ms": 1.0,
+                "total_ms": 1.0, "cert_days": 10.0, "tls_version": "TLSv1.3", "redirects": 0,
+                "body_bytes": 5,
+            }],
         }
     )  # fmt: skip
     status = SiteStatus.model_validate(
@@ -168,6 +174,7 @@ def test_collector_writes_only_declared_fields() -> None:
     # Every raw measurement the wire fills is exercised with all its fields.
     raw = {schema.CAMERA, schema.STREAM, schema.SENSOR, schema.AGENT, schema.GAP, schema.SITE}
     raw |= {schema.RECORD, schema.RECORD_GAP, schema.RECORD_DISK, schema.DEVICE}
+    raw |= {schema.SERVICE}
     assert {m: schema.FIELDS[m] for m in raw} == seen
 
 

@@ -34,6 +34,7 @@ from pantau.core.contract import (
     RecordGap,
     RecordingReading,
     SensorReading,
+    ServiceReading,
     SiteStatus,
     StreamFault,
     StreamReading,
@@ -71,6 +72,7 @@ ONE_OF_EACH = {
     "ports": PortReading(
         switch="sw1", port=3, camera="c1", ts=TS, link_up=True, poe=PoeState.DELIVERING
     ),
+    "services": ServiceReading(service="web", ts=TS, ok=True, status=200, cert_days=10.0),
 }
 
 

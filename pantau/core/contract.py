@@ -44,6 +44,8 @@ from pantau.core.readings import (
     RecordGap,
     RecordingReading,
     SensorReading,
+    ServiceReading,
+    ServiceStage,
     StreamFault,
     StreamReading,
 )
@@ -91,6 +93,8 @@ __all__ = [
     "RecordingReading",
     "RejectedMessage",
     "SensorReading",
+    "ServiceReading",
+    "ServiceStage",
     "SiteStatus",
     "StreamFault",
     "StreamReading",
@@ -146,6 +150,11 @@ def site_command_topic(site: str) -> PublishTopic:
     return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/command/run")
 
 
+def site_services_topic(site: str) -> PublishTopic:
+    """Where the cloud keeps a site's service catalogue (retained, ``pantau.core.services``)."""
+    return PublishTopic(f"{TOPIC_ROOT}/sites/{site}/command/services")
+
+
 def all_sites_filter(kind: TopicKind, *, share_group: str | None = None) -> TopicFilter:
     """Return the filter matching ``kind`` messages of every site, optionally shared."""
     base = f"{TOPIC_ROOT}/sites/+/{kind.value}"
@@ -178,6 +187,7 @@ Reading = (
     | DeviceReading
     | CommandReading
     | PortReading
+    | ServiceReading
 )
 """Any one reading."""
 
@@ -225,6 +235,11 @@ class ReadingBatch(Strict):
     ports: list[PortReading] = Field(
         default_factory=list,
         description="switch ports of cameras: link, PoE",
+        json_schema_extra=since(1),
+    )
+    services: list[ServiceReading] = Field(
+        default_factory=list,
+        description="probes of e-government services (pantau.core.services)",
         json_schema_extra=since(1),
     )
 

@@ -114,6 +114,13 @@ class AgentReading(Strict):
         "the agent's edge dead letters instead of being sent again",
         json_schema_extra=since(1),
     )
+    services_version: int | None = Field(
+        default=None,
+        ge=1,
+        lt=2**53,
+        description="the service catalogue version the agent probes (absent: none received)",
+        json_schema_extra=since(1),
+    )
 
 
 class StreamReading(Strict):
@@ -272,3 +279,38 @@ class PortReading(Strict):
         default=None, ge=0, le=MAX_COUNT, description="ifInErrors + ifOutErrors (counters)"
     )
     error: str | None = Field(default=None, max_length=200, pattern=_LINE)
+
+
+class ServiceStage(enum.StrEnum):
+    """The step of a service probe that failed."""
+
+    DNS = "dns"  # the name did not resolve
+    TCP = "tcp"  # no connection
+    TLS = "tls"  # handshake failed or the certificate is not valid for the name
+    HTTP = "http"  # no (well-formed) answer in time
+    REDIRECT = "redirect"  # more redirects than allowed, or a bad Location
+    STATUS = "status"  # answered a status not expected
+    KEYWORD = "keyword"  # the body lacks the keyword
+    JSON = "json"  # the body is not JSON, or the path is missing or differs
+
+
+class ServiceReading(Strict):
+    """One probe of one e-government service from this site (``pantau.core.services``)."""
+
+    service: Ident
+    ts: TimestampNs
+    ok: bool = Field(description="every step passed")
+    stage: ServiceStage | None = Field(default=None, description="the step that failed")
+    detail: str = Field(default="", max_length=200, pattern=_LINE)
+    status: int | None = Field(default=None, ge=100, le=599, description="final HTTP status")
+    dns_ms: Finite | None = Field(default=None, ge=0, le=1e7)
+    connect_ms: Finite | None = Field(default=None, ge=0, le=1e7)
+    tls_ms: Finite | None = Field(default=None, ge=0, le=1e7)
+    ttfb_ms: Finite | None = Field(default=None, ge=0, le=1e7, description="request to headers")
+    total_ms: Finite | None = Field(default=None, ge=0, le=1e7, description="whole probe")
+    cert_days: Finite | None = Field(
+        default=None, ge=-1e5, le=1e5, description="days until the server certificate expires"
+    )
+    tls_version: str | None = Field(default=None, max_length=16, pattern=r"^[A-Za-z0-9.v]*$")
+    redirects: int | None = Field(default=None, ge=0, le=100)
+    body_bytes: int | None = Field(default=None, ge=0, le=2**31)
