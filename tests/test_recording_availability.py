@@ -191,7 +191,9 @@ async def test_report_csv_has_recording_columns(world: World) -> None:
         base_url=world.url, headers=world.tokens["admin"], timeout=60
     ) as admin:
         answer = await admin.get("/api/report", params={"month": month, "format": "csv"})
+        page = await admin.get("/api/report", params={"month": month, "format": "html"})
     assert answer.status_code == 200, answer.text
+    assert "ketersediaan rekaman %" in page.text  # the page's column, in Indonesian
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     cams = {r["camera"]: r for r in rows if r["level"] == "camera"}
     # The month holds exactly the two hours judged (plus the hour before t0 the first point
