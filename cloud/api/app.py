@@ -19,6 +19,7 @@ from cloud.api.inventory import inventory_router
 from cloud.api.maintenance import maintenance_router
 from cloud.api.page import add_security_headers, page_router
 from cloud.api.problems import problems_router
+from cloud.api.remediation import remediation_router, remediation_state
 from cloud.api.report import report_router
 from cloud.auth.identity import Identity
 from cloud.auth.oidc import OidcClient, oidc_router
@@ -29,6 +30,7 @@ from cloud.influx import InfluxClient, InfluxError, InfluxSettings, InfluxTimeou
 from cloud.maintenance import StateStore
 from cloud.maintenance_rules import MaintenancePolicy
 from cloud.problems.store import ProblemStore
+from cloud.remediation.config import RemediationConfig
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S, FRESH_S
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,7 @@ def create_app(
     default_probe_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
     maintenance_policy: MaintenancePolicy | None = None,
     lang: str = DEFAULT_LANG,
+    remediation: RemediationConfig | None = None,
 ) -> FastAPI:
     """Build the API. Every read and write needs a session or a personal token (``auth``:
     reads may be public, OpenID Connect may sign people in). A camera whose latest probe is
@@ -59,7 +62,8 @@ def create_app(
         app.state.identity = Identity(state_url, session_ttl_s=auth.session_ttl_s)
         app.state.oidc = OidcClient(auth.oidc, app.state.identity.engine) if auth.oidc else None
         try:
-            yield
+            async with remediation_state(remediation, state_url) as app.state.remediation:
+                yield
         finally:
             await app.state.influx.aclose()
             if app.state.oidc is not None:
@@ -103,6 +107,7 @@ def create_app(
     app.include_router(page_router())
     app.include_router(i18n_router())
     app.include_router(audit_router())
+    app.include_router(remediation_router())
     return app
 
 
