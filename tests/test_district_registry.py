@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from cloud.api.app import create_app
+from cloud.auth.principal import Role
 from cloud.collector import Collector
 from cloud.config import CollectorConfig
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
@@ -37,9 +38,9 @@ from pantau.core.contract import (
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from pantau.core.siteregistry import RegisteredSite
 from pantau.ops.brokerauth import COLLECTOR_USER, BrokerAccountFiles
+from tests.auth import add_user, bearer
 from tests.helpers import async_wait_for, run_pantau, serving
 
-TOKEN = "district-token"
 READINGS = 60  # one a second, for each site's camera
 
 
@@ -184,16 +185,17 @@ async def test_a_site_claiming_another_district_cannot_move_its_downtime(
         ("s2", "dB", -6.5),
     }
 
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
     app = create_app(
         influx=InfluxSettings(url=influxd.url, database=database),
-        state_url=f"sqlite:///{tmp_path / 'state.sqlite'}",
-        token=TOKEN,
+        state_url=state_url,
         default_probe_interval_s=1.0,
     )
+    token = add_user(state_url, "supervisor", Role.SUPERVISOR)
     params = {"from": iso(start), "to": iso(start + READINGS * 1_000_000_000)}
     figures = ("up_seconds", "down_seconds", "unknown_seconds")
     async with serving(app) as url:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
+        headers = bearer(token)
         async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
             by_district = {
                 r["district"]: r
