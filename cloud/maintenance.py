@@ -134,6 +134,11 @@ class StateStore:
         _migrate(self._engine)
         self.audit = AuditTrail(self._engine)
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The state database (other records, e.g. remediation, read it for the report)."""
+        return self._engine
+
     def close(self) -> None:
         """Release connections."""
         self._engine.dispose()

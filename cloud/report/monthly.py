@@ -12,6 +12,7 @@ from cloud.audit import Summary
 from cloud.availability import AvailabilityRow, GroupBy, MaintenanceSpan, aggregate, compute
 from cloud.influx import InfluxClient
 from cloud.maintenance import Maintenance, StateStore
+from cloud.report.remediation import RemediationSummary, remediation_summary
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -49,6 +50,7 @@ class MonthlyReport:
     retro_moved: list[MovedSeconds] = field(default_factory=list)
     moved_by_window: dict[int, float] = field(default_factory=dict)  # retroactive window id
     audit: Summary | None = None
+    remediation: RemediationSummary | None = None  # every district's (not scoped)
 
     @property
     def retro_moved_seconds(self) -> float:
@@ -152,4 +154,5 @@ async def build_report(
         retro_moved=retro_moved,
         moved_by_window=moved_by_window,
         audit=store.audit.summary(_ns(start), _ns(end)),
+        remediation=remediation_summary(store.engine, _ns(start), _ns(end)),
     )

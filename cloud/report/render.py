@@ -15,6 +15,7 @@ from cloud.availability import AvailabilityRow
 from cloud.i18n import N_, Texts, texts
 from cloud.maintenance import Maintenance
 from cloud.report.monthly import MonthlyReport
+from cloud.report.remediation import remediation_html
 
 COLUMNS = [
     "level",
@@ -98,6 +99,7 @@ AUDIT_LABELS = {
     "user_changed": N_("accounts changed"),
     "token_created": N_("API tokens created"),
     "token_revoked": N_("API tokens revoked"),
+    "remediation_sent": N_("power-cycles and reboots sent"),
 }
 APPROVERS = {"policy": N_("policy (entered in advance)"), "legacy": N_("legacy (before approvals)")}
 
@@ -275,6 +277,7 @@ def to_html(report: MonthlyReport, lang: str | None = None) -> str:
         f"{h2[1]}{_table(report, t, sites, ['district', 'site'])}"
         f"{h2[2]}{_windows(report, t)}"
         f"{h2[3]}{_table(report, t, cameras, ['district', 'site', 'camera'])}"
+        f"{remediation_html(report.remediation, t)}"
         f"{_audit(report.audit, t)}"
         "</body></html>"
     )
