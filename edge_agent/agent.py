@@ -11,7 +11,7 @@ from typing import Any
 
 from edge_agent.clock import EdgeClock, HoldingQueue, keep_time
 from edge_agent.commands.runner import CommandRunner
-from edge_agent.config import AgentConfig, HostSensors, ModbusSensors, SimulatedCabinet, SnmpUps
+from edge_agent.config import AgentConfig
 from edge_agent.connseq import ConnectionSeq
 from edge_agent.probes.camera import CameraProbe, probe_camera
 from edge_agent.probes.snapshot import make_http_client
@@ -19,10 +19,11 @@ from edge_agent.publisher import Publisher
 from edge_agent.queue_guard import GuardedQueue
 from edge_agent.rejects import EdgeRejects
 from edge_agent.roundtrips import ClockProbe
-from edge_agent.sensors.base import SensorDriver, SensorValue
+from edge_agent.sensors.base import SensorValue
+from edge_agent.sensors.drivers import build_drivers
 from edge_agent.sensors.errors import SensorError
-from edge_agent.sensors.host import HostDriver
-from edge_agent.sensors.simulated import SimulatedCabinetDriver
+from edge_agent.services.catalogue import CatalogueKeeper
+from edge_agent.services.scheduler import ServiceScheduler, route
 from edge_agent.wire import PeerContract, encode_batch, encode_status
 from pantau.core.contract import (
     AgentReading,
@@ -39,26 +40,6 @@ from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnected
 log = logging.getLogger(__name__)
 
 OFFLINE_PUBLISH_TIMEOUT_S = 2.0  # on shutdown, how long to try telling the cloud we leave
-
-
-def build_drivers(config: AgentConfig, broker: BrokerAddress) -> list[SensorDriver]:
-    """Instantiate the configured sensor drivers."""
-    drivers: list[SensorDriver] = []
-    for sensor in config.sensors:
-        if isinstance(sensor, SimulatedCabinet):
-            drivers.append(SimulatedCabinetDriver(sensor))
-        elif isinstance(sensor, HostSensors):
-            drivers.append(HostDriver(sensor, broker_host=broker.host, broker_port=broker.port))
-        # pysnmp and pymodbus cost tens of MB each: imported only by sites that have such a device.
-        elif isinstance(sensor, SnmpUps):
-            from edge_agent.sensors.snmp_ups import SnmpUpsDriver  # noqa: PLC0415
-
-            drivers.append(SnmpUpsDriver(sensor))
-        elif isinstance(sensor, ModbusSensors):
-            from edge_agent.sensors.modbus import ModbusDriver  # noqa: PLC0415
-
-            drivers.append(ModbusDriver(sensor))
-    return drivers
 
 
 class Agent:
@@ -81,6 +62,8 @@ class Agent:
             from edge_agent.switch.poller import SwitchPoller  # noqa: PLC0415
 
             self._switches = SwitchPoller(config)
+        key = config.commands.public_key if config.commands else None
+        self.services = CatalogueKeeper.for_agent(config.site.id, key, config.queue.path)
         self._births: set[asyncio.Future[None]] = set()
         self._publisher: Publisher | None = None  # set by run()
         # The contract minor the collectors speak, kept beside the queue across restarts.
@@ -193,7 +176,11 @@ class Agent:
                 executor=executor,
                 notify=publisher.notify,
             )
-            publisher.on_command = runner.on_message
+            services = ServiceScheduler(
+                c.services, self.services, clock=self._clock, queue=gate, executor=executor,
+                notify=publisher.notify,
+            )  # fmt: skip
+            publisher.on_command = route(services, runner.on_message)
         await self._link.start()
         try:
             async with asyncio.TaskGroup() as tasks:
@@ -223,6 +210,7 @@ class Agent:
                 tasks.create_task(publisher.run(), name=f"publish-{c.site.id}")
                 if c.publish.receipts:
                     tasks.create_task(runner.run(), name=f"commands-{c.site.id}")
+                    tasks.create_task(services.run(), name=f"services-{c.site.id}")
                 tasks.create_task(self._refresh_birth(), name=f"birth-{c.site.id}")
                 if c.stream.enabled:
                     # PyAV and NumPy (~60 MB) load only where streams are probed.
@@ -366,6 +354,7 @@ class Agent:
             clock_offset_ms=None if offset is None else round(offset, 3),
             clock_correction_ms=None if correction is None else round(correction, 3),
             rejected_total=self._publisher.rejected_total if self._publisher else None,
+            services_version=self.services.version,
         )
         items.append(("agent", ts, agent.model_dump_json().encode()))
         return items

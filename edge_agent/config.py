@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifConfig, RecorderConfig
+from edge_agent.services.settings import ServiceProbeSettings
 from edge_agent.switch_settings import CommandsConfig, SwitchConfig, SwitchPortRef
 from pantau.core.contract import Ident
 from pantau.core.units import Seconds
@@ -90,6 +91,20 @@ class StreamThresholdsConfig(_Config):
     )
     baseline_probes: int = Field(
         default=3, ge=1, le=1000, description="healthy probes before the camera's normal is used"
+    )
+    view_change: float = Field(
+        default=0.4,
+        gt=0,
+        le=1,
+        description="distance from the camera's learned view (0 the same, 1 unrelated) from "
+        "which the view changed: moved, re-aimed or covered",
+    )
+    view_relearn_probes: int = Field(
+        default=12,
+        ge=1,
+        le=10_000,
+        description="probes in a row showing one new view (and no other fault) after which it "
+        "becomes the camera's learned view",
     )
     stall_s: Seconds = Field(
         default=2.0,
@@ -343,6 +358,9 @@ class AgentConfig(_Config):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     switches: list[SwitchConfig] = Field(
         default_factory=list, max_length=64, description="PoE switches read over SNMP"
+    )
+    services: ServiceProbeSettings = Field(
+        default_factory=ServiceProbeSettings, description="probes of the cloud's service catalogue"
     )
     commands: CommandsConfig | None = Field(
         default=None, description="signed commands taken from the command center (absent: none)"

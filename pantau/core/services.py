@@ -16,14 +16,18 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pantau.core.wiretypes import Ident, Strict, TimestampNs
+
+if TYPE_CHECKING:  # cryptography is cloud-side; an agent loads it only with a command key
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 MAX_SERVICES = 200  # per catalogue: bounds an agent's work per cycle and the retained message
 MAX_CATALOGUE_BYTES = 512 * 1024
@@ -155,6 +159,8 @@ def sign_catalogue(catalogue: SiteCatalogue, key: Ed25519PrivateKey | None) -> b
 
 def catalogue_verified(envelope: SignedCatalogue, key: Ed25519PublicKey) -> bool:
     """True if the envelope's signature holds for its catalogue text."""
+    from cryptography.exceptions import InvalidSignature  # noqa: PLC0415 - see above
+
     try:
         key.verify(base64.b64decode(envelope.sig, validate=True), envelope.catalogue.encode())
     except (binascii.Error, InvalidSignature):

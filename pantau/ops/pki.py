@@ -113,6 +113,7 @@ def _issue(
     usage: x509.ObjectIdentifier,
     hosts: list[str],
     out: Path,
+    days: float = LEAF_DAYS,
 ) -> Issued:
     ca_cert, ca_key = _load_ca(directory)
     key = ec.generate_private_key(ec.SECP256R1())
@@ -124,7 +125,7 @@ def _issue(
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
@@ -153,6 +154,15 @@ def issue_broker(directory: Path, hosts: list[str]) -> Issued:
     return _issue(
         directory, hosts[0], usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts,
         out=directory / "broker",
+    )  # fmt: skip
+
+
+def issue_server(directory: Path, name: str, hosts: list[str], *, days: float) -> Issued:
+    """A server certificate ``name`` for ``hosts`` valid ``days`` from now (the simulated
+    e-government services: one close to expiry)."""
+    return _issue(
+        directory, hosts[0], usage=ExtendedKeyUsageOID.SERVER_AUTH, hosts=hosts,
+        out=directory / "servers" / name, days=days,
     )  # fmt: skip
 
 

@@ -1,0 +1,1 @@
+"""Probes of e-government services from the cloud's catalogue (docs/services.md)."""
