@@ -102,7 +102,7 @@ def action_out(a: ActionRecord) -> ActionOut:
 
 
 def _remediation(request: Request) -> Remediation:
-    state: Remediation | None = getattr(request.app.state, "remediation", None)
+    state: Remediation | None = request.app.state.remediation
     if state is None:
         raise HTTPException(
             503, "remediation is not configured: start the API with a remediation config"
@@ -123,7 +123,7 @@ async def _camera_district(client: InfluxClient, site: str, camera: str) -> str 
 
 def remediation_router() -> APIRouter:
     """POST /api/cameras/{site}/{camera}/power-cycle and /reboot; GET a problem's actions."""
-    router = APIRouter(tags=["remediation"])
+    router = APIRouter(tags=["camera actions"])
 
     async def act(
         request: Request, site: str, camera: str, action: Action, principal: Principal
