@@ -1,0 +1,152 @@
+"""The catalogue defined once in the cloud reaches every agent through mosquitto (retained,
+signed with the command key), the agents probe the simulated services and the collector stores
+``service`` points tagged with the probing site; a new version reaches them without touching a
+site file and each agent reports the version it runs; a forged or foreign catalogue is refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from cloud.schema import AGENT, SERVICE
+from cloud.services.catalogue import Catalogue, load_catalogue
+from cloud.services.publish import publish_catalogue
+from devtools.localsvc import InfluxProcess, MosquittoProcess
+from edge_agent.agent import Agent
+from edge_agent.config import AgentConfig
+from edge_agent.services.catalogue import CatalogueKeeper
+from pantau.core.contract import site_services_topic
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.services import sign_catalogue
+from pantau.core.signing import load_private, load_public, new_key_pair
+from simulators.services import SimServices
+from tests.helpers import async_wait_for
+from tests.test_receipts import start_collector
+
+SITES = {"s1": "d1", "s2": "d2"}
+
+
+def agent_config(site: str, broker: MosquittoProcess, tmp: Path, public: str, ca: Path) -> Any:
+    return AgentConfig.model_validate(
+        {
+            "site": {"id": site, "district": SITES[site], "lat": 0, "lon": 0},
+            "broker": {"url": broker.url, "reconnect_max_s": 1},
+            "probe": {"interval_s": 0.5, "timeout_s": 0.3},
+            "queue": {"path": str(tmp / f"{site}.sqlite")},
+            "commands": {"public_key": public},
+            "services": {"interval_s": 1, "ca_file": str(ca)},
+        }
+    )
+
+
+def write_catalogue(path: Path, sims: SimServices, version: int, **extra: Any) -> Catalogue:
+    data = sims.catalogue(version=version)
+    for entry in data["services"]:
+        entry.update(extra)
+    path.write_text(yaml.safe_dump(data))
+    return load_catalogue(path)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout_s: float = 30) -> None:
+    assert await async_wait_for(check, timeout_s=timeout_s, what=what)
+
+
+async def test_catalogue_reaches_every_agent_and_its_version_is_reported(
+    broker: MosquittoProcess, influxd: InfluxProcess, database: str, tmp_path: Path
+) -> None:
+    """Version 1 (all districts) is probed from s1 and s2; version 2 (simpeg from d1 only)
+    replaces it at both agents, who report version 2; nothing in their site files changed."""
+    private, public = new_key_pair()
+    key = load_private(private)
+    sims = SimServices.standard(tmp_path / "pki")
+    await sims.start()
+    collector, collector_task = await start_collector(broker, influxd.url, database, tmp_path)
+    agents = {s: Agent(agent_config(s, broker, tmp_path, public, sims.ca_file)) for s in SITES}
+    tasks = [asyncio.create_task(a.run(), name=f"svc-agent-{s}") for s, a in agents.items()]
+    cloud = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="svc-cloud"))
+    influx = InfluxClient(InfluxSettings(url=influxd.url, database=database))
+    path = tmp_path / "services.yaml"
+    try:
+        await cloud.start()
+        await cloud.wait_connected(10)
+        await publish_catalogue(cloud, write_catalogue(path, sims, 1), SITES, key)
+
+        async def stored(q: str) -> list[dict[str, Any]]:
+            return series_rows(await influx.query(q))
+
+        async def probed_everywhere() -> bool:
+            rows = await stored(
+                f'SELECT last("ok") AS "ok" FROM "{SERVICE}" GROUP BY "site", "service"'
+            )
+            return {(r["site"], r["service"]) for r in rows} >= {
+                (s, n) for s in SITES for n in sims.services
+            }
+
+        await until(probed_everywhere, "every service probed from s1 and s2")
+        rows = await stored(
+            f'SELECT last("ok") AS "ok", "stage", "cert_days" FROM "{SERVICE}" '
+            'WHERE "site" = \'s1\' GROUP BY "service"'
+        )
+        by = {r["service"]: r for r in rows}
+        assert by["simpeg"]["ok"] == 1 and by["siskeudes"]["stage"] == "keyword"
+        assert 9 < by["perizinan"]["cert_days"] <= 10
+        assert by["eoffice"]["stage"] == "dns"
+
+        async def versions(want: int) -> bool:
+            rows = await stored(
+                f'SELECT last("services_version") AS "v" FROM "{AGENT}" GROUP BY "site"'
+            )
+            return {r["site"]: r["v"] for r in rows} == dict.fromkeys(SITES, want)
+
+        await until(lambda: versions(1), "both agents report version 1")
+
+        # Version 2, changed in the cloud only: simpeg probed from d1 alone, with a new keyword.
+        data = sims.catalogue(version=2, unresolvable=False)
+        data["services"] = [
+            dict(s, districts=["d1"]) for s in data["services"] if s["name"] == "simpeg"
+        ]
+        path.write_text(yaml.safe_dump(data))
+        await publish_catalogue(cloud, load_catalogue(path), SITES, key)
+        await until(lambda: versions(2), "both agents report version 2")
+        assert [s.name for s in agents["s1"].services.current.services] == ["simpeg"]  # type: ignore[union-attr]
+        assert agents["s2"].services.current.services == []  # type: ignore[union-attr]
+    finally:
+        await cloud.close()
+        for task in tasks:
+            task.cancel()
+        collector_task.cancel()
+        await asyncio.gather(*tasks, collector_task, return_exceptions=True)
+        await influx.aclose()
+        await sims.stop()
+        del collector
+
+
+def test_the_keeper_refuses_forged_foreign_and_older_catalogues(tmp_path: Path) -> None:
+    """A catalogue signed by another key, unsigned while a key is set, for another site or
+    older than the running one is refused; the running one survives a restart (file)."""
+    private, public = new_key_pair()
+    other, _ = new_key_pair()
+    key, forged = load_private(private), load_private(other)
+    catalogue = Catalogue.model_validate(
+        {"version": 3, "services": [{"name": "web", "opd": "kominfo", "url": "https://x.test/"}]}
+    )
+    path = tmp_path / "s1.services.json"
+    keeper = CatalogueKeeper("s1", load_public(public), path)
+    assert keeper.take(sign_catalogue(catalogue.for_site("s1", "d1"), forged)) is None
+    assert keeper.take(sign_catalogue(catalogue.for_site("s1", "d1"), None)) is None
+    assert keeper.take(sign_catalogue(catalogue.for_site("s2", "d1"), key)) is None
+    assert keeper.take(b"{not json") is None
+    assert keeper.refused == 4 and keeper.version is None
+    assert keeper.take(sign_catalogue(catalogue.for_site("s1", "d1"), key)) is not None
+    older = catalogue.model_copy(update={"version": 2})
+    assert keeper.take(sign_catalogue(older.for_site("s1", "d1"), key)) is None
+    assert CatalogueKeeper("s1", load_public(public), path).version == 3
+    # Without a key the agent trusts the topic (only the cloud's account may write it).
+    keyless = CatalogueKeeper("s1", None, tmp_path / "other.json")
+    assert keyless.take(sign_catalogue(catalogue.for_site("s1", "d1"), None)) is not None
+    assert site_services_topic("s1").endswith("/sites/s1/command/services")
