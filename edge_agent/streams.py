@@ -64,6 +64,7 @@ def to_reading(camera: str, ts: int, result: StreamResult) -> StreamReading:
         sharpness=rounded(result.sharpness),
         motion=rounded(result.motion),
         frozen_ratio=rounded(result.frozen_ratio),
+        view_score=rounded(result.view_score),
         cpu_ms=round(result.cpu_s * 1000, 3),
     )
 
@@ -173,6 +174,8 @@ class StreamScheduler:
         self._pictures[camera.id] = result.fault
         if result.fault is not StreamFault.NONE:
             log.info("camera %s picture: %s (%s)", camera.id, result.fault, result.detail)
+        if result.relearned:
+            log.info("camera %s: its new view was stable and is now its learned view", camera.id)
         # Stamped and submitted in one synchronous step (edge_agent/clock.py, thread rule).
         ts = self._clock.stamp(("stream", camera.id), started_ns)
         body = to_reading(camera.id, ts, result).model_dump_json(exclude_none=True).encode()

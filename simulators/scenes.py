@@ -11,6 +11,9 @@ Pictures:
     black      a black picture (a dead sensor)
     dark       ``moving`` at a tenth of its brightness (night without IR, a covered lens)
     defocused  ``moving`` out of focus (a blur of a few pixels: sharpness ~20x lower)
+    night      ``moving`` at night: dimmer, flatter, noisier, with headlights ahead of the traffic
+    turned     ``moving`` with the camera panned by a third of its view (re-aimed, knocked)
+    covered    a hand or cloth over the lens: the light through it, no structure
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ class Scene(enum.StrEnum):
     BLACK = "black"
     DARK = "dark"
     DEFOCUSED = "defocused"
+    NIGHT = "night"
+    TURNED = "turned"
+    COVERED = "covered"
 
 
 def landscape(width: int, height: int, seed: int = 7) -> npt.NDArray[np.float32]:
@@ -79,6 +85,8 @@ class SceneFrames:
         self.width, self.height = width, height
         self._rng = np.random.default_rng(11)
         self._background = landscape(width, height)
+        if scene is Scene.TURNED:  # the landscape is periodic: a roll is a pan without a seam
+            self._background = np.roll(self._background, width // 3, axis=1)
         patch = min(width, height) // 5
         texture = landscape(patch * 2, patch * 2, seed=3)[:patch, :patch]
         self._objects = [(texture * 0.6 + 90, row) for row in (0.35, 0.6, 0.78)]
@@ -95,6 +103,11 @@ class SceneFrames:
         picture = self._moving(index, noise=True)
         if self.scene is Scene.DARK:
             return (picture // 10).astype(np.uint8)
+        if self.scene is Scene.COVERED:
+            cover = 0.5 * box_blur(picture.astype(np.float32), max(4, self.width // 16)) + 10
+            cover += self._rng.normal(0.0, 1.5, cover.shape).astype(np.float32)
+            covered: Image = np.clip(cover, 0, 255).astype(np.uint8)
+            return covered
         return picture
 
     def _moving(self, index: int, *, noise: bool) -> Image:
@@ -109,9 +122,32 @@ class SceneFrames:
                 canvas[top : top + size, lo:hi] = texture[:, lo - left : hi - left]
         if self.scene is Scene.DEFOCUSED:
             canvas = box_blur(canvas, max(1, self.width // 640))
+        if self.scene is Scene.NIGHT:
+            canvas = self._night(canvas, index)
         if noise:
-            canvas += self._rng.normal(0.0, 1.0, canvas.shape).astype(np.float32)
+            sigma = 3.0 if self.scene is Scene.NIGHT else 1.0  # a sensor's gain at night
+            canvas += self._rng.normal(0.0, sigma, canvas.shape).astype(np.float32)
         return np.clip(canvas, 0, 255).astype(np.uint8)
+
+    def _night(self, canvas: npt.NDArray[np.float32], index: int) -> npt.NDArray[np.float32]:
+        """Night: half the light through a camera's night curve (darks crushed), and a pair of
+        headlights glaring ahead of each crossing object."""
+        lit: npt.NDArray[np.float32] = (255 * (canvas / 255) ** 1.4 * 0.55 + 15).astype(np.float32)
+        for number, (texture, row) in enumerate(self._objects):
+            size = texture.shape[0]
+            speed = (number + 1) * self.width / (FPS * 8)
+            front = int(index * speed) % (self.width + size)
+            reach = size // 2  # the glare beyond this is below a luma level
+            left, right = max(0, front - reach), min(self.width, front + reach)
+            for lamp in (0.3, 0.7):
+                cy, radius = int(int(row * self.height) - size // 2 + lamp * size), size / 6
+                top, bottom = max(0, cy - reach), min(self.height, cy + reach)
+                if right <= left or bottom <= top:
+                    continue
+                ys, xs = np.ogrid[top - cy : bottom - cy, left - front : right - front]
+                glare = np.exp(-(ys * ys + xs * xs) / (2 * radius**2)).astype(np.float32)
+                lit[top:bottom, left:right] += 170 * glare
+        return lit
 
 
 def encode(
@@ -122,8 +158,10 @@ def encode(
     size: tuple[int, int] = (640, 360),
     seconds: float = 20.0,
     bitrate_kbps: int | None = None,
+    start_s: float = 0.0,
 ) -> Path:
-    """Write ``seconds`` of ``scene`` to ``path`` (Matroska) as a camera encodes it."""
+    """Write ``seconds`` of ``scene`` from ``start_s`` on to ``path`` (Matroska) as a camera
+    encodes it (a later start shows the traffic elsewhere)."""
     width, height = size
     rate = bitrate_kbps or max(300, width * height * 2 // 1000)  # ~4 Mb/s at 1080p
     keyint = FPS * KEYFRAME_INTERVAL_S
@@ -151,8 +189,9 @@ def encode(
                 "x264-params": f"keyint={keyint}:min-keyint={keyint}:bframes=0:scenecut=0:{vbv}",
             }
         chroma = np.full((height // 2, width // 2), 128, np.uint8)
+        first = int(start_s * FPS)
         for index in range(int(seconds * FPS)):
-            gray = frames.frame(index)
+            gray = frames.frame(first + index)
             yuv = np.concatenate(
                 [gray, chroma.reshape(height // 4, width), chroma.reshape(height // 4, width)]
             )

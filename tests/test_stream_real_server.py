@@ -174,3 +174,52 @@ async def test_authentication_and_transport_on_a_real_server(
     assert wrong.fault is StreamFault.OPEN_FAILED and "nope" not in wrong.detail
     assert tcp_only.fault is StreamFault.OPEN_FAILED and "over tcp" in tcp_only.detail
     assert auto.fault is StreamFault.NONE, auto.detail
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+async def test_a_freeze_is_reported_on_the_first_probe_after_it_starts(
+    codec: str, servers: dict[str, ManagedProcess]
+) -> None:
+    """A healthy probe leaves its last keyframe; the next probe sees a picture that froze since
+    (it differs from that keyframe) and says frozen at once, from its own two keyframes."""
+    normal = CameraNormal()
+    healthy = await probe(url(servers["none"], f"moving-{codec}"), normal=normal)
+    assert healthy.fault is StreamFault.NONE and normal.last_keyframe is not None
+    frozen = await probe(url(servers["none"], f"frozen-{codec}"), normal=normal)
+    assert frozen.faults == [StreamFault.FROZEN], frozen.detail
+    assert frozen.keyframes == 2 and "2 keyframes alike" in frozen.detail
+    assert frozen.motion is not None and frozen.motion > 4  # it did change since the last probe
+
+
+@pytest.mark.parametrize("codec", sorted(CODECS))
+async def test_a_turned_or_covered_camera_is_a_changed_view_and_night_is_not(
+    codec: str, servers: dict[str, ManagedProcess]
+) -> None:
+    """Against the view learned from healthy probes: turned away and covered are view_changed on
+    their first probe, with a score; the same road at night (dimmer, noisier, headlights) is
+    healthy; a new view stable for ``view_relearn_probes`` probes becomes the learned view."""
+    limits = StreamThresholds(baseline_probes=1, view_relearn_probes=2)
+    normal = CameraNormal()
+
+    def at(scene: str) -> str:
+        return url(servers["none"], f"{scene}-{codec}")
+
+    learned = await probe(at("moving"), normal=normal, thresholds=limits)
+    assert learned.fault is StreamFault.NONE and learned.view_score is None  # nothing learned yet
+    night, turned, covered = [
+        await probe(at(s), normal=normal, thresholds=limits) for s in ("night", "turned", "covered")
+    ]
+    assert night.fault is StreamFault.NONE, night.detail
+    assert night.view_score is not None and night.view_score < limits.view_change
+    assert turned.faults == [StreamFault.VIEW_CHANGED], turned.detail
+    assert turned.view_score is not None and turned.view_score > 0.8
+    assert "view changed" in turned.detail
+    assert StreamFault.VIEW_CHANGED in covered.faults, covered.detail
+    assert covered.view_score is not None and covered.view_score >= limits.view_change
+
+    again = await probe(at("turned"), normal=normal, thresholds=limits)
+    assert again.faults == [StreamFault.VIEW_CHANGED] and again.relearned, again.detail
+    adopted = await probe(at("turned"), normal=normal, thresholds=limits)
+    assert adopted.fault is StreamFault.NONE, adopted.detail
+    back = await probe(at("moving"), normal=normal, thresholds=limits)
+    assert back.fault is StreamFault.VIEW_CHANGED  # the old view is now the changed one

@@ -2,7 +2,9 @@
 
 Verdicts are made on keyframes only: a real encoder keeps refining a still picture in the frames
 after each keyframe, so frame-to-frame change says little, while two keyframes of a frozen
-picture encode the same image. Change is measured on 16x16-pixel block means (the encoder's
+picture encode the same image. A probe decodes the first two keyframes of its sample, so a
+picture that froze since the camera's previous probe is called frozen on the first probe that
+sees it. Change is measured on 16x16-pixel block means (the encoder's
 quantization and sensor noise average out, a moving object does not) and summarised by a high
 percentile, so an object crossing a small part of the view counts as change.
 """
@@ -18,6 +20,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
+from edge_agent.probes import view
 from pantau.core.contract import StreamFault
 
 Gray = npt.NDArray[np.float32]
@@ -40,15 +43,19 @@ class StreamThresholds:
     stall_s: float = 2.0  # no new video packet for this long (wall time) is "no video"
     baseline_probes: int = 3  # healthy probes before the camera's own normal is used
     frozen_memory_s: float = 3600.0  # compare with the previous probe's keyframe if this recent
+    view_change: float = 0.4  # view distance (0 same, 1 unrelated) from which the view changed
+    view_relearn_probes: int = 12  # probes of one stable new view before it becomes the normal
 
 
 @dataclass(frozen=True)
 class Keyframe:
-    """One decoded keyframe's measurements and its block means (for change detection)."""
+    """One decoded keyframe's measurements, its block means (for change detection) and its
+    structure (``view.signature``, None for a picture too small to judge)."""
 
     luma: float
     sharpness: float
     blocks: npt.NDArray[np.float16]
+    view: view.View | None = None
 
 
 def luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
@@ -72,10 +79,12 @@ def measure(luma: npt.NDArray[np.uint8]) -> Keyframe:
     h, w = height - height % BLOCK, width - width % BLOCK
     blocks = luma[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3))
     half = luma[::2, ::2].astype(np.float32)
+    means = blocks.astype(np.float16)
     return Keyframe(
         luma=float(blocks.mean()) if blocks.size else float(luma.mean()),
         sharpness=sharpness(half),
-        blocks=blocks.astype(np.float16),
+        blocks=means,
+        view=view.signature(means),
     )
 
 
@@ -87,15 +96,14 @@ def change(a: Keyframe, b: Keyframe) -> float | None:
     return float(np.percentile(diff, CHANGE_PERCENTILE))
 
 
-def wants_more(keyframes: list[Keyframe], previous: Keyframe | None, frozen_motion: float) -> bool:
-    """Whether a probe should decode another keyframe: two are needed to call a picture frozen,
-    one is enough when it differs from the previous probe's (the common, healthy case)."""
-    if len(keyframes) >= 2:
-        return False
-    if previous is None or not keyframes:
-        return True
-    moved = change(previous, keyframes[0])
-    return moved is None or moved < frozen_motion
+KEYFRAMES_DECODED = 2  # per probe: two tell a frozen picture (and a passing truck) in the sample
+
+
+def wants_more(keyframes: list[Keyframe]) -> bool:
+    """Whether a probe should decode another keyframe: the first two of the sample are needed
+    to call a picture frozen on the first probe after it froze (the previous probe's keyframe
+    alone cannot: a picture that froze since differs from it)."""
+    return len(keyframes) < KEYFRAMES_DECODED
 
 
 @dataclass
@@ -105,6 +113,8 @@ class CameraNormal:
     window: int = 12
     lumas: deque[float] = field(default_factory=deque)
     sharps: deque[float] = field(default_factory=deque)
+    views: deque[view.View] = field(default_factory=deque)  # one per healthy probe
+    candidate: list[view.View] = field(default_factory=list)  # a new view, probe after probe
     last_keyframe: Keyframe | None = None
     last_keyframe_at: float = 0.0  # monotonic time
 
@@ -114,13 +124,38 @@ class CameraNormal:
             return None
         return statistics.median(self.lumas), statistics.median(self.sharps)
 
-    def learn(self, luma: float, sharp: float) -> None:
-        """Add one healthy probe's picture."""
+    def view_reference(self, needed: int) -> view.View | None:
+        """The learned view once ``needed`` healthy probes gave one."""
+        if len(self.views) < max(1, needed):
+            return None
+        return view.reference(list(self.views))
+
+    def learn(self, luma: float, sharp: float, seen: view.View | None = None) -> None:
+        """Add one healthy probe's picture (and its view); a healthy probe ends any candidate."""
         self.lumas.append(luma)
         self.sharps.append(sharp)
-        while len(self.lumas) > self.window:
-            self.lumas.popleft()
-            self.sharps.popleft()
+        self.candidate.clear()
+        if seen is not None:
+            if self.views and self.views[0].shape != seen.shape:  # the stream's size changed
+                self.views.clear()
+            self.views.append(seen)
+        for kept in (self.lumas, self.sharps, self.views):
+            while len(kept) > self.window:
+                kept.popleft()
+
+    def consider(self, seen: view.View, *, limit: float, needed: int) -> bool:
+        """One more probe whose only fault is a changed view: once ``needed`` probes in a row
+        showed the same new view, it becomes the learned view (True)."""
+        ref = view.reference(self.candidate)
+        moved = view.distance(seen, ref) if ref is not None else None
+        if moved is None or moved >= limit:
+            self.candidate.clear()
+        self.candidate.append(seen)
+        if len(self.candidate) < needed:
+            return False
+        self.views = deque(self.candidate[-self.window :])
+        self.candidate.clear()
+        return True
 
 
 @dataclass(frozen=True)
@@ -133,6 +168,8 @@ class Verdict:
     sharpness: float | None = None
     motion: float | None = None
     frozen_ratio: float | None = None
+    view_score: float | None = None  # distance from the learned view (0 same, 1 unrelated)
+    seen: view.View | None = None  # this probe's view, to learn
 
 
 def judge(
@@ -142,21 +179,21 @@ def judge(
     normal: CameraNormal | None,
     previous: Keyframe | None,
 ) -> Verdict:
-    """Dark, frozen and blurred verdicts from a probe's keyframes and the camera's normal.
+    """Dark, frozen, view-changed and blurred verdicts from a probe's keyframes and the camera's
+    normal, most severe first.
 
-    ``previous`` is the last keyframe of the camera's previous probe, compared with this probe's
-    first: a picture that changed since then is not frozen, and the probe needs to decode only
-    one keyframe to know it (``wants_more``).
+    ``previous`` is the last keyframe of the camera's previous probe: it decides "frozen" when
+    the sample has only one keyframe (a keyframe interval longer than the sample); otherwise
+    the sample's own keyframes do, so a picture that froze since the previous probe is frozen.
     """
     t = thresholds
     if not keyframes:
         return Verdict([StreamFault.NO_VIDEO], "no keyframe decoded")
     luma = statistics.median(k.luma for k in keyframes)
     sharp = statistics.median(k.sharpness for k in keyframes)
-    pairs = list(itertools.pairwise(keyframes))
-    if previous is not None:
-        pairs.insert(0, (previous, keyframes[0]))
-    changes = [c for a, b in pairs if (c := change(a, b)) is not None]
+    inside = [c for a, b in itertools.pairwise(keyframes) if (c := change(a, b)) is not None]
+    since = change(previous, keyframes[0]) if previous is not None else None
+    changes = inside or ([since] if since is not None else [])
     reference = normal.reference(t.baseline_probes) if normal is not None else None
     faults, details = [], []
     if luma < t.dark_luma:
@@ -170,10 +207,14 @@ def judge(
     still = sum(1 for c in changes if c < t.frozen_motion) / len(changes) if changes else None
     if still is not None and still >= t.frozen_ratio:
         faults.append(StreamFault.FROZEN)
-        largest, alike = max(changes), len(changes) + 1
+        alike = len(changes) + 1
         details.append(
-            f"{alike} keyframes alike (largest change {largest:.1f} < {t.frozen_motion:g})"
+            f"{alike} keyframes alike (largest change {max(changes):.1f} < {t.frozen_motion:g})"
         )
+    score = _view_score(keyframes, normal, t)
+    if score is not None and score >= t.view_change:
+        faults.append(StreamFault.VIEW_CHANGED)
+        details.append(f"view changed: {score:.2f} from this camera's view (>= {t.view_change:g})")
     if sharp < t.blur_sharpness:
         faults.append(StreamFault.BLURRED)
         details.append(f"sharpness {sharp:.1f} < {t.blur_sharpness:g}")
@@ -182,11 +223,27 @@ def judge(
         details.append(
             f"sharpness {sharp:.1f}, {sharp / reference[1]:.0%} of this camera's {reference[1]:.1f}"
         )
+    moved = [*changes, since] if inside and since is not None else changes
     return Verdict(
         faults,
         "; ".join(details),
         luma=luma,
         sharpness=sharp,
-        motion=max(changes) if changes else None,
+        motion=max(moved) if moved else None,
         frozen_ratio=still,
+        view_score=score,
+        seen=keyframes[0].view,
     )
+
+
+def _view_score(
+    keyframes: list[Keyframe], normal: CameraNormal | None, t: StreamThresholds
+) -> float | None:
+    """The smallest distance of the probe's keyframes from the learned view: a view changed
+    shows in every keyframe, a truck filling the picture in one."""
+    ref = normal.view_reference(t.baseline_probes) if normal is not None else None
+    if ref is None:
+        return None
+    scores = [view.distance(k.view, ref) for k in keyframes if k.view is not None]
+    known = [d for d in scores if d is not None]
+    return min(known) if known else None

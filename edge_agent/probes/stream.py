@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit, urlunsplit
 
 import av
@@ -53,6 +53,8 @@ class StreamResult:
     sharpness: float | None = None
     motion: float | None = None
     frozen_ratio: float | None = None
+    view_score: float | None = None
+    relearned: bool = False  # this probe's new view became the camera's learned view
     cpu_s: float = 0.0
 
 
@@ -157,9 +159,13 @@ def probe_stream(
             details.insert(0, cut)
     elif outcome not in {"complete", "ended", "late"}:
         details.insert(0, outcome)
+    relearned = False
     if normal is not None:
-        _remember(normal, sample.keyframes, faults, verdict, ended)
-    return _result(sample, video, faults, "; ".join(details), verdict, started, cpu0)
+        relearned = _remember(normal, sample.keyframes, faults, verdict, ended, thresholds)
+    if relearned:
+        details.append(f"view stable for {thresholds.view_relearn_probes} probes: learned")
+    result = _result(sample, video, faults, "; ".join(details), verdict, started, cpu0)
+    return replace(result, relearned=relearned) if relearned else result
 
 
 def _play(
@@ -221,9 +227,7 @@ def _read(  # noqa: PLR0917
                     sample.first_frame = now
                     deadline = now + sample_s + thresholds.stall_s
                 sample.keyframes.append(measure(luma_plane(frame)))
-                sample.decoding = wants_more(
-                    sample.keyframes, sample.previous, thresholds.frozen_motion
-                )
+                sample.decoding = wants_more(sample.keyframes)
             if sample.first_frame is not None:
                 sample.packet(packet, now)
                 if sample.span_s() >= sample_s:
@@ -243,17 +247,27 @@ def _recent(
     return normal.last_keyframe
 
 
-def _remember(
+def _remember(  # noqa: PLR0917
     normal: CameraNormal,
     keyframes: list[Keyframe],
     faults: list[StreamFault],
     verdict: Verdict,
     now: float,
-) -> None:
+    thresholds: StreamThresholds,
+) -> bool:
+    """Learn a healthy probe; count a probe whose only fault is a new view towards adopting it
+    (True when this probe adopted it)."""
     if keyframes:
         normal.last_keyframe, normal.last_keyframe_at = keyframes[-1], now
     if not faults and verdict.luma is not None and verdict.sharpness is not None:
-        normal.learn(verdict.luma, verdict.sharpness)
+        normal.learn(verdict.luma, verdict.sharpness, verdict.seen)
+    elif faults == [StreamFault.VIEW_CHANGED] and verdict.seen is not None:
+        return normal.consider(
+            verdict.seen,
+            limit=thresholds.view_change,
+            needed=thresholds.view_relearn_probes,
+        )
+    return False
 
 
 def _result(  # noqa: PLR0917
@@ -285,5 +299,6 @@ def _result(  # noqa: PLR0917
         sharpness=verdict.sharpness,
         motion=verdict.motion,
         frozen_ratio=verdict.frozen_ratio,
+        view_score=verdict.view_score,
         cpu_s=time.thread_time() - cpu0,
     )
