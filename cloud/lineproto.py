@@ -159,6 +159,7 @@ def batch_lines(batch: ReadingBatch) -> list[str]:
                             ("sharpness", r.sharpness),
                             ("motion", r.motion),
                             ("frozen_ratio", r.frozen_ratio),
+                            ("view_score", r.view_score),
                             ("cpu_ms", r.cpu_ms),
                         )
                     },

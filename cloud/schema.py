@@ -70,7 +70,7 @@ FIELDS: Mapping[str, frozenset[str]] = {
         {
             "fault", "faults", "ok", "detail", "codec", "width", "height", "frames", "fps",
             "bitrate_kbps", "first_frame_ms", "luma", "sharpness", "motion", "frozen_ratio",
-            "cpu_ms",
+            "view_score", "cpu_ms",
         }
     ),
     SENSOR: frozenset({"value"}),

@@ -134,7 +134,7 @@ def test_collector_writes_only_declared_fields() -> None:
                 "camera": "c1", "ts": 1, "fault": "dark", "faults": ["dark"], "detail": "luma 3",
                 "codec": "h264", "width": 1920, "height": 1080, "frames": 5, "fps": 25.0,
                 "bitrate_kbps": 2000.0, "first_frame_ms": 100.0, "luma": 3.0, "sharpness": 1.0,
-                "motion": 0.0, "frozen_ratio": 0.0, "cpu_ms": 5.0,
+                "motion": 0.0, "frozen_ratio": 0.0, "view_score": 0.5, "cpu_ms": 5.0,
             }],
             "recordings": [{
                 "camera": "c1", "recorder": "nvr1", "ts": 10, "window_s": 3600,

@@ -10,7 +10,11 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from pantau.core.contract import READING_KINDS, ReadingBatch
+from pantau.core.contract import READING_KINDS, ReadingBatch, StreamFault
+
+# Enum values added in a minor: (the minor, what an older collector is sent instead).
+NEWER_FAULTS: dict[str, tuple[int, str]] = {StreamFault.VIEW_CHANGED: (1, StreamFault.BLURRED)}
+_FAULT_FIELDS = {"streams": ("fault", "faults"), "cameras": ("picture",)}
 
 
 @cache
@@ -35,14 +39,22 @@ def reading_model(kind: str) -> type[BaseModel]:
 def downgrade_body(kind: str, body: bytes, minor: int) -> bytes:
     """One queued reading's JSON without the fields a minor-``minor`` collector refuses."""
     newer = fields_newer_than(reading_model(kind), minor)
-    if not newer:
+    older = {v: old for v, (added, old) in NEWER_FAULTS.items() if added > minor}
+    values = _FAULT_FIELDS.get(kind, ()) if older else ()
+    if not newer and not values:
         return body
     data = json.loads(body)
-    if not isinstance(data, dict) or newer.isdisjoint(data):
+    if not isinstance(data, dict):
         return body
-    return json.dumps(
-        {k: v for k, v in data.items() if k not in newer}, separators=(",", ":")
-    ).encode()
+    if newer.isdisjoint(data) and not any(data.get(v) for v in values):
+        return body
+    kept = {k: v for k, v in data.items() if k not in newer}
+    for name in values:
+        if isinstance(kept.get(name), str):
+            kept[name] = older.get(kept[name], kept[name])
+        elif isinstance(kept.get(name), list):  # faults: mapped, each once, in order
+            kept[name] = list(dict.fromkeys(older.get(f, f) for f in kept[name]))
+    return json.dumps(kept, separators=(",", ":")).encode()
 
 
 def known_fields(model: type[BaseModel], data: Any) -> tuple[Any, int]:

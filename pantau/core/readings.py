@@ -31,13 +31,17 @@ class ProbeStage(enum.StrEnum):
 
 
 class StreamFault(enum.StrEnum):
-    """What a stream probe found wrong with the picture (``none``: nothing)."""
+    """What a stream probe found wrong with the picture (``none``: nothing).
+
+    ``view_changed`` is minor 1: an agent sends it to a minor-0 collector as ``blurred``
+    (``pantau.core.compat.NEWER_FAULTS``)."""
 
     NONE = "none"
     OPEN_FAILED = "open_failed"
     NO_VIDEO = "no_video"
     DARK = "dark"
     FROZEN = "frozen"
+    VIEW_CHANGED = "view_changed"  # moved, re-aimed or covered: not the learned view (minor 1)
     BLURRED = "blurred"
 
 
@@ -61,7 +65,8 @@ class CameraReading(Strict):
     picture: StreamFault | None = Field(
         default=None,
         description="the latest stream probe's verdict (absent when the stream is not probed); "
-        "anything but 'none' makes an answering camera 'degraded'",
+        "anything but 'none' makes an answering camera 'degraded'; 'view_changed' is minor 1 "
+        "(a minor-0 collector gets 'blurred')",
     )
 
 
@@ -128,7 +133,10 @@ class StreamReading(Strict):
 
     camera: Ident
     ts: TimestampNs
-    fault: StreamFault = Field(description="the most severe fault, or none")
+    fault: StreamFault = Field(
+        description="the most severe fault, or none; 'view_changed' is minor 1 (a minor-0 "
+        "collector gets 'blurred')"
+    )
     faults: list[StreamFault] = Field(default_factory=list, max_length=8)
     detail: str = Field(
         default="", max_length=300, pattern=r"^[^\r\n]*$", description="measured values behind it"
@@ -144,6 +152,14 @@ class StreamReading(Strict):
     sharpness: Finite | None = Field(default=None, ge=0, description="variance of Laplacian")
     motion: Finite | None = Field(default=None, ge=0, description="mean change between frames")
     frozen_ratio: Finite | None = Field(default=None, ge=0, le=1)
+    view_score: Finite | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="distance of the picture's structure from the camera's learned view (0 the "
+        "same, 1 unrelated; 'view_changed' from 0.4 by default); absent until a view is learned",
+        json_schema_extra=since(1),
+    )
     cpu_ms: Finite | None = Field(default=None, ge=0, description="CPU time the probe cost")
 
 
