@@ -245,6 +245,7 @@ async def compute(
             if m.covers(*key) and m.start_ns < end_ns and m.end_ns > start_ns
         ),
         site=site,
+        watermark_ns=state.watermark_ns if state else None,
     )
     by_key = {(r.site, r.district, r.camera): r for r in rows}
     for (cam_site, district, camera), fig in recording.items():

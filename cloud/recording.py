@@ -18,15 +18,18 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cloud.influx import InfluxClient, series_rows
+from cloud.rollup.timegrid import HOUR_NS, ceil_hour, floor_hour
 from cloud.schema import (
     CAMERA_TAG,
     DISTRICT_TAG,
     RECORD,
+    RECORD_1H,
     RECORD_GAP,
     RECORDER_TAG,
+    RP_HOURLY,
     SITE_TAG,
 )
 from pantau.core.wiretypes import ID_PATTERN
@@ -35,6 +38,12 @@ NS = 1_000_000_000
 # The longest window (and so gap) a recording point can judge (the agent's ``window_s`` bound):
 # points up to this far after the window still judge seconds inside it.
 MAX_RECORD_WINDOW_NS = 86400 * NS
+
+# A check judges the window before it, so an hour's recording is complete only once the next
+# hour's checks are in: the rollup re-rolls the hour before each hour it rolls, and readers
+# trust recording hours up to this long before the watermark. Exact for windows up to an hour
+# (the default ``devices.window_s``); with longer ones, only the raw read is exact.
+RECORD_SETTLE_NS = HOUR_NS
 
 Span = tuple[int, int]
 Key = tuple[str, str, str]  # site, district, camera
@@ -53,6 +62,35 @@ class RecordingFigures:
     def recorded_s(self) -> float:
         """Seconds recorded of those expected."""
         return max(0.0, self.expected_s - self.gap_s)
+
+    def add(self, other: RecordingFigures, sign: int = 1) -> None:
+        """Add (or with ``sign=-1`` take away) another's seconds and checks."""
+        self.expected_s += sign * other.expected_s
+        self.gap_s += sign * other.gap_s
+        self.retention_checks += sign * other.retention_checks
+        self.retention_met += sign * other.retention_met
+
+
+@dataclass
+class RecorderSpans:
+    """What raw points say of one camera on one recorder within a range: the judged spans and
+    the gaps (both merged, the gaps inside the judged spans), and the retention checks stamped
+    in the range as ``(ts, met)``."""
+
+    judged: list[Span] = field(default_factory=list)
+    gaps: list[Span] = field(default_factory=list)
+    checks: list[tuple[int, bool]] = field(default_factory=list)
+
+    def figures(self, start_ns: int, end_ns: int) -> RecordingFigures:
+        """The figures of ``[start_ns, end_ns)`` (within the range read)."""
+        within = [(start_ns, end_ns)]
+        met = [m for ts, m in self.checks if start_ns <= ts < end_ns]
+        return RecordingFigures(
+            expected_s=_total_s(intersect(self.judged, within)),
+            gap_s=_total_s(intersect(self.gaps, within)),
+            retention_checks=len(met),
+            retention_met=sum(met),
+        )
 
 
 def merge(spans: Iterable[Span]) -> list[Span]:
@@ -97,8 +135,113 @@ def _total_s(spans: Iterable[Span]) -> float:
     return sum(e - s for s, e in spans) / NS
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+def site_condition(site: str | None) -> str | None:
+    """The InfluxQL condition on one site (empty for all); None for a name no site can have
+    (site ids are ``Ident``s)."""
+    if site is None:
+        return ""
+    if not re.fullmatch(ID_PATTERN, site):
+        return None
+    return f" AND \"{SITE_TAG}\" = '{site}'"
+
+
+async def read_spans(
+    influx: InfluxClient, start_ns: int, end_ns: int, condition: str = ""
+) -> dict[tuple[Key, str], RecorderSpans]:
+    """Each (camera, recorder)'s ``RecorderSpans`` over ``[start_ns, end_ns)`` from raw points
+    (``condition``: more of the WHERE clause, e.g. ``site_condition``)."""
+    group = f'GROUP BY "{SITE_TAG}", "{DISTRICT_TAG}", "{CAMERA_TAG}", "{RECORDER_TAG}"'
+    points = series_rows(
+        await influx.query(
+            'SELECT "window_s", "recorded_s", "retention_days", "retention_goal_days" '
+            f'FROM "{RECORD}" WHERE time >= {start_ns} '
+            f"AND time < {end_ns + MAX_RECORD_WINDOW_NS}{condition} {group}"
+        )
+    )
+    gaps = series_rows(
+        await influx.query(
+            f'SELECT "start_ts", "end_ts" FROM "{RECORD_GAP}" '
+            f"WHERE time >= {start_ns - MAX_RECORD_WINDOW_NS} AND time < {end_ns}{condition} "
+            f"{group}"
+        )
+    )
+    judged: dict[tuple[Key, str], list[Span]] = defaultdict(list)
+    holes: dict[tuple[Key, str], list[Span]] = defaultdict(list)
+    found: dict[tuple[Key, str], RecorderSpans] = {}
+    for row in points:
+        key = ((row[SITE_TAG], row[DISTRICT_TAG], row[CAMERA_TAG]), row[RECORDER_TAG])
+        ts = int(row["time"])
+        spans = found.setdefault(key, RecorderSpans())
+        if row.get("recorded_s") is not None and row.get("window_s"):
+            judged[key].append((max(start_ns, ts - int(row["window_s"]) * NS), min(end_ns, ts)))
+        goal, kept = row.get("retention_goal_days"), row.get("retention_days")
+        if ts < end_ns and goal is not None and kept is not None:
+            spans.checks.append((ts, float(kept) >= float(goal)))
+    for row in gaps:
+        key = ((row[SITE_TAG], row[DISTRICT_TAG], row[CAMERA_TAG]), row[RECORDER_TAG])
+        if row.get("start_ts") is not None and row.get("end_ts") is not None:
+            holes[key].append((int(row["start_ts"]), int(row["end_ts"])))
+    for key, spans in found.items():
+        spans.judged = merge(judged.get(key, []))
+        spans.gaps = intersect(merge(holes.get(key, [])), spans.judged)
+    return found
+
+
+async def _raw(
+    influx: InfluxClient, start_ns: int, end_ns: int, condition: str
+) -> dict[Key, RecordingFigures]:
+    figures: dict[Key, RecordingFigures] = {}
+    for (key, _recorder), spans in (await read_spans(influx, start_ns, end_ns, condition)).items():
+        figures.setdefault(key, RecordingFigures()).add(spans.figures(start_ns, end_ns))
+    return figures
+
+
+async def _hours(
+    influx: InfluxClient, start_ns: int, end_ns: int, condition: str
+) -> dict[Key, RecordingFigures]:
+    rows = series_rows(
+        await influx.query(
+            'SELECT sum("expected_s") AS "expected_s", sum("gap_s") AS "gap_s", '
+            'sum("checks") AS "checks", sum("met") AS "met" '
+            f'FROM "{RP_HOURLY}"."{RECORD_1H}" WHERE time >= {start_ns} AND time < {end_ns}'
+            f'{condition} GROUP BY "{SITE_TAG}", "{DISTRICT_TAG}", "{CAMERA_TAG}"'
+        )
+    )
+    return {
+        (r[SITE_TAG], r[DISTRICT_TAG], r[CAMERA_TAG]): RecordingFigures(
+            float(r["expected_s"] or 0),
+            float(r["gap_s"] or 0),
+            int(r["checks"] or 0),
+            int(r["met"] or 0),
+        )
+        for r in rows
+    }
+
+
+async def figures_over(
+    influx: InfluxClient,
+    start_ns: int,
+    end_ns: int,
+    *,
+    watermark_ns: int | None,
+    condition: str = "",
+) -> dict[Key, RecordingFigures]:
+    """Figures over ``[start_ns, end_ns)`` without maintenance: the whole hours the recording
+    rollup holds (settled: ``RECORD_SETTLE_NS`` before the watermark), raw points for the rest."""
+    h0 = ceil_hour(start_ns)
+    h1 = h0 if watermark_ns is None else min(floor_hour(end_ns), watermark_ns - RECORD_SETTLE_NS)
+    if h1 <= h0:
+        return await _raw(influx, start_ns, end_ns, condition)
+    total: dict[Key, RecordingFigures] = {}
+    parts = [
+        await _raw(influx, start_ns, h0, condition) if h0 > start_ns else {},
+        await _hours(influx, h0, h1, condition),
+        await _raw(influx, h1, end_ns, condition) if end_ns > h1 else {},
+    ]
+    for part in parts:
+        for key, fig in part.items():
+            total.setdefault(key, RecordingFigures()).add(fig)
+    return total
 
 
 async def recording_figures(
@@ -108,49 +251,24 @@ async def recording_figures(
     end_ns: int,
     maintenance: Callable[[Key], list[Span]],
     site: str | None = None,
+    watermark_ns: int | None = None,
 ) -> dict[Key, RecordingFigures]:
     """Each recorded camera's figures over ``[start_ns, end_ns)``; ``maintenance`` gives a
-    camera's merged maintenance spans."""
-    if site is not None and not re.fullmatch(ID_PATTERN, site):
-        return {}  # no site has such a name (site ids are ``Ident``s)
-    site_filter = f" AND \"{SITE_TAG}\" = '{_quote(site)}'" if site else ""
-    group = f'GROUP BY "{SITE_TAG}", "{DISTRICT_TAG}", "{CAMERA_TAG}", "{RECORDER_TAG}"'
-    points = series_rows(
-        await influx.query(
-            'SELECT "window_s", "recorded_s", "retention_days", "retention_goal_days" '
-            f'FROM "{RECORD}" WHERE time >= {start_ns} '
-            f"AND time < {end_ns + MAX_RECORD_WINDOW_NS}{site_filter} {group}"
-        )
+    camera's merged maintenance spans, whose seconds are taken away (the figures add up over
+    disjoint time, so the window's minus each span's is the window without them)."""
+    condition = site_condition(site)
+    if condition is None:
+        return {}
+    figures = await figures_over(
+        influx, start_ns, end_ns, watermark_ns=watermark_ns, condition=condition
     )
-    gaps = series_rows(
-        await influx.query(
-            f'SELECT "start_ts", "end_ts" FROM "{RECORD_GAP}" '
-            f"WHERE time >= {start_ns - MAX_RECORD_WINDOW_NS} AND time < {end_ns}{site_filter} "
-            f"{group}"
-        )
-    )
-    judged: dict[tuple[Key, str], list[Span]] = defaultdict(list)
-    holes: dict[tuple[Key, str], list[Span]] = defaultdict(list)
-    figures: dict[Key, RecordingFigures] = {}
-    for row in points:
-        key: Key = (row[SITE_TAG], row[DISTRICT_TAG], row[CAMERA_TAG])
-        ts = int(row["time"])
-        fig = figures.setdefault(key, RecordingFigures())
-        if row.get("recorded_s") is not None and row.get("window_s"):
-            span = (max(start_ns, ts - int(row["window_s"]) * NS), min(end_ns, ts))
-            judged[key, row[RECORDER_TAG]].append(span)
-        goal, kept = row.get("retention_goal_days"), row.get("retention_days")
-        if ts < end_ns and goal is not None and kept is not None:
-            fig.retention_checks += 1
-            fig.retention_met += int(float(kept) >= float(goal))
-    for row in gaps:
-        key = (row[SITE_TAG], row[DISTRICT_TAG], row[CAMERA_TAG])
-        if row.get("start_ts") is not None and row.get("end_ts") is not None:
-            holes[key, row[RECORDER_TAG]].append((int(row["start_ts"]), int(row["end_ts"])))
-    for (key, recorder), spans in judged.items():
-        expected = cut(merge(spans), maintenance(key))
-        missing = intersect(merge(holes.get((key, recorder), [])), expected)
-        fig = figures[key]
-        fig.expected_s += _total_s(expected)
-        fig.gap_s += _total_s(missing)
+    spans = {key: maintenance(key) for key in figures}
+    for span in sorted({s for camera_spans in spans.values() for s in camera_spans}):
+        inside = await figures_over(influx, *span, watermark_ns=watermark_ns, condition=condition)
+        for key, camera_spans in spans.items():
+            if span in camera_spans and key in inside:
+                aside = inside[key]
+                figures[key].add(RecordingFigures(aside.expected_s, aside.gap_s), sign=-1)
+    for fig in figures.values():  # float sums: never below nothing
+        fig.expected_s, fig.gap_s = max(0.0, fig.expected_s), max(0.0, fig.gap_s)
     return figures

@@ -46,6 +46,7 @@ CAMERA_1H = "camera_1h"  # per camera and hour: probes, up, degraded (counts), i
 CAMERA_1D = "camera_1d"  # per camera and local day: the same, summed from hours
 DISTRICT_1H = "district_1h"  # per district and hour: probes, up (the wall's long windows)
 SENSOR_1H = "sensor_1h"  # per sensor and hour: min, mean, max, count
+RECORD_1H = "record_1h"  # per camera, recorder and hour: expected and gap seconds, checks
 ROLLUP_STATE = "rollup_state"  # the hourly watermark: every hour before it is rolled up
 ROLLUP_DIRTY = "rollup_dirty"  # per site and hour (at the hour): late data marked, done
 
@@ -131,6 +132,7 @@ FIELDS: Mapping[str, frozenset[str]] = {
     CAMERA_1D: frozenset({"probes", "up", "degraded", "interval_s"}),
     DISTRICT_1H: frozenset({"probes", "up", "degraded"}),
     SENSOR_1H: frozenset({"min", "mean", "max", "count"}),
+    RECORD_1H: frozenset({"expected_s", "gap_s", "checks", "met"}),
     ROLLUP_STATE: frozenset({"hours_done", "day_offset_s"}),
     ROLLUP_DIRTY: frozenset({"marked", "done"}),
 }  # fmt: skip

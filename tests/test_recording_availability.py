@@ -20,9 +20,13 @@ import pytest
 from cloud.api.app import create_app
 from cloud.auth.principal import Role
 from cloud.availability import GroupBy, MaintenanceSpan, compute
-from cloud.influx import InfluxClient, InfluxSettings
-from cloud.lineproto import batch_lines
+from cloud.influx import InfluxClient, InfluxSettings, series_rows
+from cloud.lineproto import batch_lines, format_line
 from cloud.recording import cut, intersect, merge
+from cloud.rollup.retention import Retention, ensure_policies
+from cloud.rollup.timegrid import LocalDays, fixed_offset_s, floor_hour
+from cloud.rollup.worker import RollupWorker, WorkerSettings
+from cloud.rollup.writer import RollupSpec
 from devtools.localsvc import InfluxProcess
 from pantau.core.contract import DeviceReading, ReadingBatch, RecordGap, RecordingReading
 from tests.auth import add_user, bearer
@@ -237,3 +241,79 @@ async def test_inventory_is_scoped(world: World) -> None:
     assert [(r["district"], r["camera"], r["serial"]) for r in rows] == [("d1", "c1", "NEW-1")]
     assert asked_for_d2 == []
     assert refused.status_code == 401
+
+
+async def test_recording_rollup_equals_the_raw_computation(
+    influxd: InfluxProcess, database: str
+) -> None:
+    """Six hours of checks rolled up by the worker: windows with partial hours at the edges and
+    whole hours, with a maintenance window over an hour boundary and a gap across one, give the
+    raw answer exactly; with raw checks deleted afterwards, the whole hours still come from
+    ``record_1h`` while the raw computation changes."""
+    now = time.time_ns()
+    t0 = floor_hour(now) - 7 * HOUR * S
+    gap = RecordGap(start_ts=t0 + (2 * HOUR - 100) * S, end_ts=t0 + (2 * HOUR + 200) * S)
+    checks = []
+    for step in range(STEP_S, 6 * HOUR + 1, STEP_S):
+        ts = t0 + step * S
+        seen = [
+            RecordGap(start_ts=gap.start_ts, end_ts=min(gap.end_ts, ts))
+            for _ in [0]
+            if gap.start_ts < ts and ts - HOUR * S < gap.end_ts
+        ]
+        for camera, days in (("c1", 40.0), ("c2", 10.0 if step > 3 * HOUR else 40.0)):
+            checks.append(
+                RecordingReading(
+                    camera=camera, recorder="nvr1", ts=ts, window_s=HOUR,
+                    recorded_s=HOUR - sum((g.end_ts - g.start_ts) / S for g in seen),
+                    gaps=seen if camera == "c1" else [], retention_days=days,
+                    retention_goal_days=30.0,
+                )
+            )  # fmt: skip
+    batch = ReadingBatch(site="s1", district="d1", recordings=checks)
+    probe = format_line("camera", {"site": "s1", "district": "d1", "camera": "c1"}, {"up": 1}, t0)
+    windows = [(t0 + 1234 * S, t0 + (6 * HOUR + 300) * S), (t0 + HOUR * S, t0 + 5 * HOUR * S)]
+    aside = [MaintenanceSpan(t0 + (2 * HOUR - 50) * S, t0 + (3 * HOUR + 17) * S, camera="c1")]
+
+    async def answers(use_rollups: bool) -> list[list[dict[str, object]]]:
+        found = []
+        for window in windows:
+            for maintenance in ([], aside):
+                rows = await compute(
+                    influx, start_ns=window[0], end_ns=window[1], maintenance=maintenance,
+                    use_rollups=use_rollups, now_ns=now,
+                )  # fmt: skip
+                found.append([_recording(r.as_dict()) for r in rows])
+        return found
+
+    async with InfluxClient(
+        InfluxSettings(url=influxd.url, database=database, timeout_s=60)
+    ) as influx:
+        assert await ensure_policies(influx, Retention())
+        await influx.write("\n".join([probe, *batch_lines(batch)]).encode())
+        raw = await answers(use_rollups=False)
+        spec = RollupSpec(days=LocalDays(fixed_offset_s("Asia/Jakarta")))
+        await RollupWorker(influx, spec, WorkerSettings(settle_s=60)).step(now)
+        hours = series_rows(
+            await influx.query('SELECT count("expected_s") FROM rollup_1h.record_1h')
+        )
+        assert hours and hours[0]["count"] >= 12  # two cameras x six hours
+        assert await answers(use_rollups=True) == raw
+        c1 = raw[0][0]
+        assert c1["record_expected_seconds"] == 6 * HOUR - 1234  # judged up to the last check
+        assert c1["recorded_seconds"] == 6 * HOUR - 1234 - 300
+        # Maintenance takes 3,667 s, and 250 s of the 300-s gap with it.
+        assert raw[1][0]["recorded_seconds"] == 6 * HOUR - 1234 - (HOUR + 67) - 50
+
+        await influx.query(
+            f'DELETE FROM "record" WHERE time >= {t0 + 3 * HOUR * S} AND time < {t0 + 4 * HOUR * S}'
+        )
+        rolled_after, raw_after = await answers(use_rollups=True), await answers(use_rollups=False)
+    assert rolled_after[2] == raw[2]  # [t0+1h, t0+5h): every hour from the rollup
+    assert raw_after[2] != raw[2]
+
+
+def _recording(row: dict[str, object]) -> dict[str, object]:
+    names = ("camera", "record_expected_seconds", "recorded_seconds", "recording_availability",
+             "retention_compliance")  # fmt: skip
+    return {name: row[name] for name in names}

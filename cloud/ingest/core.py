@@ -161,6 +161,7 @@ class IngestCore:
             )
         # Readings of an hour that is over mark it for the rollup worker, in the same write.
         late = [c.ts for c in batch.cameras] + [s.ts for s in batch.sensors]
+        late += [r.ts for r in batch.recordings]  # the recording rollup (cloud/rollup)
         return Outcome(
             site=parsed.site,
             lines=accepted.lines,

@@ -15,6 +15,7 @@ from typing import Any
 
 from cloud.influx import InfluxClient, series_rows
 from cloud.lineproto import format_line, join_lines
+from cloud.rollup.record_hours import record_hour_lines
 from cloud.rollup.timegrid import HOUR_NS, LocalDays
 from cloud.schema import (
     CAMERA,
@@ -108,6 +109,7 @@ async def roll_hours(
         if r.get("probes")
     ]
     lines += await _sensor_lines(influx, where)
+    lines += await record_hour_lines(influx, start_ns, end_ns, site_filter(sites))
     await _write(influx, lines, RP_HOURLY)
     return len(lines) + await roll_districts(influx, start_ns, end_ns)
 
