@@ -33,20 +33,24 @@ PathIdent = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=64)]
 
 @dataclass(frozen=True)
 class Remediation:
-    """What the routes need: the sender and the action log."""
+    """What the routes need: the sender (None: not configured) and the action log."""
 
-    sender: CommandSender
+    sender: CommandSender | None
     actions: ActionLog
 
 
 @contextlib.asynccontextmanager
 async def remediation_state(
     config: RemediationConfig | None, state_url: str
-) -> AsyncIterator[Remediation | None]:
-    """The sender (broker link started) and action log while the app runs; None without a
-    config (the routes then answer 503)."""
+) -> AsyncIterator[Remediation]:
+    """The sender (broker link started) and action log while the app runs; no sender without
+    a config (actions then answer 409)."""
     if config is None:
-        yield None
+        actions = ActionLog(state_url)
+        try:
+            yield Remediation(None, actions)
+        finally:
+            actions.close()
         return
     path = config.key_path()
     if path is None:
@@ -102,11 +106,7 @@ def action_out(a: ActionRecord) -> ActionOut:
 
 
 def _remediation(request: Request) -> Remediation:
-    state: Remediation | None = request.app.state.remediation
-    if state is None:
-        raise HTTPException(
-            503, "remediation is not configured: start the API with a remediation config"
-        )
+    state: Remediation = request.app.state.remediation
     return state
 
 
@@ -132,6 +132,10 @@ def remediation_router() -> APIRouter:
         district = await _camera_district(influx_client(request), site, camera)
         if district is None or not principal.sees(district):
             raise HTTPException(404, f"no camera {site}/{camera}")
+        if state.sender is None:
+            raise HTTPException(
+                409, "remediation is not configured: start the API with a remediation config"
+            )
         problems: ProblemStore = request.app.state.problems
         unresolved = await asyncio.to_thread(problems.unresolved)
         problem = unresolved.get(f"camera:{site}/{camera}")
@@ -148,7 +152,7 @@ def remediation_router() -> APIRouter:
     responses: dict[int | str, dict[str, Any]] = {
         **WRITE_RESPONSES,
         404: problem_response("no such camera in your districts"),
-        503: problem_response("remediation not configured, or InfluxDB unavailable"),
+        409: problem_response("remediation not configured on this API"),
     }
 
     @router.post(
@@ -181,7 +185,11 @@ def remediation_router() -> APIRouter:
         """Reboot the camera over ONVIF (signed command to its site's agent)."""
         return await act(request, site, camera, Action.REBOOT, principal)
 
-    @router.get("/api/problems/{problem_id}/actions", response_model=list[ActionOut])
+    @router.get(
+        "/api/problems/{problem_id}/actions",
+        response_model=list[ActionOut],
+        responses={404: problem_response("no such problem in your districts")},
+    )
     async def problem_actions(
         request: Request,
         problem_id: int,
