@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -243,6 +244,16 @@ def default_threshold_rules() -> list[ThresholdRule]:
     ]  # fmt: skip
 
 
+class ServiceRule(_Config):
+    """E-government services judged from every vantage point (docs/services.md)."""
+
+    enabled: bool = Field(default=True, description="raise service problems")
+    catalogue: Path | None = Field(default=None, description="services.yaml (absent: none)")
+    fresh: Seconds = Field(
+        default=300.0, gt=0, description="a vantage's latest probe counts while younger"
+    )
+
+
 class RulesConfig(_Config):
     """Which conditions become problems, and when they clear."""
 
@@ -261,6 +272,7 @@ class RulesConfig(_Config):
     devices: DeviceRule = Field(
         default_factory=DeviceRule, description="camera replaced, firmware, camera clock"
     )
+    services: ServiceRule = Field(default_factory=ServiceRule, description="service checks")
     thresholds: list[ThresholdRule] = Field(
         default_factory=default_threshold_rules,
         description="cabinet and agent thresholds (replaces the defaults when given)",

@@ -15,6 +15,7 @@ from cloud.problems.config import RulesConfig, Severity, ThresholdRule
 from cloud.problems.device_checks import device_checks, recording_checks
 from cloud.problems.model import Observation, SiteContact, Verdict
 from cloud.problems.ports import PortVerdict, camera_title_cause, ports_now, switch_observations
+from cloud.problems.service_checks import service_checks
 from cloud.problems.site_checks import district_mismatches, duplicate_sites, site_clocks
 from cloud.schema import (
     AGENT,
@@ -71,6 +72,8 @@ class Observer:
             )
         if self._rules.devices.enabled:
             observations += await device_checks(self._query, self._rules.devices, now_ns, sites)
+        if self._rules.services.enabled:
+            observations += await service_checks(self._query, self._rules.services, now_ns, sites)
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations
