@@ -21,6 +21,7 @@ from cloud.api.page import add_security_headers, page_router
 from cloud.api.problems import problems_router
 from cloud.api.remediation import remediation_router, remediation_state
 from cloud.api.report import report_router
+from cloud.api.views import views_router
 from cloud.auth.identity import Identity
 from cloud.auth.oidc import OidcClient, oidc_router
 from cloud.auth.routes import auth_router
@@ -104,6 +105,7 @@ def create_app(
     app.include_router(inventory_router())
     app.include_router(maintenance_router())
     app.include_router(problems_router(problem_response))
+    app.include_router(views_router())
     app.include_router(page_router())
     app.include_router(i18n_router())
     app.include_router(audit_router())

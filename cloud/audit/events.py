@@ -11,6 +11,7 @@ class AuditEvent(enum.StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     ACK = "ack"
+    VIEW_ACCEPTED = "view_accepted"  # a camera's changed view accepted as the intended one
     MAINTENANCE_REQUESTED = "maintenance_requested"
     MAINTENANCE_APPROVED = "maintenance_approved"
     MAINTENANCE_CANCELLED = "maintenance_cancelled"
