@@ -57,4 +57,6 @@ async def run_problems(config: EvaluatorConfig, stop: asyncio.Event) -> None:
         tasks.create_task(service.evaluator.run(config.interval, stop), name="problem-evaluator")
         tasks.create_task(run_notifier(service.notifier, stop), name="problem-notifier")
         if config.remediation is not None:
-            tasks.create_task(run_remediation(config.remediation, config, stop), name="remediation-policy")
+            tasks.create_task(
+                run_remediation(config.remediation, config, stop), name="remediation-policy"
+            )
