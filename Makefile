@@ -19,15 +19,22 @@ system-packages:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| [ ! -x /usr/sbin/snmpd ] || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
-		|| ! command -v faketime >/dev/null || ! command -v npm >/dev/null \
+		|| ! command -v faketime >/dev/null \
 		|| ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
 		|| ! gst-inspect-1.0 h265parse >/dev/null 2>&1; then \
-		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server, node (Debian packages)"; \
+		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			mosquitto influxdb chromium chromium-driver snmpd postgresql faketime \
-			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools nodejs npm \
+			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
 			gstreamer1.0-plugins-good gstreamer1.0-plugins-bad >/dev/null; \
+	fi
+	@# node and npm for the OpenID provider of the login tests, only where none is installed: a
+	@# NodeSource nodejs (which carries npm) conflicts with Debian's npm package.
+	@if ! command -v npm >/dev/null; then \
+		echo "installing nodejs, npm (Debian packages)"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+			--no-install-recommends nodejs npm >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
 	@-$(SUDO) systemctl disable --now mosquitto influxdb snmpd postgresql >/dev/null 2>&1 || true
