@@ -32,6 +32,7 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     "devices": ("ts",),
     "commands": ("ts",),
     "ports": ("ts",),
+    "services": ("ts",),
 }
 
 

@@ -111,3 +111,30 @@ def test_no_fresh_probe_is_unknown() -> None:
     observations = judge(CAT, {}, SITES)
     down = [o for o in observations if o.rule == "service_down"]
     assert {o.verdict for o in down} == {Verdict.PENDING}
+
+
+async def test_availability_sets_aside_a_district_while_its_agent_is_offline() -> None:
+    """d3 and d4 fail sipd in the first minute while their agents are offline (cut): the
+    minute is up, not down; in the second minute they are online again and their failures
+    (with d1's success) make it down; the third minute nobody probed: unknown."""
+    from cloud.services.availability import by_opd, service_availability  # noqa: PLC0415
+
+    t0, m = 1_800_000_000 * 10**9, 60 * 10**9
+
+    async def query(q: str) -> list[dict[str, object]]:
+        if 'FROM "service"' in q:
+            return [
+                {"time": t0 + i * m, "service": "sipd", "site": site, "ok": ok}
+                for i in (0, 1)
+                for site, ok in (("s1", 1), ("s3", 0), ("s4", 0))
+            ]
+        if "time < " in q and "time >= " not in q:  # the state before the period
+            return [{"time": t0 - m, "site": s, "online": 0} for s in ("s3", "s4")]
+        return [{"time": t0 + m - 1, "site": s, "online": 1} for s in ("s3", "s4")]
+
+    tallies = await service_availability(query, CAT, t0, t0 + 3 * m)
+    sipd = tallies["sipd"]
+    assert (sipd.up_s, sipd.down_s, sipd.unknown_s) == (60.0, 60.0, 60.0)
+    # s3/s4 come back online in the very last ns of minute 0: that minute is still set aside.
+    assert tallies["simpeg"].unknown_s == 180.0
+    assert by_opd(CAT, tallies)["bappeda"].availability == 0.5
