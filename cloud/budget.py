@@ -50,9 +50,7 @@ class DeviceBudget:
         streams = [r for r in batch.streams if ok(f"camera:{r.camera}")]
         sensors = [r for r in batch.sensors if ok(f"sensor:{r.sensor}:{r.kind}")]
         recordings = [
-            r
-            for r in batch.recordings
-            if ok(f"camera:{r.camera}") and ok(f"recorder:{r.recorder}")
+            r for r in batch.recordings if ok(f"camera:{r.camera}") and ok(f"recorder:{r.recorder}")
         ]
         disks = [r for r in batch.disks if ok(f"recorder:{r.recorder}:{r.disk}")]
         devices = [r for r in batch.devices if ok(f"camera:{r.device}")]
