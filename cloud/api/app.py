@@ -4,6 +4,7 @@ resource is a router of its own (fleet, availability, maintenance, problems, ide
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from cloud.api.page import add_security_headers, page_router
 from cloud.api.problems import problems_router
 from cloud.api.remediation import remediation_router, remediation_state
 from cloud.api.report import report_router
+from cloud.api.services import services_router, status_router
 from cloud.api.views import views_router
 from cloud.auth.identity import Identity
 from cloud.auth.oidc import OidcClient, oidc_router
@@ -47,6 +49,7 @@ def create_app(
     maintenance_policy: MaintenancePolicy | None = None,
     lang: str = DEFAULT_LANG,
     remediation: RemediationConfig | None = None,
+    services_catalogue: Path | None = None,
 ) -> FastAPI:
     """Build the API. Every read and write needs a session or a personal token (``auth``:
     reads may be public, OpenID Connect may sign people in). A camera whose latest probe is
@@ -94,6 +97,7 @@ def create_app(
     app.state.auth = auth
     app.state.maintenance_policy = maintenance_policy or MaintenancePolicy()
     app.state.lang = lang  # the deployment's language before anyone signs in
+    app.state.services_catalogue = services_catalogue  # services.yaml (docs/services.md)
     _add_problem_handlers(app)
     add_security_headers(app)
     app.include_router(auth_router(problem_response))
@@ -110,6 +114,8 @@ def create_app(
     app.include_router(i18n_router())
     app.include_router(audit_router())
     app.include_router(remediation_router())
+    app.include_router(services_router())
+    app.include_router(status_router())
     return app
 
 

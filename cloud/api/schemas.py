@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -185,3 +186,33 @@ class AckIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     comment: str | None = Field(default=None, max_length=500, description="e.g. 'on my way'")
+
+
+class ServiceNowOut(BaseModel):
+    """An e-government service now (docs/services.md): state by the vantage-point rule."""
+
+    name: str
+    title: str
+    opd: str = Field(description="the owner office")
+    state: Literal["up", "down", "unknown"]
+    since: dt.datetime | None = Field(description="when the state began (null: over 6 h ago)")
+
+
+class ServiceAvailabilityOut(BaseModel):
+    """Seconds of a service, or of an OPD's services summed, by state."""
+
+    service: str | None = Field(description="null on an OPD's row")
+    opd: str
+    up_seconds: float
+    down_seconds: float
+    unknown_seconds: float
+    maintenance_seconds: float = Field(description="service windows: not built yet, always 0")
+    availability: float | None = Field(description="up / (up + down)")
+
+
+class PublicServiceOut(BaseModel):
+    """What the public status page shows of a service: nothing internal."""
+
+    title: str
+    state: Literal["up", "down", "unknown"]
+    since: dt.datetime | None

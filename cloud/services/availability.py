@@ -7,6 +7,7 @@ its services."""
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -68,10 +69,18 @@ def _offline_buckets(
     return offline
 
 
-async def service_availability(
+class State(enum.StrEnum):
+    """A service's state in one minute (or now)."""
+
+    UP = "up"
+    DOWN = "down"
+    UNKNOWN = "unknown"
+
+
+async def service_minutes(
     query: Query, catalogue: Catalogue, start_ns: int, end_ns: int
-) -> dict[str, Tally]:
-    """Per service of ``catalogue``: seconds up, down and unknown in ``[start_ns, end_ns)``."""
+) -> dict[str, list[State]]:
+    """Per service of ``catalogue``: its state in each minute of ``[start_ns, end_ns)``."""
     step = BUCKET_S * NS_PER_S
     rows = await query(
         f'SELECT last("ok") AS "ok" FROM "{SERVICE}" WHERE time >= {start_ns} '
@@ -93,11 +102,10 @@ async def service_availability(
             bucket = (int(r["time"]) - start_ns) // step
             seen[r["service"]][bucket][r["site"]] = bool(r["ok"])
     buckets = -(-(end_ns - start_ns) // step)
-    out: dict[str, Tally] = {}
+    out: dict[str, list[State]] = {}
     for check in catalogue.services:
-        tally = out[check.name] = Tally()
+        states = out[check.name] = []
         for bucket in range(buckets):
-            length = min(step, end_ns - start_ns - bucket * step) / NS_PER_S
             views = seen.get(check.name, {}).get(bucket, {})
             districts = [
                 ok
@@ -105,13 +113,42 @@ async def service_availability(
                 if site != CLOUD and bucket not in offline.get(site, set())
             ]
             verdict = is_down(views.get(CLOUD), districts)
-            if verdict is None:
-                tally.unknown_s += length
-            elif verdict:
+            states.append(State.UNKNOWN if verdict is None else State.DOWN if verdict else State.UP)
+    return out
+
+
+async def service_availability(
+    query: Query, catalogue: Catalogue, start_ns: int, end_ns: int
+) -> dict[str, Tally]:
+    """Per service of ``catalogue``: seconds up, down and unknown in ``[start_ns, end_ns)``."""
+    step = BUCKET_S * NS_PER_S
+    out: dict[str, Tally] = {}
+    for name, states in (await service_minutes(query, catalogue, start_ns, end_ns)).items():
+        tally = out[name] = Tally()
+        for bucket, state in enumerate(states):
+            length = min(step, end_ns - start_ns - bucket * step) / NS_PER_S
+            if state is State.UP:
+                tally.up_s += length
+            elif state is State.DOWN:
                 tally.down_s += length
             else:
-                tally.up_s += length
+                tally.unknown_s += length
     return out
+
+
+def current_run(states: list[State]) -> tuple[State, int]:
+    """The latest known state and how many minutes it has lasted (unknown minutes at the end,
+    a probe period not yet judged, are skipped; in a run, they do not break it)."""
+    known = [(i, s) for i, s in enumerate(states) if s is not State.UNKNOWN]
+    if not known:
+        return State.UNKNOWN, len(states)
+    state = known[-1][1]
+    first = 0
+    for i, s in reversed(known):
+        if s is not state:
+            first = i + 1
+            break
+    return state, len(states) - first
 
 
 def by_opd(catalogue: Catalogue, tallies: dict[str, Tally]) -> dict[str, Tally]:

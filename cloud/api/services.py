@@ -1,0 +1,174 @@
+"""E-government services: their state now and availability per service and per OPD (behind
+identity, ``/api/services``), and the public status page for citizens (``/status``, no identity,
+nothing internal: a service's public name, up/down, since when)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
+
+from cloud.api.deps import influx_client, problem_response
+from cloud.api.schemas import PublicServiceOut, ServiceAvailabilityOut, ServiceNowOut
+from cloud.api.timeconv import to_ns
+from cloud.auth.deps import read_principal
+from cloud.auth.principal import Principal
+from cloud.influx import InfluxClient, series_rows
+from cloud.services.availability import State, Tally, by_opd, service_availability
+from cloud.services.catalogue import Catalogue, load_catalogue
+from cloud.services.status import ServiceNow, services_now
+
+PUBLIC_CACHE_S = 30.0  # the public page reads InfluxDB at most this often, whoever asks
+STATUS_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_NO_CATALOGUE: dict[int | str, dict[str, Any]] = {
+    404: problem_response("no service catalogue configured (pantau api --services FILE)")
+}
+_LABEL = {State.UP: "Normal", State.DOWN: "Gangguan", State.UNKNOWN: "Tidak diketahui"}
+
+
+def _catalogue(request: Request) -> Catalogue:
+    path = request.app.state.services_catalogue
+    if path is None:
+        raise HTTPException(404, "no service catalogue: start the API with --services FILE")
+    return load_catalogue(path)
+
+
+def _when(ns: int | None) -> dt.datetime | None:
+    return None if ns is None else dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+
+
+async def _now(client: InfluxClient, catalogue: Catalogue) -> list[ServiceNow]:
+    async def query(q: str) -> list[dict[str, Any]]:
+        return series_rows(await client.query(q))
+
+    return await services_now(query, catalogue, time.time_ns())
+
+
+def services_router() -> APIRouter:
+    """``/api/services`` and ``/api/services/availability``."""
+    router = APIRouter(prefix="/api/services", tags=["services"])
+
+    @router.get("", response_model=list[ServiceNowOut], responses=_NO_CATALOGUE)
+    async def services(
+        request: Request,
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        _principal: Annotated[Principal, Depends(read_principal)],
+    ) -> list[ServiceNowOut]:
+        """Every service of the catalogue: its state now and since when."""
+        now = await _now(client, _catalogue(request))
+        return [
+            ServiceNowOut(
+                name=s.name, title=s.title, opd=s.opd, state=s.state.value, since=_when(s.since_ns)
+            )
+            for s in now
+        ]
+
+    @router.get(
+        "/availability",
+        response_model=list[ServiceAvailabilityOut],
+        responses={**_NO_CATALOGUE, 400: problem_response("'to' not after 'from', or over a year")},
+    )
+    async def availability(
+        request: Request,
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        _principal: Annotated[Principal, Depends(read_principal)],
+        start: Annotated[dt.datetime, Query(alias="from", description="ISO 8601, inclusive")],
+        end: Annotated[dt.datetime, Query(alias="to", description="ISO 8601, exclusive")],
+    ) -> list[ServiceAvailabilityOut]:
+        """Seconds up, down and unknown per service, then per OPD (``service`` null)."""
+        start_ns, end_ns = to_ns(start), to_ns(end)
+        if not 0 < end_ns - start_ns <= 366 * 86400 * 10**9:
+            raise HTTPException(400, "'to' must be after 'from', at most a year later")
+        catalogue = _catalogue(request)
+
+        async def query(q: str) -> list[dict[str, Any]]:
+            return series_rows(await client.query(q))
+
+        tallies = await service_availability(query, catalogue, start_ns, end_ns)
+        owners = {s.name: s.opd for s in catalogue.services}
+        rows: list[tuple[str | None, str, Tally]]
+        rows = [(name, owners[name], t) for name, t in tallies.items()]
+        rows += [(None, opd, t) for opd, t in sorted(by_opd(catalogue, tallies).items())]
+        return [
+            ServiceAvailabilityOut(
+                service=name,
+                opd=opd,
+                up_seconds=t.up_s,
+                down_seconds=t.down_s,
+                unknown_seconds=t.unknown_s,
+                maintenance_seconds=t.maintenance_s,
+                availability=t.availability,
+            )
+            for name, opd, t in rows
+        ]
+
+    return router
+
+
+def status_router() -> APIRouter:
+    """The public status page ``/status`` and its data ``/status.json`` (no identity)."""
+    # Out of the API's schema, as the technician page is: everything in the schema needs identity.
+    router = APIRouter(tags=["status"], include_in_schema=False)
+
+    async def public(request: Request, client: InfluxClient) -> list[PublicServiceOut]:
+        cached = getattr(request.app.state, "status_cache", None)
+        if cached is not None and time.monotonic() - cached[0] < PUBLIC_CACHE_S:
+            result: list[PublicServiceOut] = cached[1]
+            return result
+        now = await _now(client, _catalogue(request))
+        result = [
+            PublicServiceOut(title=s.title, state=s.state.value, since=_when(s.since_ns))
+            for s in now
+        ]
+        request.app.state.status_cache = (time.monotonic(), result)
+        return result
+
+    @router.get("/status.json", response_model=list[PublicServiceOut])
+    async def status_json(
+        request: Request, client: Annotated[InfluxClient, Depends(influx_client)]
+    ) -> list[PublicServiceOut]:
+        """Each public service: up, down or unknown, and since when."""
+        return await public(request, client)
+
+    @router.get("/status", response_class=HTMLResponse)
+    async def status_page(
+        request: Request, client: Annotated[InfluxClient, Depends(influx_client)]
+    ) -> HTMLResponse:
+        """The citizens' page: rendered here, no script."""
+        rows = "".join(_row(s) for s in await public(request, client))
+        page = _PAGE.replace("{rows}", rows)
+        return HTMLResponse(page, headers={"Content-Security-Policy": STATUS_CSP})
+
+    return router
+
+
+def _row(s: PublicServiceOut) -> str:
+    state = State(s.state)
+    since = "lebih dari 6 jam" if s.since is None else s.since.strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f'<tr class="{state.value}"><td class="name">{html.escape(s.title)}</td>'
+        f'<td class="state">{_LABEL[state]}</td><td class="since">sejak {since}</td></tr>'
+    )
+
+
+_PAGE = """<!doctype html>
+<html lang="id"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Status Layanan</title>
+<style>
+body{font-family:sans-serif;margin:2em auto;max-width:40em;color:#222}
+table{width:100%;border-collapse:collapse}td{padding:.5em;border-bottom:1px solid #ddd}
+tr.up .state{color:#1a7f37}tr.down .state{color:#c62828;font-weight:bold}
+tr.unknown .state{color:#777}
+</style></head>
+<body><h1>Status Layanan</h1>
+<table id="services"><tbody>{rows}</tbody></table>
+</body></html>
+"""

@@ -1,0 +1,129 @@
+"""The public status page in headless Chromium: an anonymous browser sees each service's
+public name, up/down and since when, and nothing internal (no owner office, site, district,
+URL or failure detail); /api/services needs identity and gives the state per service with its
+OPD, and the availability per service and per OPD."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+
+from cloud.api.app import create_app
+from cloud.auth.principal import Role
+from cloud.influx import InfluxClient, InfluxSettings
+from cloud.lineproto import join_lines, service_line
+from devtools.localsvc import InfluxProcess
+from pantau.core.readings import ServiceReading, ServiceStage
+from tests.auth import add_user, bearer
+from tests.helpers import serving
+from tests.test_technician_page import browser  # noqa: F401 (fixture)
+
+S, MIN = 10**9, 60 * 10**9
+CATALOGUE = {
+    "version": 1,
+    "services": [
+        {"name": "simpeg", "title": "SIMPEG Kepegawaian", "opd": "bkpsdm",
+         "url": "https://simpeg.internal.test/login"},
+        {"name": "sipd", "title": "SIPD Perencanaan", "opd": "bappeda",
+         "url": "https://sipd.internal.test/"},
+    ],
+}  # fmt: skip
+
+
+async def write_history(influx: InfluxClient, now: int) -> int:
+    """30 minutes from the cloud, s1 and s2: sipd up throughout; simpeg up, then failing
+    everywhere for the last 10 minutes. Returns when simpeg began failing."""
+    failed_at = now - 10 * MIN
+    lines = []
+    for minute in range(30):
+        ts = now - (30 - minute) * MIN + 5 * S
+        for site, district in (("cloud", "cloud"), ("s1", "d1"), ("s2", "d2")):
+            lines.append(
+                service_line(ServiceReading(service="sipd", ts=ts, ok=True), site, district)
+            )
+            bad = ts >= failed_at
+            reading = ServiceReading(
+                service="simpeg", ts=ts, ok=not bad, stage=ServiceStage.STATUS if bad else None,
+                detail="status 503 from 10.20.0.7" if bad else "",
+            )  # fmt: skip
+            lines.append(service_line(reading, site, district))
+    for site in ("s1", "s2"):
+        lines.append(f"site,district=d{site[1]},site={site} online=1i {now - 40 * MIN}")
+    await influx.write(join_lines(lines))
+    return failed_at
+
+
+async def test_an_anonymous_browser_sees_the_state_and_nothing_else(
+    influxd: InfluxProcess,
+    database: str,
+    tmp_path: Path,
+    browser: webdriver.Chrome,  # noqa: F811
+) -> None:
+    """SIMPEG shows 'Gangguan' since it began failing, SIPD 'Normal'; no internal word."""
+    path = tmp_path / "services.yaml"
+    path.write_text(yaml.safe_dump(CATALOGUE))
+    settings = InfluxSettings(url=influxd.url, database=database)
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    now = time.time_ns()
+    async with InfluxClient(settings) as influx:
+        failed_at = await write_history(influx, now)
+    app = create_app(influx=settings, state_url=state_url, services_catalogue=path)
+    token = add_user(state_url, "ops", Role.VIEWER)
+    async with serving(app) as url:
+        await asyncio.to_thread(browser.get, f"{url}/status")
+        rows = await asyncio.to_thread(browser.find_elements, By.CSS_SELECTOR, "#services tr")
+        shown = {
+            r.find_element(By.CLASS_NAME, "name").text: (
+                r.find_element(By.CLASS_NAME, "state").text,
+                r.find_element(By.CLASS_NAME, "since").text,
+            )
+            for r in rows
+        }
+        minute = time.strftime("%Y-%m-%d %H:%M", time.gmtime(failed_at // MIN * 60))
+        assert shown["SIMPEG Kepegawaian"] == ("Gangguan", f"sejak {minute} UTC"), shown
+        assert shown["SIPD Perencanaan"][0] == "Normal"
+        text = (await asyncio.to_thread(browser.find_element, By.TAG_NAME, "body")).text
+        for internal in (
+            "bkpsdm",
+            "bappeda",
+            "simpeg.internal",
+            "s1",
+            "d1",
+            "503",
+            "10.20",
+            "cloud",
+        ):
+            assert internal not in text.lower(), internal
+        source = browser.page_source
+        assert "<script" not in source and "internal.test" not in source
+        async with httpx.AsyncClient(base_url=url) as http:
+            page = await http.get("/status")
+            assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+            assert "script-src" not in page.headers["content-security-policy"]
+            public = (await http.get("/status.json")).json()
+            assert {tuple(sorted(s)) for s in public} == {("since", "state", "title")}
+            assert (await http.get("/api/services")).status_code == 401
+            assert (await http.get("/api/services/availability")).status_code == 401
+            services = (await http.get("/api/services", headers=bearer(token))).json()
+            assert {(s["name"], s["opd"], s["state"]) for s in services} == {
+                ("simpeg", "bkpsdm", "down"),
+                ("sipd", "bappeda", "up"),
+            }
+            window = {
+                "from": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((now - 30 * MIN) // S)),
+                "to": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now // S)),
+            }
+            figures = (
+                await http.get("/api/services/availability", params=window, headers=bearer(token))
+            ).json()
+            by = {(f["service"], f["opd"]): f for f in figures}
+            assert by[("sipd", "bappeda")]["availability"] == 1.0
+            simpeg = by[("simpeg", "bkpsdm")]
+            assert 540 <= simpeg["down_seconds"] <= 660, simpeg
+            assert by[(None, "bkpsdm")]["down_seconds"] == simpeg["down_seconds"]
