@@ -20,6 +20,7 @@ from cloud.auth.principal import Role
 from cloud.influx import InfluxSettings
 from cloud.problems.config import EvaluatorConfig
 from cloud.problems.service import run_problems
+from cloud.remediation.config import RemediationConfig
 from cloud.webserver import bind_socket, serve_app
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,31 @@ def _listen(host: str, port: int) -> socket.socket:
         return bind_socket(host, 0)
 
 
+def demo_remediation(mqtt_url: str, key_file: Path, probe_interval_s: float) -> RemediationConfig:
+    """The automatic policy, on: a camera hung for 3 probes gets one power-cycle, checked every
+    half probe interval; an unanswered action counts as running for a minute."""
+    return RemediationConfig.model_validate(
+        {
+            "broker": {"url": mqtt_url, "client_id": "pantau-demo-remediation"},
+            "interval_s": max(1.0, probe_interval_s / 2),
+            "key_file": str(key_file),
+            "policy": {"enabled": True, "hung_probes": 3, "settle_s": 60},
+        }
+    )
+
+
 @contextlib.asynccontextmanager
 async def cockpit(
-    *, influx_url: str, database: str, state_dir: Path, probe_interval_s: float, port: int
+    *,
+    influx_url: str,
+    database: str,
+    state_dir: Path,
+    probe_interval_s: float,
+    port: int,
+    remediation: RemediationConfig | None = None,
 ) -> AsyncIterator[Cockpit]:
-    """Serve the API and run the problems service until the block ends."""
+    """Serve the API and run the problems service (with ``remediation``, its policy too) until
+    the block ends."""
     state_url = f"sqlite:///{state_dir / 'state.sqlite'}"
     password, token = demo_account(state_url)
     influx = InfluxSettings(url=influx_url, database=database)
@@ -100,13 +121,24 @@ async def cockpit(
             "state_url": state_url,
             "interval": max(1.0, probe_interval_s / 2),
             "rules": demo_rules(probe_interval_s),
+            "remediation": remediation.model_dump() if remediation else None,
         }
+    )
+    # The API sends manual commands on a link of its own: one client id per connection.
+    manual = (
+        remediation.model_copy(
+            update={
+                "broker": remediation.broker.model_copy(update={"client_id": "pantau-demo-api"})
+            }
+        )
+        if remediation
+        else None
     )
     sock = _listen("127.0.0.1", port)
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
         api = tasks.create_task(
-            serve_app(create_app(influx=influx, state_url=state_url), sock),
+            serve_app(create_app(influx=influx, state_url=state_url, remediation=manual), sock),
             name="demo-api",
         )
         problems = tasks.create_task(run_problems(config, stop), name="demo-problems")

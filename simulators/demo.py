@@ -23,7 +23,8 @@ from cloud.deadletter import DeadLetterStore
 from cloud.fleet import CameraState, SiteState, Status, current_cameras, current_sites
 from cloud.influx import InfluxClient, InfluxError, InfluxSettings, series_rows
 from devtools.localsvc import ManagedProcess, make_influx, make_mosquitto
-from simulators.cockpit import Cockpit, cockpit
+from pantau.core.signing import new_key_pair
+from simulators.cockpit import Cockpit, cockpit, demo_remediation
 from simulators.devices import DeviceSimulation
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 VIEW_REFRESH_S = 1.0
 RATE_WINDOW_S = 10.0  # agents report once per probe interval: average over a few intervals
+COMMAND_KEY_FILE = "command.key"
 
 
 @dataclass
@@ -214,6 +216,8 @@ async def run_scenario(
             settings = InfluxSettings(url=influx_base, database=database)
             async with InfluxClient(settings) as influx:
                 await influx.create_database()
+                # Switch sites take signed commands: a key of the run's own, in its work dir.
+                key = command_key(base) if any(s.switch for s in scenario.sites) else None
                 sim = DeviceSimulation(
                     scenario,
                     SimulationOptions(
@@ -223,6 +227,7 @@ async def run_scenario(
                         workdir=base / "sim",
                         collectors=collectors,
                     ),
+                    command_key=key,
                 )
                 interrupted = False
                 async with contextlib.AsyncExitStack() as stack:
@@ -235,6 +240,11 @@ async def run_scenario(
                                 state_dir=base,
                                 probe_interval_s=scenario.probe_interval,
                                 port=page_port,
+                                remediation=demo_remediation(
+                                    mqtt, base / COMMAND_KEY_FILE, scenario.probe_interval
+                                )
+                                if key
+                                else None,
                             )
                         )
                         if console:
@@ -259,6 +269,18 @@ async def run_scenario(
                     events=sim.history.events,
                     interrupted=interrupted,
                 )
+
+
+def command_key(base: Path) -> str:
+    """A fresh command key pair: the private key in ``base`` (owner only), the public key
+    returned for the agents."""
+    private, public = new_key_pair()
+    path = base / COMMAND_KEY_FILE
+    base.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(private + "\n")
+    return public
 
 
 async def _run_until(

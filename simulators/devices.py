@@ -1,23 +1,30 @@
-"""A simulation whose sites also have recorders and ONVIF cameras: per site with ``recorder``, a
-Hikvision NVR simulator recording every camera; per camera of a site with ``onvif``, an ONVIF
-device service. The agents' configs get the matching ``recorders``, ``cameras[].onvif`` and
-``devices`` sections, and the scenario's recording gaps and camera replacements act on them.
+"""A simulation whose sites also have recorders, ONVIF cameras and PoE switches: per site with
+``recorder``, a Hikvision NVR simulator recording every camera; per camera of a site with
+``onvif``, an ONVIF device service; per site with ``switch``, a PoE switch behind snmpd whose
+port N powers camera cN. The agents' configs get the matching ``recorders``, ``cameras[].onvif``,
+``devices``, ``switches``, ``cameras[].switch`` and ``commands`` sections, and the scenario's
+recording gaps, camera replacements and hangs act on them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
+from simulators.cameras import CameraMode
 from simulators.hikvision_sim import HikvisionSimulator, NvrState, Span
 from simulators.onvif_sim import OnvifDevice, OnvifSimulator
 from simulators.runner import Simulation, SimulationOptions, SiteRuntime
 from simulators.scenario import (
+    CameraEvent,
     CameraReplacedEvent,
     Event,
+    HangEvent,
     RecordingGapEvent,
     Scenario,
     SimSite,
 )
+from simulators.switch import POWER_OID, WATCH_S, FakeSwitch
 
 # The recorder has kept this much of every camera, and recording runs on past the run's end.
 KEPT = dt.timedelta(days=3)
@@ -27,6 +34,10 @@ AHEAD = dt.timedelta(days=1)
 GOAL_DAYS, LAST_GOAL_DAYS = 2.0, 7.0
 # Simulations last minutes: devices are asked every few seconds about the last ten minutes.
 DEVICE_INTERVAL_S, DEVICE_TIMEOUT_S, RECORD_WINDOW_S = 5.0, 3.0, 600
+# A power-cycle keeps PoE off this long, then the agent probes the camera this often (a real
+# camera boots in a minute; the fake one answers at once, and a demo lasts a minute).
+POWER_OFF_S, RECOVERY_PROBE_S, RECOVERY_TIMEOUT_S = 1.0, 0.5, 30.0
+SWITCH_ID, SWITCH_TIMEOUT_S = "sw1", 0.5
 
 
 def channel(site: SimSite, camera: str) -> int:
@@ -51,10 +62,17 @@ def cut(spans: list[Span], start: dt.datetime, end: dt.datetime) -> list[Span]:
 class DeviceSimulation(Simulation):
     """``Simulation`` plus the sites' recorders and ONVIF device services."""
 
-    def __init__(self, scenario: Scenario, options: SimulationOptions) -> None:
+    def __init__(
+        self, scenario: Scenario, options: SimulationOptions, *, command_key: str | None = None
+    ) -> None:
+        """``command_key``: the command center's public key the agents of switch sites take
+        signed commands with (None: they take none)."""
         super().__init__(scenario, options)
+        self.command_key = command_key
         self.nvrs: dict[str, HikvisionSimulator] = {}
         self.onvif: dict[str, dict[str, OnvifSimulator]] = {}
+        self.switches: dict[str, FakeSwitch] = {}
+        self._watchers: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Start the devices, then cameras, collectors and agents (``stop`` ends them all)."""
@@ -71,13 +89,28 @@ class DeviceSimulation(Simulation):
                 for camera in site.camera_ids():
                     device = OnvifDevice(serial=f"SC200-{site.id}-{camera}")
                     self.onvif[site.id][camera] = await OnvifSimulator(device).start()
+            if site.switch:
+                switch = FakeSwitch(self.options.workdir / "switches" / site.id, site.cameras)
+                await asyncio.to_thread(switch.start)
+                self.switches[site.id] = switch
         await super().start()
+        for site_id, switch in self.switches.items():
+            self._watchers.append(
+                asyncio.create_task(
+                    power_by_port(switch, self.sites[site_id]), name=f"poe-{site_id}"
+                )
+            )
 
     async def stop(self) -> None:
         """Stop everything ``Simulation.stop`` stops, then the devices."""
+        for task in self._watchers:
+            task.cancel()
+        await asyncio.gather(*self._watchers, return_exceptions=True)
         try:
             await super().stop()
         finally:
+            for switch in self.switches.values():
+                await asyncio.to_thread(switch.stop)
             for nvr in self.nvrs.values():
                 await nvr.__aexit__(None, None, None)
             for cameras in self.onvif.values():
@@ -120,6 +153,28 @@ class DeviceSimulation(Simulation):
                     ],
                 }
             ]
+        switch = self.switches.get(site.id)
+        if switch is not None:
+            for port, camera in enumerate(cameras, start=1):
+                camera["switch"] = {"switch": SWITCH_ID, "port": port}
+            config["switches"] = [
+                {
+                    "id": SWITCH_ID,
+                    "host": "127.0.0.1",
+                    "port": switch.port,
+                    "community": switch.community,
+                    "write_community": switch.write_community,
+                    "power_oid": POWER_OID,
+                    "timeout_s": SWITCH_TIMEOUT_S,
+                }
+            ]
+            if self.command_key is not None:
+                config["commands"] = {
+                    "public_key": self.command_key,
+                    "power_off_s": POWER_OFF_S,
+                    "recovery_probe_s": RECOVERY_PROBE_S,
+                    "recovery_timeout_s": RECOVERY_TIMEOUT_S,
+                }
         if services or nvr is not None:
             config["devices"] = {
                 "interval_s": DEVICE_INTERVAL_S,
@@ -145,5 +200,38 @@ class DeviceSimulation(Simulation):
             site_id, camera = event.camera.split("/")
             self.onvif[site_id][camera].device.serial = event.serial
             self._note(f"camera {event.camera} replaced (serial {event.serial})")
+        elif isinstance(event, HangEvent):  # not the desired mode: a power-cycle ends it
+            site_id, camera = event.camera.split("/")
+            runtime = self.sites[site_id]
+            if runtime.powered:
+                await runtime.cameras[camera].set_mode(CameraMode.HUNG)
+            self._note(f"camera {event.camera} hung (port up, RTSP silent)")
         else:
             await super().apply(event, phase)
+            site_id, _, camera = getattr(event, "camera", "").partition("/")
+            switch = self.switches.get(site_id)
+            if isinstance(event, CameraEvent) and event.state is CameraMode.DOWN and switch:
+                # A dead camera takes its port's link down: the cloud tells "down: link".
+                linked = int(phase == "end")
+                port = channel(self.sites[site_id].site, camera)
+                await asyncio.to_thread(switch.set_port, port, link=linked, load=linked)
+
+
+async def power_by_port(switch: FakeSwitch, runtime: SiteRuntime) -> None:
+    """Until cancelled: a camera whose port's PoE is switched off goes down; switched on again,
+    it boots into its scenario mode (a hang does not survive a power-cycle, wrong credentials
+    do)."""
+    ports = {channel(runtime.site, camera): camera for camera in runtime.cameras}
+    unpowered: set[int] = set()
+    while True:
+        state = await asyncio.to_thread(switch.state)
+        for port, camera in ports.items():
+            off = state[str(port)]["admin"] != 1
+            if off and port not in unpowered:
+                unpowered.add(port)
+                await runtime.cameras[camera].set_mode(CameraMode.DOWN)
+            elif not off and port in unpowered:
+                unpowered.discard(port)
+                if runtime.powered:
+                    await runtime.cameras[camera].set_mode(runtime.desired[camera])
+        await asyncio.sleep(WATCH_S)

@@ -32,6 +32,10 @@ class SimSite(_Model):
         default=False, description="a Hikvision NVR simulator records every camera (ISAPI)"
     )
     onvif: bool = Field(default=False, description="every camera answers ONVIF (identity, clock)")
+    switch: bool = Field(
+        default=False,
+        description="a PoE switch on SNMP (net-snmp snmpd) powers the cameras, cN on port N",
+    )
 
     def camera_ids(self) -> list[str]:
         """``c1`` .. ``cN``."""
@@ -126,8 +130,21 @@ class CameraReplacedEvent(_Model):
         return self.replaced
 
 
-DeviceEvent = RecordingGapEvent | CameraReplacedEvent
-CAMERA_EVENTS = (CameraEvent, RecordingGapEvent, CameraReplacedEvent)
+class HangEvent(_Model):
+    """A camera hangs: its port stays up and powered, its RTSP falls silent, until its port is
+    power-cycled (needs ``switch``)."""
+
+    at: Seconds = Field(ge=0)
+    hang: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera")
+
+    @property
+    def camera(self) -> str:
+        """site/camera."""
+        return self.hang
+
+
+DeviceEvent = RecordingGapEvent | CameraReplacedEvent | HangEvent
+CAMERA_EVENTS = (CameraEvent, RecordingGapEvent, CameraReplacedEvent, HangEvent)
 
 Event = Annotated[
     CameraEvent
@@ -137,7 +154,8 @@ Event = Annotated[
     | MalformedEvent
     | EdgeFaultEvent
     | RecordingGapEvent
-    | CameraReplacedEvent,
+    | CameraReplacedEvent
+    | HangEvent,
     Field(union_mode="left_to_right"),
 ]
 
@@ -176,7 +194,11 @@ class Scenario(_Model):
                 raise ValueError(f"events.{index}: unknown site {site_id!r}")
             if isinstance(event, UpsEvent) and not sites[site_id].ups:
                 raise ValueError(f"events.{index}: site {site_id} has no UPS (set ups: true)")
-            needs = {RecordingGapEvent: "recorder", CameraReplacedEvent: "onvif"}.get(type(event))
+            needs = {
+                RecordingGapEvent: "recorder",
+                CameraReplacedEvent: "onvif",
+                HangEvent: "switch",
+            }.get(type(event))
             if needs and not getattr(sites[site_id], needs):
                 raise ValueError(
                     f"events.{index}: site {site_id} has no {needs} (set {needs}: true)"
@@ -204,6 +226,8 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     message is sent, and s1's topic gets edge fault reports (a gap, a disk-queue error, a batch
     from a clock an hour ahead). s1's cameras are recorded by a Hikvision NVR simulator and answer
     ONVIF: its recorder keeps nothing of the down camera for a while and s1/c1 is replaced.
+    s1's cameras are powered by a PoE switch: the down camera's port goes down ("down: link"),
+    and the hung camera (port up, RTSP silent) is healed by the automatic policy's power-cycle.
     """
     sim_sites = [
         SimSite(
@@ -215,6 +239,7 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
             ups=i == 1,
             recorder=i == 1,
             onvif=i == 1,
+            switch=i == 1,
         )
         for i in range(1, sites + 1)
     ]
@@ -225,8 +250,8 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     ]
     if cameras >= 2:
         events.append(CameraEvent(at=0.15 * d, camera="s1/c2", state=CameraMode.DOWN))
-    if cameras >= 3:
-        events.append(CameraEvent(at=0.2 * d, camera="s1/c3", state=CameraMode.HUNG))
+    if cameras >= 3:  # early, so the policy's power-cycle and the recovery fit in the run
+        events.append(HangEvent(at=0.05 * d, hang="s1/c3"))
     if cameras >= 4:
         events.append(
             CameraEvent.model_validate(

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from cloud.schema import REMEDIATION, SWITCH_PORT
 from dashboards import command_center
 from dashboards.build import all_dashboards
 from devtools.localsvc import InfluxProcess, MosquittoProcess
@@ -147,6 +148,24 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
     assert cams["s1", "c1"]["recording_availability_pct"] == "100.000"
     assert cams["s1", "c4"]["retention_compliance_pct"] == "0.000"  # keeps 3 days of 7
     assert cams["s2", "c1"]["recording_availability_pct"] == ""  # no recorder there
+    # s1's switch: the hung s1/c3 (port up, RTSP silent) was power-cycled by the automatic policy
+    # and came back; the dead s1/c2 took its port's link down and was never cycled.
+    actions = rows(
+        f'SELECT "result", "up_after", "recovery_s", "trigger", "action" FROM "{REMEDIATION}" '
+        "WHERE \"site\" = 's1' AND \"camera\" = 'c3'"
+    )
+    assert [(r["action"], r["trigger"], r["result"], r["up_after"]) for r in actions] == [
+        ("power_cycle", "policy", "done", 1)
+    ], actions
+    assert float(str(actions[0]["recovery_s"])) < 20
+    assert not rows(f'SELECT "result" FROM "{REMEDIATION}' + '" WHERE "camera" = \'c2\'')
+    last = rows('SELECT last("up") AS "up" FROM "camera" WHERE "site" = \'s1\' GROUP BY "camera"')
+    assert {r["camera"]: r["up"] for r in last}["c3"] == 1
+    c2_port = rows(
+        f'SELECT last("port") AS "link" FROM "{SWITCH_PORT}" '
+        "WHERE \"site\" = 's1' AND \"camera\" = 'c2'"
+    )
+    assert c2_port and c2_port[0]["link"] == 0
 
     for name, board in all_dashboards().items():
         for panel in board["panels"]:
