@@ -25,7 +25,7 @@ from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
 from pantau.core.services import sign_catalogue
 from pantau.core.signing import load_private, load_public, new_key_pair
 from simulators.services import SimServices
-from tests.helpers import async_wait_for
+from tests.helpers import async_wait_for, run_pantau
 from tests.test_receipts import start_collector
 
 SITES = {"s1": "d1", "s2": "d2"}
@@ -150,3 +150,57 @@ def test_the_keeper_refuses_forged_foreign_and_older_catalogues(tmp_path: Path) 
     keyless = CatalogueKeeper("s1", None, tmp_path / "other.json")
     assert keyless.take(sign_catalogue(catalogue.for_site("s1", "d1"), None)) is not None
     assert site_services_topic("s1").endswith("/sites/s1/command/services")
+
+
+async def test_pantau_services_publish_sends_each_site_its_part(
+    broker: MosquittoProcess, tmp_path: Path
+) -> None:
+    """The CLI reads the registry and the catalogue and leaves a signed, retained catalogue on
+    each site's topic: simpeg (districts [d1]) only in s1's."""
+    private, public = new_key_pair()
+    (tmp_path / "command.key").write_text(private + "\n")
+    (tmp_path / "sites.yaml").write_text(
+        yaml.safe_dump(
+            {"version": 1, "sites": {"s1": {"district": "d1"}, "s2": {"district": "d2"}}}
+        )
+    )
+    (tmp_path / "services.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "version": 7,
+                "services": [
+                    {
+                        "name": "simpeg",
+                        "opd": "bkpsdm",
+                        "url": "https://a.test/",
+                        "districts": ["d1"],
+                    },
+                    {"name": "lapor", "opd": "kominfo", "url": "https://b.test/"},
+                ],
+            }
+        )
+    )
+    done = await asyncio.to_thread(
+        run_pantau,
+        "services", "publish", "--catalogue", str(tmp_path / "services.yaml"),
+        "--sites-registry", str(tmp_path / "sites.yaml"), "--broker", broker.url,
+        "--key-file", str(tmp_path / "command.key"),
+        timeout_s=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "version 7 published to 2 sites" in done.stdout
+    reader = MqttLink(LinkSettings(address=BrokerAddress.parse(broker.url), client_id="reader"))
+    await reader.subscribe([site_services_topic("s1"), site_services_topic("s2")])  # type: ignore[list-item]
+    await reader.start()
+    try:
+        got = {}
+        for _ in range(2):
+            message = await asyncio.wait_for(reader.messages.get(), 10)
+            got[message.topic] = message.payload
+    finally:
+        await reader.close()
+    for site, names in (("s1", ["simpeg", "lapor"]), ("s2", ["lapor"])):
+        keeper = CatalogueKeeper(site, load_public(public), tmp_path / f"{site}.json")
+        catalogue = keeper.take(got[site_services_topic(site)])
+        assert catalogue is not None and catalogue.version == 7
+        assert [s.name for s in catalogue.services] == names

@@ -87,6 +87,12 @@ def api(
             "starts counts without a supervisor's approval (default: every one needs it)",
         ),
     ] = None,
+    services: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--services", help="the service catalogue (services.yaml): /api/services and /status"
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the technician page; every request needs a
@@ -120,6 +126,7 @@ def api(
             auth=auth,
             lang=lang,
             maintenance_policy=MaintenancePolicy(advance_approval_h=advance_approval_hours),
+            services_catalogue=services,
         ),
         host=host,
         port=port,

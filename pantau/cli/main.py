@@ -18,6 +18,7 @@ from pantau.cli.keys import keys_app
 from pantau.cli.reporting import bench, report
 from pantau.cli.rollups import rollups_app
 from pantau.cli.security import broker_app, certs_app, sites_app
+from pantau.cli.services import services_app
 from pantau.cli.users import users_app
 from pantau.core.configfile import ConfigError, load_yaml_model
 from pantau.core.service import configure_logging, run_with_stop, serve_until
@@ -359,3 +360,4 @@ app.add_typer(rollups_app, name="rollups")
 app.add_typer(users_app, name="users")
 app.add_typer(audit_app, name="audit")
 app.add_typer(keys_app, name="keys")
+app.add_typer(services_app, name="services")
