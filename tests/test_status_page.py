@@ -6,8 +6,10 @@ OPD, and the availability per service and per OPD."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import yaml
@@ -127,3 +129,18 @@ async def test_an_anonymous_browser_sees_the_state_and_nothing_else(
             simpeg = by[("simpeg", "bkpsdm")]
             assert 540 <= simpeg["down_seconds"] <= 660, simpeg
             assert by[(None, "bkpsdm")]["down_seconds"] == simpeg["down_seconds"]
+            # The monthly report: per service and per OPD, in JSON and on the page.
+            month = dt.datetime.fromtimestamp(now / S, ZoneInfo("Asia/Jakarta")).strftime("%Y-%m")
+            report = (
+                await http.get("/api/report", params={"month": month}, headers=bearer(token))
+            ).json()["services"]
+            rows = {r.get("service", r["opd"]): r for r in report["services"] + report["opds"]}
+            began = dt.datetime.fromtimestamp(failed_at / S, ZoneInfo("Asia/Jakarta"))
+            if began.strftime("%Y-%m") == month:  # not across a month's start
+                assert 540 <= rows["simpeg"]["down_seconds"] <= 660, rows["simpeg"]
+                assert rows["bkpsdm"]["down_seconds"] == rows["simpeg"]["down_seconds"]
+            assert rows["sipd"]["availability"] == rows["bappeda"]["availability"] == 1.0
+            page = await http.get(
+                "/api/report", params={"month": month, "format": "html"}, headers=bearer(token)
+            )
+            assert "Layanan e-government" in page.text and "SIMPEG Kepegawaian" in page.text

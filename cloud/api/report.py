@@ -15,6 +15,7 @@ from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 from cloud.report.monthly import build_report, month_span
 from cloud.report.render import to_csv, to_html
+from cloud.report.services import services_json
 
 
 def report_router() -> APIRouter:
@@ -52,6 +53,7 @@ def report_router() -> APIRouter:
             month=month,
             timezone=tz,
             default_interval_s=request.app.state.default_probe_interval_s,
+            services_catalogue=request.app.state.services_catalogue,
         )
         built = scoped_report(built, principal, await site_districts(client, principal))
         if format == "csv":
@@ -75,6 +77,7 @@ def report_router() -> APIRouter:
             ],
             "retro_moved_seconds": round(built.retro_moved_seconds, 3),
             "audit": audit_json(built.audit),
+            "services": services_json(built.services),
         }
 
     return router

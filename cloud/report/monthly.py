@@ -6,6 +6,7 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from cloud.audit import Summary
@@ -13,6 +14,7 @@ from cloud.availability import AvailabilityRow, GroupBy, MaintenanceSpan, aggreg
 from cloud.influx import InfluxClient
 from cloud.maintenance import Maintenance, StateStore
 from cloud.report.remediation import RemediationSummary, remediation_summary
+from cloud.report.services import ServicesSummary, services_summary
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
@@ -51,6 +53,7 @@ class MonthlyReport:
     moved_by_window: dict[int, float] = field(default_factory=dict)  # retroactive window id
     audit: Summary | None = None
     remediation: RemediationSummary | None = None  # every district's (not scoped)
+    services: ServicesSummary | None = None  # e-government services (regency-wide)
 
     @property
     def retro_moved_seconds(self) -> float:
@@ -103,6 +106,7 @@ async def build_report(
     month: str,
     timezone: str = "Asia/Jakarta",
     default_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    services_catalogue: Path | None = None,
 ) -> MonthlyReport:
     """Compute the report (every camera once; sites and districts sum their cameras). Only
     approved, not cancelled windows count; every window of the month is listed."""
@@ -155,4 +159,7 @@ async def build_report(
         moved_by_window=moved_by_window,
         audit=store.audit.summary(_ns(start), _ns(end)),
         remediation=remediation_summary(store.engine, _ns(start), _ns(end)),
+        services=await services_summary(influx, services_catalogue, _ns(start), _ns(end))
+        if services_catalogue
+        else None,
     )

@@ -16,6 +16,7 @@ from cloud.i18n import N_, Texts, texts
 from cloud.maintenance import Maintenance
 from cloud.report.monthly import MonthlyReport
 from cloud.report.remediation import remediation_html
+from cloud.report.services import services_html
 
 COLUMNS = [
     "level",
@@ -278,6 +279,7 @@ def to_html(report: MonthlyReport, lang: str | None = None) -> str:
         f"{h2[2]}{_windows(report, t)}"
         f"{h2[3]}{_table(report, t, cameras, ['district', 'site', 'camera'])}"
         f"{remediation_html(report.remediation, t)}"
+        f"{services_html(report.services, t)}"
         f"{_audit(report.audit, t)}"
         "</body></html>"
     )
