@@ -13,11 +13,15 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
+import yaml
+from pydantic import ValidationError
 
 from cloud.schema import REMEDIATION, SWITCH_PORT
 from dashboards import command_center
 from dashboards.build import all_dashboards
 from devtools.localsvc import InfluxProcess, MosquittoProcess
+from simulators.scenario import HangEvent, Scenario
 from tests.helpers import influx_rows, run_pantau, wait_for
 from tests.macros import expand
 
@@ -227,3 +231,13 @@ def test_simulate_rejects_a_bad_scenario(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "site a1 has no camera 'c9'" in result.stderr
+
+
+def test_a_hang_needs_a_switch() -> None:
+    """A `hang` event on a site without `switch: true` is an error saying what to set."""
+    data = yaml.safe_load(SCENARIO)
+    data["events"].append({"at": "1s", "hang": "a1/c1"})
+    with pytest.raises(ValidationError, match=r"site a1 has no switch \(set switch: true\)"):
+        Scenario.model_validate(data)
+    data["sites"][0]["switch"] = True
+    assert isinstance(Scenario.model_validate(data).events[-1], HangEvent)
