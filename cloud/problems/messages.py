@@ -36,6 +36,11 @@ TITLES = (
     N_("camera down: link"),
     N_("camera hung"),
     N_("switch unreachable (its cameras' ports unknown)"),
+    N_("service down"),
+    N_("service unreachable from a district"),
+    N_("services unreachable from the site (its internet path)"),
+    N_("service certificate expiring"),
+    N_("service answers slowly"),
 )
 SEVERITIES = (N_("critical"), N_("major"), N_("minor"), N_("warning"))
 

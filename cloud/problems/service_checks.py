@@ -135,10 +135,6 @@ def judge(
     return out
 
 
-def _title(check: ServiceCheck) -> str:
-    return check.title or check.name
-
-
 def _obs(
     key: str,
     rule: str,
@@ -187,7 +183,7 @@ def _down(
             None,
         )
     return _obs(
-        f"service-down:{check.name}", "service_down", f"service down: {_title(check)}",
+        f"service-down:{check.name}", "service_down", "service down",
         Severity.CRITICAL, bad=bad, site="", district="", subject=check.name, since_ns=since,
         cause=cause,
         details={
@@ -199,11 +195,11 @@ def _down(
 
 
 def _degraded(check: ServiceCheck, v: View, *, bad: bool) -> Observation:
-    where = "the cloud" if v.site == CLOUD else f"district {v.district} ({v.site})"
-    cause = f"{v.stage or 'probe'}: {v.detail or ''}" if bad else "reachable"
+    where = "from the cloud" if v.site == CLOUD else f"from {v.site}"
+    cause = f"{where}: {v.stage or 'probe'}: {v.detail or ''}" if bad else "reachable"
     return _obs(
         f"service-degraded:{check.name}:{v.site}", "service_degraded",
-        f"{_title(check)} unreachable from {where}", Severity.MAJOR, bad=bad,
+        "service unreachable from a district", Severity.MAJOR, bad=bad,
         site="" if v.site == CLOUD else v.site, district=v.district, subject=check.name,
         since_ns=(v.last_ok_ns or v.ts) if bad else None, cause=cause.strip(),
         details={"opd": check.opd, "vantage": v.site},
@@ -233,7 +229,7 @@ def _warnings(check: ServiceCheck, seen: list[View]) -> list[Observation]:
             _obs(
                 f"service-cert:{check.name}",
                 "service_cert",
-                f"certificate expiring: {_title(check)}",
+                "service certificate expiring",
                 Severity.WARNING,
                 bad=soonest < check.tls_warn_days,
                 site="",
@@ -251,7 +247,7 @@ def _warnings(check: ServiceCheck, seen: list[View]) -> list[Observation]:
             _obs(
                 f"service-slow:{check.name}",
                 "service_slow",
-                f"slow answers: {_title(check)}",
+                "service answers slowly",
                 Severity.WARNING,
                 bad=median > check.max_latency_ms,
                 site="",
