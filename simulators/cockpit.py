@@ -108,6 +108,7 @@ async def cockpit(
     probe_interval_s: float,
     port: int,
     remediation: RemediationConfig | None = None,
+    services_catalogue: Path | None = None,
 ) -> AsyncIterator[Cockpit]:
     """Serve the API and run the problems service (with ``remediation``, its policy too) until
     the block ends."""
@@ -120,7 +121,8 @@ async def cockpit(
             "database": database,
             "state_url": state_url,
             "interval": max(1.0, probe_interval_s / 2),
-            "rules": demo_rules(probe_interval_s),
+            "rules": demo_rules(probe_interval_s)
+            | ({"services": {"catalogue": str(services_catalogue)}} if services_catalogue else {}),
             "remediation": remediation.model_dump() if remediation else None,
         }
     )
@@ -138,7 +140,15 @@ async def cockpit(
     stop = asyncio.Event()
     async with asyncio.TaskGroup() as tasks:
         api = tasks.create_task(
-            serve_app(create_app(influx=influx, state_url=state_url, remediation=manual), sock),
+            serve_app(
+                create_app(
+                    influx=influx,
+                    state_url=state_url,
+                    remediation=manual,
+                    services_catalogue=services_catalogue,
+                ),
+                sock,
+            ),
             name="demo-api",
         )
         problems = tasks.create_task(run_problems(config, stop), name="demo-problems")

@@ -28,6 +28,7 @@ from simulators.cockpit import Cockpit, cockpit, demo_remediation
 from simulators.devices import DeviceSimulation
 from simulators.runner import Simulation, SimulationOptions
 from simulators.scenario import Scenario
+from simulators.services import running_services
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,7 @@ async def count_points(influx: InfluxClient) -> dict[str, dict[str, int]]:
         ("sensor", "value"),
         ("site", "online"),
         ("agent", "backlog"),
+        ("service", "ok"),
     ):
         rows = series_rows(
             await influx.query(f'SELECT count("{fieldname}") FROM "{measurement}" GROUP BY "site"')
@@ -231,7 +233,18 @@ async def run_scenario(
                 )
                 interrupted = False
                 async with contextlib.AsyncExitStack() as stack:
-                    page = None
+                    page, catalogue = None, None
+                    if scenario.services:  # e-government services, probed from everywhere
+                        sims, catalogue = await stack.enter_async_context(
+                            running_services(
+                                base, mqtt_url=mqtt, influx=influx,
+                                sites={s.id: s.district for s in scenario.sites},
+                                interval_s=max(5.0, 2 * scenario.probe_interval),
+                                fail_after_s=0.2 * duration_s,
+                                key_file=base / COMMAND_KEY_FILE if key else None,
+                            )
+                        )  # fmt: skip
+                        sim.services_ca = sims.ca_file
                     if page_port is not None:
                         page = await stack.enter_async_context(
                             cockpit(
@@ -245,6 +258,7 @@ async def run_scenario(
                                 )
                                 if key
                                 else None,
+                                services_catalogue=catalogue,
                             )
                         )
                         if console:

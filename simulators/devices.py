@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 from simulators.cameras import CameraMode
 from simulators.hikvision_sim import HikvisionSimulator, NvrState, Span
@@ -73,6 +74,7 @@ class DeviceSimulation(Simulation):
         self.onvif: dict[str, dict[str, OnvifSimulator]] = {}
         self.switches: dict[str, FakeSwitch] = {}
         self._watchers: list[asyncio.Task[None]] = []
+        self.services_ca: Path | None = None  # set when simulated services run (their CA)
 
     async def start(self) -> None:
         """Start the devices, then cameras, collectors and agents (``stop`` ends them all)."""
@@ -120,6 +122,9 @@ class DeviceSimulation(Simulation):
     def agent_config(self, runtime: SiteRuntime, index: int) -> dict[str, object]:
         """The site's agent config with its recorder and ONVIF sections."""
         config = super().agent_config(runtime, index)
+        if self.services_ca is not None:
+            interval = max(5.0, 2 * self.scenario.probe_interval)
+            config["services"] = {"interval_s": interval, "ca_file": str(self.services_ca)}
         site = runtime.site
         services = self.onvif.get(site.id, {})
         cameras = config["cameras"]

@@ -174,6 +174,11 @@ class Scenario(_Model):
     stream_concurrency: int = Field(default=1, ge=1, le=64, description="decodes at once per site")
     sites: list[SimSite] = Field(min_length=1)
     events: list[Event] = Field(default_factory=list)
+    services: bool = Field(
+        default=False,
+        description="simulated e-government services probed from every site and the cloud; "
+        "one of them fails (simulators/services.py)",
+    )
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -298,4 +303,5 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
         stream_sample=1.5,
         sites=sim_sites,
         events=events,
+        services=True,
     )

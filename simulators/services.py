@@ -1,7 +1,8 @@
 """Simulated e-government services: HTTPS servers on loopback with real TLS from the project's
 CA (``pantau.ops.pki``), each with a behaviour: healthy, a certificate close to expiry, slow,
 an error page served with status 200, down (503 or closed), and a catalogue entry whose DNS
-name does not resolve. ``catalogue()`` gives the matching ``services.yaml`` content."""
+name does not resolve. ``catalogue()`` gives the matching ``services.yaml`` content;
+``running_services`` runs them for the demo with the cloud's prober."""
 
 from __future__ import annotations
 
@@ -10,10 +11,21 @@ import contextlib
 import enum
 import logging
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from cloud.remediation.sender import read_key
+from cloud.services.catalogue import load_catalogue
+from cloud.services.prober import PointWriter, run_prober
+from cloud.services.publish import publish_catalogue
+from edge_agent.services.probe import probe_service, tls_context
+from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
+from pantau.core.readings import ServiceReading
+from pantau.core.services import ServiceCheck
 from pantau.ops.pki import init_ca, issue_server
 
 log = logging.getLogger(__name__)
@@ -147,3 +159,60 @@ class SimServices:
                 }
             )
         return {"version": version, "services": entries}
+
+
+@contextlib.asynccontextmanager
+async def running_services(
+    base: Path,
+    *,
+    mqtt_url: str,
+    influx: PointWriter,
+    sites: dict[str, str],
+    interval_s: float,
+    fail: str | None = "simpeg",
+    fail_after_s: float = 0.0,
+    key_file: Path | None = None,
+) -> AsyncIterator[tuple[SimServices, Path]]:
+    """The demo's services: started, their catalogue written and published (retained) to every
+    site, probed from the cloud every ``interval_s``; ``fail`` starts answering 503 after
+    ``fail_after_s``. Signed with the command key in ``key_file`` if given (sites with
+    ``commands.public_key`` take only a signed catalogue). Yields the services and the
+    catalogue's path."""
+    sims = SimServices.standard(base / "services-pki")
+    await sims.start()
+    path = base / "services.yaml"
+    path.write_text(yaml.safe_dump(sims.catalogue(version=1)))
+    link = MqttLink(
+        LinkSettings(address=BrokerAddress.parse(mqtt_url), client_id="pantau-demo-services")
+    )
+    stop = asyncio.Event()
+    context = tls_context(sims.ca_file)
+
+    async def probe(check: ServiceCheck) -> ServiceReading:
+        return await probe_service(check, context)
+
+    async def fail_later() -> None:
+        await asyncio.sleep(fail_after_s)
+        if fail is not None:
+            sims.services[fail].fail()
+            log.info("simulated service %s now answers 503", fail)
+
+    try:
+        await link.start()
+        await link.wait_connected(15)
+        key = read_key(key_file) if key_file else None
+        await publish_catalogue(link, load_catalogue(path), sites, key)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(
+                run_prober(path, probe, influx, interval_s=interval_s, stop=stop),
+                name="demo-cloud-prober",
+            )
+            failing = tasks.create_task(fail_later(), name="demo-service-fault")
+            try:
+                yield sims, path
+            finally:
+                stop.set()
+                failing.cancel()
+    finally:
+        await link.close()
+        await sims.stop()

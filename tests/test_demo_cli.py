@@ -93,6 +93,15 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
         )
         assert acked.status_code == 200 and acked.json()["state"] == "acknowledged"
         assert acked.json()["acknowledged_by"] == "demo"
+
+        def service_down() -> dict[str, object] | None:
+            found = httpx.get(
+                f"{url}/api/problems", params={"state": "open"}, headers=auth, timeout=5
+            ).json()
+            return next((p for p in found if p["key"] == "service-down:simpeg"), None)
+
+        # The simulated service that starts failing at 20 % of the run: one problem for it.
+        wait_for(service_down, timeout_s=45, what="simpeg's down problem on the page's API")
         assert demo.wait(timeout=120) == 0, "".join(lines)[-2000:] + demo.stderr.read()[-2000:]  # type: ignore[union-attr]
     finally:
         if demo.poll() is None:
@@ -130,6 +139,9 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
     assert {(r["site"], r["camera"]) for r in streams if r["site"] != "s3"} == {
         (site, f"c{i}") for site in ("s1", "s2") for i in range(1, 5)
     }
+    # E-government services were probed from every site and from the cloud.
+    probed = rows('SELECT count("ok") FROM "service" GROUP BY "site"')
+    assert {r["site"] for r in probed} == {"s1", "s2", "s3", "cloud"}
     # Recording and identity: s1's recorder missed the down camera s1/c2, s1/c1 was replaced.
     recorded = rows('SELECT count("recorded_s") FROM "record" GROUP BY "site", "camera"')
     assert {(r["site"], r["camera"]) for r in recorded} == {("s1", f"c{i}") for i in range(1, 5)}
