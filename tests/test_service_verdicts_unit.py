@@ -5,6 +5,8 @@ and latency warnings."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cloud.problems.model import Observation, SiteContact, Verdict
 from cloud.problems.service_checks import CLOUD, View, is_down, judge
 from cloud.services.catalogue import Catalogue
@@ -138,3 +140,18 @@ async def test_availability_sets_aside_a_district_while_its_agent_is_offline() -
     # s3/s4 come back online in the very last ns of minute 0: that minute is still set aside.
     assert tallies["simpeg"].unknown_s == 180.0
     assert by_opd(CAT, tallies)["bappeda"].availability == 0.5
+
+
+async def test_a_broken_catalogue_skips_the_service_rules_only(tmp_path: Path) -> None:
+    """A bad edit of services.yaml: no service observation, nothing raised (the camera rules
+    of the same evaluation go on)."""
+    from cloud.problems.config import ServiceRule  # noqa: PLC0415
+    from cloud.problems.service_checks import service_checks  # noqa: PLC0415
+
+    path = tmp_path / "services.yaml"
+    path.write_text("version: 1\nservices:\n  - name: x\n    opd: o\n    urll: https://x.test/\n")
+
+    async def query(_q: str) -> list[dict[str, object]]:
+        raise AssertionError("not asked: the catalogue is read first")
+
+    assert await service_checks(query, ServiceRule(catalogue=path), 1, SITES) == []

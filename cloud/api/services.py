@@ -21,6 +21,7 @@ from cloud.influx import InfluxClient, series_rows
 from cloud.services.availability import State, Tally, by_opd, service_availability
 from cloud.services.catalogue import Catalogue, load_catalogue
 from cloud.services.status import ServiceNow, services_now
+from pantau.core.configfile import ConfigError
 
 PUBLIC_CACHE_S = 30.0  # the public page reads InfluxDB at most this often, whoever asks
 STATUS_CSP = (
@@ -28,7 +29,8 @@ STATUS_CSP = (
     "frame-ancestors 'none'"
 )
 _NO_CATALOGUE: dict[int | str, dict[str, Any]] = {
-    404: problem_response("no service catalogue configured (pantau api --services FILE)")
+    404: problem_response("no service catalogue configured (pantau api --services FILE)"),
+    503: problem_response("the service catalogue file is invalid"),
 }
 _LABEL = {State.UP: "Normal", State.DOWN: "Gangguan", State.UNKNOWN: "Tidak diketahui"}
 
@@ -37,7 +39,10 @@ def _catalogue(request: Request) -> Catalogue:
     path = request.app.state.services_catalogue
     if path is None:
         raise HTTPException(404, "no service catalogue: start the API with --services FILE")
-    return load_catalogue(path)
+    try:
+        return load_catalogue(path)
+    except ConfigError as exc:
+        raise HTTPException(503, f"the service catalogue is invalid: {exc}") from None
 
 
 def _when(ns: int | None) -> dt.datetime | None:

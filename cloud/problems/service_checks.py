@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,9 +26,11 @@ from cloud.problems.config import ServiceRule, Severity
 from cloud.problems.model import Observation, SiteContact, Verdict
 from cloud.schema import SERVICE
 from cloud.services.catalogue import Catalogue, load_catalogue
+from pantau.core.configfile import ConfigError
 from pantau.core.services import ServiceCheck
 from pantau.core.units import to_ns
 
+log = logging.getLogger(__name__)
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
 CLOUD = "cloud"  # the site tag of the cloud's own prober
 SINCE_LOOKBACK_S = 86400  # how far back a vantage's last success is looked for
@@ -54,7 +57,11 @@ async def service_checks(
     """The service observations at ``now_ns`` from the catalogue and the latest probes."""
     if rule.catalogue is None:
         return []
-    catalogue = load_catalogue(rule.catalogue)
+    try:
+        catalogue = load_catalogue(rule.catalogue)
+    except ConfigError as exc:  # a bad edit must not stop the other rules; problems stay as are
+        log.warning("service rules skipped: %s", exc)
+        return []
     views = await latest_views(query, now_ns - to_ns(rule.fresh), now_ns)
     return judge(catalogue, views, sites)
 
