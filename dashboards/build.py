@@ -12,7 +12,7 @@ import yaml
 from grafanalib import core as g
 from grafanalib._gen import DashboardEncoder
 
-from dashboards import camera, command_center, health, site
+from dashboards import camera, command_center, health, services, site
 from dashboards.panels import DATASOURCE_UID
 
 BUILDERS: dict[str, Callable[[], g.Dashboard]] = {
@@ -20,6 +20,7 @@ BUILDERS: dict[str, Callable[[], g.Dashboard]] = {
     "site": site.build,
     "camera": camera.build,
     "health": health.build,
+    "services": services.build,
 }
 FOLDER_TITLE = "Pantau"
 FOLDER_UID = "pantau"

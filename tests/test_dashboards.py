@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from cloud.influx import InfluxClient, InfluxSettings, series_rows
-from cloud.lineproto import batch_lines
+from cloud.lineproto import batch_lines, service_line
 from dashboards import camera as camera_dashboard
 from dashboards import command_center, health
+from dashboards import services as services_dashboard
 from dashboards import site as site_dashboard
 from dashboards.build import all_dashboards, build_all
 from dashboards.panels import DATASOURCE_UID, SCHEMA_VERSION
@@ -29,6 +30,7 @@ from pantau.core.contract import (
     RecordGap,
     RecordingReading,
 )
+from pantau.core.readings import ServiceReading, ServiceStage
 from simulators.cabinet import UpsState
 from simulators.cameras import CameraMode
 from simulators.ledger import read_ledger
@@ -55,7 +57,13 @@ def test_build_writes_four_dashboards_and_provisioning(tmp_path: Path) -> None:
         password="secret",
     )
     names = sorted(p.name for p in files if p.suffix == ".json")
-    assert names == ["camera.json", "command-center.json", "health.json", "site.json"]
+    assert names == [
+        "camera.json",
+        "command-center.json",
+        "health.json",
+        "services.json",
+        "site.json",
+    ]
     ds = yaml.safe_load((tmp_path / "provisioning/datasources/pantau.yaml").read_text())
     source = ds["datasources"][0]
     assert (source["uid"], source["type"], source["jsonData"]["dbName"]) == (
@@ -68,7 +76,7 @@ def test_build_writes_four_dashboards_and_provisioning(tmp_path: Path) -> None:
     assert provider["providers"][0]["folder"] == "Pantau"
 
 
-@pytest.mark.parametrize("name", ["command-center", "site", "camera", "health"])
+@pytest.mark.parametrize("name", ["command-center", "site", "camera", "health", "services"])
 def test_structure(name: str) -> None:
     """Unique ids, no overlapping panels, every panel on the provisioned datasource, raw InfluxQL,
     Grafana 11 schema, base thresholds null."""
@@ -227,6 +235,7 @@ async def test_every_panel_against_ground_truth(
         # recording panels and the Camera dashboard's, whose $camera is s1/c2).
         await influx.write("\n".join(_recording_truth(time.time_ns())).encode())
         await influx.write("\n".join(_port_truth(time.time_ns())).encode())
+        await influx.write("\n".join(_service_truth(time.time_ns())).encode())
         # Every panel and variable query runs and returns data.
         for name, board in all_dashboards().items():
             for panel in panels(board):
@@ -238,6 +247,13 @@ async def test_every_panel_against_ground_truth(
                     values = await rows(influx, expanded(variable["query"]))
                     assert values, f"{name}: variable {variable['name']} has no values"
 
+        status = await rows(influx, expanded(services_dashboard.STATUS_NOW))
+        assert {(r["site"], r["service"], r["ok"], r["stage"]) for r in status} == {
+            ("cloud", "simpeg", 0, "status"), ("s1", "simpeg", 0, "status"),
+            ("cloud", "sipd", 1, None), ("s1", "sipd", 1, None),
+        }  # fmt: skip
+        certs = await rows(influx, expanded(services_dashboard.CERT_DAYS))
+        assert {(r["service"], r["days"]) for r in certs} == {("simpeg", 10.0), ("sipd", 300.0)}
         ports = await rows(influx, expanded(site_dashboard.PORTS_NOW))
         assert {(r["camera"], r["link"], r["powered"], r["switch_ok"]) for r in ports} == {
             ("c1", 1, 1, 1),
@@ -357,6 +373,21 @@ def _port_truth(now: int) -> list[str]:
                             up_after=True, recovery_s=42.0)  # fmt: skip
     batch = ReadingBatch(site="s1", district="d1", ports=[up, down], commands=[cycled])
     return batch_lines(batch)
+
+
+def _service_truth(now: int) -> list[str]:
+    """simpeg failing (503) from the cloud and s1 with a certificate 10 days from expiry (the
+    nearer of the two seen), sipd fine: the Services dashboard's status and certificate panels."""
+    s = 1_000_000_000
+    lines = []
+    for site, district in (("cloud", "cloud"), ("s1", "d1")):
+        down = ServiceReading(service="simpeg", ts=now - s, ok=False,
+                              stage=ServiceStage.STATUS, status=503, total_ms=40.0,
+                              cert_days=10.0 if site == "s1" else 11.0)  # fmt: skip
+        up = ServiceReading(service="sipd", ts=now - s, ok=True, status=200, total_ms=80.0,
+                            cert_days=300.0)  # fmt: skip
+        lines += [service_line(down, site, district), service_line(up, site, district)]
+    return lines
 
 
 async def _count(influx: InfluxClient, query: str, expected: int) -> bool:
