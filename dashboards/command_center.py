@@ -12,6 +12,7 @@ from cloud.schema import (
     RECORD,
     RP_HOURLY,
     SENSOR,
+    SERVICE,
     SITE,
 )
 from dashboards.panels import (
@@ -123,6 +124,16 @@ CAMERAS_REPLACED = (
     'SELECT "serials" FROM (SELECT count(distinct("serial")) AS "serials" '
     f'FROM "{DEVICE}" WHERE time > now() - 7d GROUP BY "site", "district", "camera") '
     'WHERE "serials" > 1 AND time > now() - 7d GROUP BY "site", "district", "camera"'
+)
+SERVICES_FAILING = (
+    'SELECT "ok", "stage" FROM (SELECT last("ok") AS "ok", "stage" '
+    f'FROM "{SERVICE}" WHERE time > now() - $fresh GROUP BY "service", "site") '
+    'WHERE "ok" = 0 AND time > now() - $fresh GROUP BY "service", "site"'
+)
+CERTIFICATES_EXPIRING = (
+    'SELECT "days" FROM (SELECT min("cert_days") AS "days" '
+    f'FROM "{SERVICE}" WHERE time > now() - $fresh GROUP BY "service") '
+    'WHERE "days" < 14 AND time > now() - $fresh GROUP BY "service"'
 )
 INGEST_RATE = (
     f'SELECT non_negative_derivative(last("written"), 1s) AS "readings/s" FROM "{COLLECTOR}" '
@@ -244,6 +255,22 @@ def build() -> g.Dashboard:
             CAMERAS_REPLACED,
             pos(18, 33, 6, 8),
             description="more than one serial number answered at this camera's address",
+            overrides=[HIDE_TIME],
+        ),
+        table(
+            "E-government services failing now (service, vantage)",
+            SERVICES_FAILING,
+            pos(0, 41, 16, 7),
+            description="each vantage's latest probe that failed and the step; whether a "
+            "service is down or one district lost its path is the problems' verdict (Services "
+            "dashboard, docs/services.md)",
+            overrides=[HIDE_TIME],
+        ),
+        table(
+            "Certificates expiring within 14 days",
+            CERTIFICATES_EXPIRING,
+            pos(16, 41, 8, 7),
+            description="days to expiry, the soonest any vantage saw",
             overrides=[HIDE_TIME],
         ),
     ]

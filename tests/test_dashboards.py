@@ -252,6 +252,13 @@ async def test_every_panel_against_ground_truth(
             ("cloud", "simpeg", 0, "status"), ("s1", "simpeg", 0, "status"),
             ("cloud", "sipd", 1, None), ("s1", "sipd", 1, None),
         }  # fmt: skip
+        failing = await rows(influx, expanded(command_center.SERVICES_FAILING))
+        assert {(r["service"], r["site"], r["stage"]) for r in failing} == {
+            ("simpeg", "cloud", "status"),
+            ("simpeg", "s1", "status"),
+        }
+        expiring = await rows(influx, expanded(command_center.CERTIFICATES_EXPIRING))
+        assert [(r["service"], r["days"]) for r in expiring] == [("simpeg", 10.0)]
         certs = await rows(influx, expanded(services_dashboard.CERT_DAYS))
         assert {(r["service"], r["days"]) for r in certs} == {("simpeg", 10.0), ("sipd", 300.0)}
         ports = await rows(influx, expanded(site_dashboard.PORTS_NOW))
