@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Protocol
 
+from cloud.influx import InfluxError
 from cloud.lineproto import join_lines, service_line
 from cloud.problems.service_checks import CLOUD
 from cloud.services.catalogue import load_catalogue
+from pantau.core.configfile import ConfigError
 from pantau.core.readings import ServiceReading
 from pantau.core.services import ServiceCheck
 
@@ -51,7 +53,9 @@ async def run_prober(
         try:
             written = await probe_once(catalogue_path, probe, sink)
             log.debug("cloud probe: %d services", written)
-        except Exception:  # the database or the file may be back next round
+        except (InfluxError, ConfigError) as exc:  # may be back (or fixed) next round
+            log.warning("cloud service probe round not stored: %s", exc)
+        except Exception:  # one odd round must not end the prober
             log.exception("cloud service probe round failed")
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
