@@ -20,13 +20,20 @@ from devtools.localsvc import InfluxProcess, MosquittoProcess
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.services.catalogue import CatalogueKeeper
-from pantau.core.contract import site_services_topic
+from pantau.core.contract import (
+    agent_client_id,
+    site_command_filter,
+    site_command_topic,
+    site_services_topic,
+)
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink
-from pantau.core.services import sign_catalogue
+from pantau.core.services import SignedCatalogue, SiteCatalogue, sign_catalogue
 from pantau.core.signing import load_private, load_public, new_key_pair
+from pantau.ops.brokerauth import COLLECTOR_USER
 from simulators.services import SimServices
 from tests.helpers import async_wait_for, run_pantau
 from tests.test_receipts import start_collector
+from tests.test_security import SecureBroker, connect, link, secure  # noqa: F401 (fixture)
 
 SITES = {"s1": "d1", "s2": "d2"}
 
@@ -204,3 +211,57 @@ async def test_pantau_services_publish_sends_each_site_its_part(
         catalogue = keeper.take(got[site_services_topic(site)])
         assert catalogue is not None and catalogue.version == 7
         assert [s.name for s in catalogue.services] == names
+
+
+async def test_only_the_cloud_can_leave_a_catalogue(secure: SecureBroker) -> None:  # noqa: F811
+    """s1 (its real password, over TLS) publishing a retained catalogue on its own and s2's
+    services topics leaves nothing: subscribing afterwards, s1 first gets the cloud's live
+    sentinel (a retained catalogue would come first) and s2 the cloud's catalogue."""
+    ca = secure.pki / "ca.crt"
+    url = f"mqtts://127.0.0.1:{secure.tls_port}"
+    forged = Catalogue.model_validate(
+        {"version": 99, "services": [{"name": "evil", "opd": "x", "url": "https://x.test/"}]}
+    )
+
+    def site_link(site: str) -> MqttLink:
+        return link(url, agent_client_id(site), user=site, password=secure.passwords[site], ca=ca)
+
+    s1 = await connect(site_link("s1"))
+    cloud = await connect(
+        link(secure.broker.url, "svc-cloud", user=COLLECTOR_USER,
+             password=secure.passwords[COLLECTOR_USER])
+    )  # fmt: skip
+    try:
+        for site in ("s1", "s2"):
+            payload = sign_catalogue(forged.for_site(site, "d1"), None)
+            await s1.publish(site_services_topic(site), payload, qos=1, retain=True)
+        await s1.close()
+        genuine = Catalogue.model_validate({"version": 1, "services": []})
+        await cloud.publish(
+            site_services_topic("s2"), sign_catalogue(genuine.for_site("s2", "d1"), None),
+            qos=1, retain=True,
+        )  # fmt: skip
+        for site in ("s1", "s2"):
+            reader = site_link(site)
+            await reader.subscribe([site_command_filter(site)])
+            reader = await connect(reader)
+            try:
+                await cloud.publish(site_command_topic(site), b"sentinel", qos=1)
+                first = await asyncio.wait_for(reader.messages.get(), 10)
+            finally:
+                await reader.close()
+            if site == "s1":
+                assert first.payload == b"sentinel", first.payload[:80]
+            else:
+                envelope = SignedCatalogue.model_validate_json(first.payload)
+                assert SiteCatalogue.model_validate_json(envelope.catalogue).version == 1
+    finally:
+        await cloud.close()
+
+
+def test_a_catalogue_that_cannot_be_kept_on_disk_still_runs(tmp_path: Path) -> None:
+    """The file beside the queue cannot be written: the catalogue runs from memory."""
+    keeper = CatalogueKeeper("s1", None, tmp_path / "missing-dir" / "s1.services.json")
+    catalogue = Catalogue.model_validate({"version": 2, "services": []})
+    assert keeper.take(sign_catalogue(catalogue.for_site("s1", "d1"), None)) is not None
+    assert keeper.version == 2

@@ -75,8 +75,11 @@ class CatalogueKeeper:
         if self.current == catalogue:
             return None
         tmp = self._path.with_suffix(".tmp")
-        tmp.write_bytes(payload)
-        tmp.replace(self._path)
+        try:
+            tmp.write_bytes(payload)
+            tmp.replace(self._path)
+        except OSError as exc:  # a full or failing disk: run it anyway, it comes again retained
+            log.warning("could not keep the service catalogue in %s: %s", self._path, exc)
         self.current = catalogue
         log.info(
             "service catalogue version %d: %d services", catalogue.version, len(catalogue.services)
