@@ -87,8 +87,9 @@ async def test_an_anonymous_browser_sees_the_state_and_nothing_else(
             )
             for r in rows
         }
-        minute = time.strftime("%Y-%m-%d %H:%M", time.gmtime(failed_at // MIN * 60))
-        assert shown["SIMPEG Kepegawaian"] == ("Gangguan", f"sejak {minute} UTC"), shown
+        began = dt.datetime.fromtimestamp(failed_at // MIN * 60, ZoneInfo("Asia/Jakarta"))
+        minute = began.strftime("%d-%m-%Y %H:%M")
+        assert shown["SIMPEG Kepegawaian"] == ("Gangguan", f"sejak {minute} WIB"), shown
         assert shown["SIPD Perencanaan"][0] == "Normal"
         text = (await asyncio.to_thread(browser.find_element, By.TAG_NAME, "body")).text
         for internal in (

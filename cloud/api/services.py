@@ -8,6 +8,7 @@ import datetime as dt
 import html
 import time
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
@@ -28,6 +29,7 @@ STATUS_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
+_WIB = ZoneInfo("Asia/Jakarta")  # the regency's time, as citizens read it
 _NO_CATALOGUE: dict[int | str, dict[str, Any]] = {
     404: problem_response("no service catalogue configured (pantau api --services FILE)"),
     503: problem_response("the service catalogue file is invalid"),
@@ -156,7 +158,11 @@ def status_router() -> APIRouter:
 
 def _row(s: PublicServiceOut) -> str:
     state = State(s.state)
-    since = "lebih dari 6 jam" if s.since is None else s.since.strftime("%Y-%m-%d %H:%M UTC")
+    since = (
+        "lebih dari 6 jam"
+        if s.since is None
+        else s.since.astimezone(_WIB).strftime("%d-%m-%Y %H:%M WIB")
+    )
     return (
         f'<tr class="{state.value}"><td class="name">{html.escape(s.title)}</td>'
         f'<td class="state">{_LABEL[state]}</td><td class="since">sejak {since}</td></tr>'
