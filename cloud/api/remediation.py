@@ -192,7 +192,7 @@ def remediation_router() -> APIRouter:
     )
     async def problem_actions(
         request: Request,
-        problem_id: int,
+        problem_id: Annotated[int, PathParam(ge=1, le=2**63 - 1)],
         principal: Annotated[Principal, Depends(read_principal)],
     ) -> list[ActionOut]:
         """The power-cycles and reboots sent for a problem, oldest first, with their outcome."""

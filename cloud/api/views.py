@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloud.api.deps import WRITE_RESPONSES, audit_trail, influx_client
+from cloud.api.deps import WRITE_RESPONSES, audit_trail, influx_client, problem_response
 from cloud.api.timeconv import from_ns
 from cloud.audit import AuditEvent, AuditTrail
 from cloud.auth.deps import require
@@ -69,7 +69,11 @@ def views_router() -> APIRouter:
     @router.post(
         "/api/cameras/{site}/{camera}/view/accept",
         response_model=ViewAcceptOut,
-        responses=WRITE_RESPONSES,
+        responses={
+            **WRITE_RESPONSES,
+            404: problem_response("no such camera in your districts"),
+            409: problem_response("the camera's latest probe did not say its view changed"),
+        },
     )
     async def accept_view(
         request: Request,
