@@ -84,9 +84,10 @@ def test_push_creates_folder_and_uploads_every_dashboard(grafana: str) -> None:
         "pantau-site",
         "pantau-camera",
         "pantau-health",
+        "pantau-services",
     ]
     assert all(u and u["overwrite"] is True and u["folderUid"] == "pantau" for u in uploads)
-    assert "pushed 4 dashboards" in result.stdout
+    assert "pushed 5 dashboards" in result.stdout
 
 
 def test_push_to_unreachable_grafana_fails_readably() -> None:
