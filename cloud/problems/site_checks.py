@@ -81,9 +81,12 @@ async def site_clocks(
         r["site"]: (int(r["time"]), -float(r["v"]) / 1000) for r in offsets
     }
     for r in births:
-        when = int(r["time"])
-        if r["site"] not in newest or newest[r["site"]][0] < when:
-            newest[r["site"]] = (when, float(r.get("clock_ahead_s") or 0.0))
+        when, ahead = int(r["time"]), r.get("clock_ahead_s")
+        # A birth measures a clock only when it runs ahead (it is stored at its arrival, and a
+        # late delivery makes any clock look behind): one without ``clock_ahead_s`` says nothing
+        # against the agent's own measurement, only where there is none.
+        if r["site"] not in newest or (ahead is not None and newest[r["site"]][0] < when):
+            newest[r["site"]] = (when, float(ahead or 0.0))
     observations = []
     for site, state in sorted(sites.items()):
         _, ahead_s = newest.get(site, (0, 0.0))
