@@ -20,6 +20,7 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from devtools.localsvc import ServiceError, free_port
+from simulators.snmpd import start_snmpd, stop_snmpd
 
 UPS_MIB = "1.3.6.1.2.1.33"
 PASS_SCRIPT = Path(__file__).with_name("ups_pass.py")
@@ -73,30 +74,17 @@ class FakeUps:
             f'#!/bin/sh\nexec "{sys.executable}" "{PASS_SCRIPT}" "{self.state_file}" "$@"\n'
         )
         wrapper.chmod(0o755)
-        conf = self.workdir / "snmpd.conf"
-        conf.write_text(
+        self._process = start_snmpd(
+            binary,
+            self.workdir,
             f"agentaddress udp:127.0.0.1:{self.port}\n"
             f"rocommunity {self.community} 127.0.0.1\n"
-            f"pass .{UPS_MIB} {wrapper}\n"
+            f"pass .{UPS_MIB} {wrapper}\n",
         )
-        env = {**os.environ, "SNMP_PERSISTENT_DIR": str(self.workdir), "MIBS": ""}
-        log = (self.workdir / "snmpd.log").open("ab")
-        self._process = subprocess.Popen(
-            [binary, "-f", "-C", "-c", str(conf), "-Lf", str(self.workdir / "snmpd.log"),
-             "-M", str(self.workdir)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
-        log.close()
 
     def stop(self) -> None:
         """Stop snmpd."""
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_snmpd(self._process)
 
 
 class FakeEnvSensor:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from devtools.localsvc import ServiceError, free_port
 from simulators.cameras import CameraMode, FakeCamera
+from simulators.snmpd import start_snmpd, stop_snmpd
 
 PASS_SCRIPT = Path(__file__).with_name("switch_pass.py")
 POWER_OID = "1.3.6.1.4.1.99999.1"  # the simulated switch's per-port milliwatts
@@ -60,33 +61,20 @@ class FakeSwitch:
             f'#!/bin/sh\nexec "{sys.executable}" "{PASS_SCRIPT}" "{self.state_file}"\n'
         )
         wrapper.chmod(0o755)
-        conf = self.workdir / "snmpd.conf"
-        conf.write_text(
+        self._process = start_snmpd(
+            binary,
+            self.workdir,
             f"agentaddress udp:127.0.0.1:{self.port}\n"
             f"rocommunity {self.community} 127.0.0.1\n"
             f"rwcommunity {self.write_community} 127.0.0.1\n"
             f"pass_persist .1.3.6.1.2.1.2.2.1 {wrapper}\n"
             f"pass_persist .1.3.6.1.2.1.105 {wrapper}\n"
-            f"pass_persist .{POWER_OID} {wrapper}\n"
+            f"pass_persist .{POWER_OID} {wrapper}\n",
         )
-        env = {**os.environ, "SNMP_PERSISTENT_DIR": str(self.workdir), "MIBS": ""}
-        log = (self.workdir / "snmpd.log").open("ab")
-        self._process = subprocess.Popen(
-            [binary, "-f", "-C", "-c", str(conf), "-Lf", str(self.workdir / "snmpd.log"),
-             "-M", str(self.workdir)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
-        log.close()
 
     def stop(self) -> None:
         """Stop snmpd (its pass_persist children end with their stdin)."""
-        if self._process and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_snmpd(self._process)
 
 
 async def power_cameras(switch: FakeSwitch, cameras: dict[int, FakeCamera]) -> None:
