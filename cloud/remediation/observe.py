@@ -14,12 +14,18 @@ from cloud.schema import CAMERA, CAMERA_TAG, FRESH_S, REMEDIATION, SENSOR, SITE_
 PROBE_LOOKBACK_NS = 3600 * 10**9
 
 
+# Probe causes of a camera that did not answer at all (pantau.core.contract.Cause values).
+SILENT_CAUSES = frozenset({"timeout", "refused", "unreachable"})
+
+
 async def hung_probes(query: Query, now_ns: int, last_n: int) -> dict[tuple[str, str, str], int]:
     """Per ``(site, district, camera)`` whose port is up and powered now: how many of its latest
-    ``last_n`` probes in a row did not answer (0 if the latest answered)."""
+    ``last_n`` probes in a row got no answer at all (0 if the latest answered). A camera that
+    answers, even to refuse our credentials or with garbage, is not hung: power does not fix
+    a wrong password."""
     ports = await ports_now(query, now_ns, FRESH_S)
     rows = await query(
-        f'SELECT "up" FROM "{CAMERA}" WHERE time <= {now_ns} '
+        f'SELECT "up", "cause" FROM "{CAMERA}" WHERE time <= {now_ns} '
         f"AND time > {now_ns - PROBE_LOOKBACK_NS} "
         f'GROUP BY "{SITE_TAG}", "district", "{CAMERA_TAG}" ORDER BY time DESC LIMIT {last_n}'
     )
@@ -35,7 +41,7 @@ async def hung_probes(query: Query, now_ns: int, last_n: int) -> dict[tuple[str,
             continue  # the site's data is stale: the site problem covers it
         run = 0
         for point in points:  # newest first
-            if point["up"] == 1:
+            if point["up"] == 1 or point.get("cause") not in SILENT_CAUSES:
                 break
             run += 1
         hung[key] = run
