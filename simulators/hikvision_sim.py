@@ -9,7 +9,6 @@ namespace of either firmware line, and hostile answers (10 MB, silence).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import enum
 import hashlib
@@ -17,6 +16,8 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
+
+from simulators.loopback_http import LoopbackHttpServer
 
 HEADER_LIMIT = 65_536
 BODY_LIMIT = 100_000
@@ -81,15 +82,13 @@ class NvrState:
         spans.sort()
 
 
-class HikvisionSimulator:
+class HikvisionSimulator(LoopbackHttpServer):
     """The simulated NVR on ``127.0.0.1:port``."""
 
     def __init__(self, state: NvrState | None = None) -> None:
+        super().__init__()
         self.state = state or NvrState()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         self._nonces: set[str] = set()
-        self.port = 0
 
     @property
     def url(self) -> str:
@@ -97,35 +96,13 @@ class HikvisionSimulator:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> HikvisionSimulator:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listen()
         return self
 
     async def __aexit__(self, *_: object) -> None:
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):  # Python 3.11 has no Server.close_clients()
-                writer.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await self.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def handle_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         if len(head) > HEADER_LIMIT:
             return False

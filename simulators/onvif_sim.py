@@ -10,12 +10,13 @@ specification's message examples; tests and the demo use it beside ipycam.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import enum
 import time
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
+
+from simulators.loopback_http import LoopbackHttpServer
 
 HEADER_LIMIT = 65_536
 BODY_LIMIT = 1_000_000
@@ -125,29 +126,21 @@ def _fault(subcode: str, reason: str) -> str:
 ACTIONS = ("GetSystemDateAndTime", "GetDeviceInformation", "GetServices", "GetCapabilities")
 
 
-class OnvifSimulator:
+class OnvifSimulator(LoopbackHttpServer):
     """One simulated camera's device service on ``127.0.0.1:port``."""
 
     def __init__(self, device: OnvifDevice | None = None) -> None:
+        super().__init__()
         self.device = device or OnvifDevice()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
 
     async def start(self, port: int = 0) -> OnvifSimulator:
         """Listen (port 0: a free one)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self.listen(port)
         return self
 
     async def stop(self) -> None:
         """Stop listening and drop every connection."""
-        if self._server is not None:
-            self._server.close()
-            for writer in list(self._writers):  # Python 3.11 has no Server.close_clients()
-                writer.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), 2)
+        await self.close()
 
     async def __aenter__(self) -> OnvifSimulator:
         return await self.start()
@@ -155,23 +148,7 @@ class OnvifSimulator:
     async def __aexit__(self, *_: object) -> None:
         await self.stop()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
-        try:
-            while await self._one(reader, writer):
-                pass
-        except (
-            ConnectionError,
-            asyncio.IncompleteReadError,
-            asyncio.LimitOverrunError,
-            ValueError,
-        ):
-            pass
-        finally:
-            self._writers.discard(writer)
-            writer.close()
-
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def handle_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         head = await reader.readuntil(b"\r\n\r\n")
         if len(head) > HEADER_LIMIT:
             return False
