@@ -110,3 +110,20 @@ class HoldingStore(ForwardQueue, Protocol):
     def release(self, boot: int, shift_ns: int, *, now_ns: int) -> int: ...
 
     def held_boots(self) -> dict[int, int]: ...
+
+
+class StampClock(Protocol):
+    """The agent's time as producers use it (``clock.EdgeClock``): strictly increasing stamps
+    per device."""
+
+    def boot_ns(self) -> int: ...
+
+    def now_ns(self) -> int: ...
+
+    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
+
+
+class ItemSink(Protocol):
+    """Where producers put stamped readings (``clock.HoldingQueue``)."""
+
+    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int: ...

@@ -9,7 +9,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from edge_agent.config import AgentConfig, CameraConfig
@@ -17,19 +16,10 @@ from edge_agent.probes.results import rounded
 from edge_agent.probes.stream import CameraNormal, StreamResult, StreamThresholds, probe_stream
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ForwardQueue
+from edge_agent.queue_rows import StampClock as Clock
 from pantau.core.contract import StreamFault, StreamReading
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    """The agent's time (``clock.EdgeClock``): strictly increasing stamps per device."""
-
-    def boot_ns(self) -> int: ...
-
-    def now_ns(self) -> int: ...
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
 
 
 def stream_url(camera: CameraConfig) -> str:

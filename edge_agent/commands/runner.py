@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from edge_agent.commands.guard import CommandGuard, Refusal, Verify
@@ -30,26 +30,13 @@ from pantau.core.mqtt_types import Message
 if TYPE_CHECKING:
     from edge_agent.switch.snmp import SnmpSwitch  # pysnmp loads only where a switch is
 
+from edge_agent.queue_rows import ItemSink as Sink
+from edge_agent.queue_rows import StampClock as Clock
+
 log = logging.getLogger(__name__)
 
 INBOX_SIZE = 64  # commands waiting to be checked; beyond, a flood is dropped (and logged)
 REBOOT_TIMEOUT_S = 10.0
-
-
-class Clock(Protocol):
-    """The agent's clock (``clock.EdgeClock``)."""
-
-    def boot_ns(self) -> int: ...
-
-    def now_ns(self) -> int: ...
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
-
-
-class Sink(Protocol):
-    """Where answers go: the agent's queue (``clock.HoldingQueue``)."""
-
-    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int: ...
 
 
 class CommandRunner:

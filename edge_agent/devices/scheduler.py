@@ -24,21 +24,12 @@ from edge_agent.config import AgentConfig
 from edge_agent.devices.onvif_check import OnvifTarget, check_onvif
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ForwardQueue
+from edge_agent.queue_rows import StampClock as Clock
 
 log = logging.getLogger(__name__)
 
 Reading = tuple[str, tuple[str, ...], BaseModel]
 """A check's result: (``ReadingBatch`` list, the device's clock key, the reading with ts 0)."""
-
-
-class Clock(Protocol):
-    """The agent's time (``clock.EdgeClock``): strictly increasing stamps per device."""
-
-    def boot_ns(self) -> int: ...
-
-    def now_ns(self) -> int: ...
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
 
 
 class RecorderCheck(Protocol):

@@ -10,8 +10,9 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
 
+from edge_agent.queue_rows import ItemSink as Sink
+from edge_agent.queue_rows import StampClock as Clock
 from edge_agent.services.catalogue import CatalogueKeeper
 from edge_agent.services.probe import probe_service, tls_context
 from edge_agent.services.settings import ServiceProbeSettings
@@ -20,22 +21,6 @@ from pantau.core.readings import ServiceReading
 from pantau.core.services import ServiceCheck
 
 log = logging.getLogger(__name__)
-
-
-class Clock(Protocol):
-    """The agent's clock (``clock.EdgeClock``)."""
-
-    def boot_ns(self) -> int: ...
-
-    def now_ns(self) -> int: ...
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int: ...
-
-
-class Sink(Protocol):
-    """The agent's queue (``clock.HoldingQueue``)."""
-
-    def append(self, items: list[tuple[str, int, bytes]], *, now_ns: int) -> int: ...
 
 
 class ServiceScheduler:
