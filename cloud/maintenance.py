@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.audit import AuditEvent, AuditTrail
-from cloud.statedb import make_engine
+from cloud.statedb import create_tables, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class StateStore:
 
     def __init__(self, url: str) -> None:
         self._engine = make_engine(url)
-        _metadata.create_all(self._engine)
+        create_tables(self._engine, _metadata)
         _migrate(self._engine)
         self.audit = AuditTrail(self._engine)
 

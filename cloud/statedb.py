@@ -21,3 +21,18 @@ def make_engine(url: str) -> sa.Engine:
         if url.startswith(plain):
             url = "postgresql+psycopg://" + url.removeprefix(plain)
     return sa.create_engine(url, future=True, connect_args=connect_args, pool_pre_ping=True)
+
+
+SCHEMA_LOCK_KEY = 0x70616E746175  # "pantau": one advisory lock for creating the state tables
+
+
+def create_tables(engine: sa.Engine, *metadatas: sa.MetaData) -> None:
+    """Create the tables of ``metadatas`` that are missing, safely when several processes
+    start at once: on PostgreSQL two concurrent ``CREATE TABLE`` of one name fail on the
+    catalogue's unique index, so creators take turns under an advisory lock."""
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": SCHEMA_LOCK_KEY})
+        for metadata in metadatas:
+            metadata.create_all(connection)

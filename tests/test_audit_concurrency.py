@@ -96,7 +96,7 @@ async def test_two_api_instances_write_one_chain(state_db: str, tmp_path: Path) 
                     return False
                 return all(a.status_code == 200 for a in answers)
 
-            await async_wait_for(up, timeout_s=30, what="both API instances up")
+            await async_wait_for(up, timeout_s=60, what="both API instances up")
             start = time.time() + 86400
             writes = [
                 http.post(

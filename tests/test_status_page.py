@@ -40,8 +40,9 @@ CATALOGUE = {
 
 async def write_history(influx: InfluxClient, now: int) -> int:
     """30 minutes from the cloud, s1 and s2: sipd up throughout; simpeg up, then failing
-    everywhere for the last 10 minutes. Returns when simpeg began failing."""
+    everywhere for the last 10 minutes. Returns the time of simpeg's first failing reading."""
     failed_at = now - 10 * MIN
+    first_bad: int | None = None
     lines = []
     for minute in range(30):
         ts = now - (30 - minute) * MIN + 5 * S
@@ -50,6 +51,8 @@ async def write_history(influx: InfluxClient, now: int) -> int:
                 service_line(ServiceReading(service="sipd", ts=ts, ok=True), site, district)
             )
             bad = ts >= failed_at
+            if bad and first_bad is None:
+                first_bad = ts
             reading = ServiceReading(
                 service="simpeg", ts=ts, ok=not bad, stage=ServiceStage.STATUS if bad else None,
                 detail="status 503 from 10.20.0.7" if bad else "",
@@ -58,7 +61,8 @@ async def write_history(influx: InfluxClient, now: int) -> int:
     for site in ("s1", "s2"):
         lines.append(f"site,district=d{site[1]},site={site} online=1i {now - 40 * MIN}")
     await influx.write(join_lines(lines))
-    return failed_at
+    assert first_bad is not None
+    return first_bad
 
 
 async def test_an_anonymous_browser_sees_the_state_and_nothing_else(

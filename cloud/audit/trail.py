@@ -32,7 +32,7 @@ from cloud.audit.chain import (
 )
 from cloud.audit.events import AuditEvent
 from cloud.audit.tables import audit_table, head_table, metadata
-from cloud.statedb import make_engine
+from cloud.statedb import create_tables, make_engine
 
 MAX_FIELD = {"actor": 100, "target": 200}
 
@@ -59,7 +59,7 @@ class AuditTrail:
     def __init__(self, target: str | sa.Engine) -> None:
         self._owned = isinstance(target, str)
         self._engine = make_engine(target) if isinstance(target, str) else target
-        metadata.create_all(self._engine)
+        create_tables(self._engine, metadata)
         insert = (
             sqlite_insert(head_table)
             if self._engine.dialect.name == "sqlite"

@@ -13,7 +13,7 @@ from cloud.auth.sessions import SESSION_TTL_S, Session, SessionStore
 from cloud.auth.tables import metadata
 from cloud.auth.throttle import LoginThrottle, ThrottlePolicy
 from cloud.auth.tokens import TokenStore
-from cloud.statedb import make_engine
+from cloud.statedb import create_tables, make_engine
 
 
 class LoginError(Exception):
@@ -55,7 +55,7 @@ class Identity:
         passwords: Passwords | None = None,
     ) -> None:
         self._engine = make_engine(url)
-        metadata.create_all(self._engine)
+        create_tables(self._engine, metadata)
         self.accounts = AccountStore(self._engine)
         self.tokens = TokenStore(self._engine)
         self.sessions = SessionStore(self._engine, ttl_s=session_ttl_s)

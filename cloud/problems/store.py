@@ -19,7 +19,7 @@ from cloud.audit import AuditEvent, AuditTrail
 from cloud.problems.config import Severity
 from cloud.problems.model import Event, Observation, Problem, ProblemState
 from cloud.problems.tables import metadata, outbox_table, problems_table
-from cloud.statedb import make_engine
+from cloud.statedb import create_tables, make_engine
 
 _UNRESOLVED = (ProblemState.OPEN.value, ProblemState.ACKNOWLEDGED.value)
 
@@ -58,7 +58,7 @@ class ProblemStore:
 
     def __init__(self, url: str) -> None:
         self._engine = make_engine(url)
-        metadata.create_all(self._engine)
+        create_tables(self._engine, metadata)
         self.audit = AuditTrail(self._engine)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.audit import AuditEvent, AuditTrail
-from cloud.statedb import make_engine
+from cloud.statedb import create_tables, make_engine
 from pantau.core.commands import Command
 
 metadata = sa.MetaData()
@@ -71,7 +71,7 @@ class ActionLog:
 
     def __init__(self, url: str) -> None:
         self._engine = make_engine(url)
-        metadata.create_all(self._engine)
+        create_tables(self._engine, metadata)
         self.audit = AuditTrail(self._engine)
 
     def close(self) -> None:

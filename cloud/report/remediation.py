@@ -13,6 +13,7 @@ from cloud.i18n import Texts
 from cloud.problems.tables import metadata as problems_metadata
 from cloud.problems.tables import problems_table
 from cloud.remediation.history import actions_table, metadata
+from cloud.statedb import create_tables
 from pantau.core.units import NS_PER_S
 
 
@@ -44,8 +45,7 @@ def _median(values: list[float]) -> float | None:
 def remediation_summary(engine: sa.Engine, start_ns: int, end_ns: int) -> RemediationSummary:
     """The summary of actions issued, and camera problems resolved, in ``[start_ns, end_ns)``."""
     # A deployment that never sent a command (or ran the problems service) has no table yet.
-    metadata.create_all(engine)
-    problems_metadata.create_all(engine)
+    create_tables(engine, metadata, problems_metadata)
     a, p = actions_table, problems_table
     with engine.connect() as db:
         actions = list(
