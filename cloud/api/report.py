@@ -14,6 +14,7 @@ from cloud.auth.scope import scoped_report, site_districts
 from cloud.influx import InfluxClient
 from cloud.maintenance import StateStore
 from cloud.report.monthly import build_report, month_span
+from cloud.report.remediation import remediation_json
 from cloud.report.render import to_csv, to_html
 from cloud.report.services import services_json
 
@@ -78,6 +79,7 @@ def report_router() -> APIRouter:
             "retro_moved_seconds": round(built.retro_moved_seconds, 3),
             "audit": audit_json(built.audit),
             "services": services_json(built.services),
+            "remediation": remediation_json(built.remediation),
         }
 
     return router

@@ -55,8 +55,8 @@ def visible(principal: Principal, rows: Iterable[Row]) -> list[Row]:
 def scoped_report(
     report: MonthlyReport, principal: Principal, sites: Mapping[str, str]
 ) -> MonthlyReport:
-    """The report as ``principal`` may read it: only districts in scope, their sites, cameras
-    and windows."""
+    """The report as ``principal`` may read it: only districts in scope, their sites, cameras,
+    windows and remediation."""
     if principal.districts is None:
         return report
     return dataclasses.replace(
@@ -66,4 +66,7 @@ def scoped_report(
         cameras=visible(principal, report.cameras),
         maintenance=[m for m in report.maintenance if sees_window(principal, m, sites)],
         retro_moved=visible(principal, report.retro_moved),
+        remediation=report.remediation.within(principal.districts)
+        if report.remediation is not None
+        else None,
     )

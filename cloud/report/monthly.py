@@ -52,7 +52,7 @@ class MonthlyReport:
     retro_moved: list[MovedSeconds] = field(default_factory=list)
     moved_by_window: dict[int, float] = field(default_factory=dict)  # retroactive window id
     audit: Summary | None = None
-    remediation: RemediationSummary | None = None  # every district's (not scoped)
+    remediation: RemediationSummary | None = None  # scoped with the rest (``within``)
     services: ServicesSummary | None = None  # e-government services (regency-wide)
 
     @property
