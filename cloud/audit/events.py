@@ -10,6 +10,7 @@ class AuditEvent(enum.StrEnum):
 
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
     ACK = "ack"
     VIEW_ACCEPTED = "view_accepted"  # a camera's changed view accepted as the intended one
     MAINTENANCE_REQUESTED = "maintenance_requested"

@@ -110,9 +110,15 @@ def auth_router(problem_response: Callable[[str], dict[str, Any]]) -> APIRouter:
 
     @router.post("/logout", status_code=204)
     def logout(request: Request, ids: Annotated[Identity, Depends(identity)]) -> Response:
-        """Sign out: the session cookie stops working on every instance."""
+        """Sign out: the session cookie stops working on every instance (recorded in the
+        audit trail when it was a live session)."""
         if cookie := request.cookies.get(COOKIE):
+            found = ids.by_session(cookie)
             ids.sessions.end(cookie)
+            if found is not None:
+                who = found.principal.username
+                trail: AuditTrail = request.app.state.audit
+                trail.append(AuditEvent.LOGOUT, who, f"user:{who}", {"via": found.principal.via})
         response = Response(status_code=204)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
         return response

@@ -89,6 +89,8 @@ def to_csv(report: MonthlyReport) -> str:
 AUDIT_LABELS = {
     "login": N_("sign-ins"),
     "login_failed": N_("failed sign-ins"),
+    "logout": N_("sign-outs"),
+    "view_accepted": N_("changed camera views accepted"),
     "ack": N_("problems acknowledged"),
     "maintenance_requested": N_("maintenance windows entered"),
     "maintenance_approved": N_("maintenance windows approved"),
