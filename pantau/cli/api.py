@@ -93,6 +93,15 @@ def api(
             "--services", help="the service catalogue (services.yaml): /api/services and /status"
         ),
     ] = None,
+    remediation_config: Annotated[
+        Optional[Path],  # noqa: UP045
+        typer.Option(
+            "--remediation",
+            help="YAML of remediation (broker, key_file; docs/problems.md): enables the page's "
+            "and API's power-cycle, reboot and view acceptance; the key from key_file or "
+            "PANTAU_COMMAND_KEY_FILE",
+        ),
+    ] = None,
     log_level: LogLevel = "INFO",
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs) and the technician page; every request needs a
@@ -102,14 +111,30 @@ def api(
     from cloud.api.app import create_app  # noqa: PLC0415
     from cloud.auth.settings import AuthSettings, OidcSettings  # noqa: PLC0415
     from cloud.maintenance_rules import MaintenancePolicy  # noqa: PLC0415
+    from cloud.remediation.config import RemediationConfig  # noqa: PLC0415
+    from cloud.remediation.sender import CommandKeyError, read_key  # noqa: PLC0415
 
     configure_logging(log_level)
     if lang not in ("id", "en"):
         raise fail(f"--lang {lang!r}: choose id or en")
     try:
         oidc = load_yaml_model(oidc_config, OidcSettings) if oidc_config else None
+        remediation = (
+            load_yaml_model(remediation_config, RemediationConfig) if remediation_config else None
+        )
     except ConfigError as exc:
         raise fail(str(exc)) from None
+    if remediation is not None:
+        key = remediation.key_path()
+        if key is None:
+            raise fail(
+                f"{remediation_config}: no key_file and no PANTAU_COMMAND_KEY_FILE; create a key "
+                "with 'pantau keys init --out DIR'"
+            )
+        try:
+            read_key(key)  # a bad key stops the start, not the first power-cycle
+        except CommandKeyError as exc:
+            raise fail(str(exc)) from None
     auth = AuthSettings(public_read=public_read, oidc=oidc, cookie_secure=secure_cookies)
     settings = influx_from_cli(
         url=influx,
@@ -127,6 +152,7 @@ def api(
             lang=lang,
             maintenance_policy=MaintenancePolicy(advance_approval_h=advance_approval_hours),
             services_catalogue=services,
+            remediation=remediation,
         ),
         host=host,
         port=port,
