@@ -43,6 +43,8 @@ maintenance_table = sa.Table(
     sa.Column("cancelled_by", sa.String(100), nullable=True),
     sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("cancel_reason", sa.String(500), nullable=True),
+    # Added for e-government services: a window of one service (its district: one vantage).
+    sa.Column("service", sa.String(64), nullable=True),
 )
 ADDED_COLUMNS = (
     "approval",
@@ -53,6 +55,7 @@ ADDED_COLUMNS = (
     "cancelled_by",
     "cancelled_at",
     "cancel_reason",
+    "service",
 )
 LEGACY = "legacy"  # approved_by of windows entered before approvals existed
 POLICY = "policy"  # approved_by of windows entered far enough ahead (MaintenancePolicy)
@@ -65,6 +68,15 @@ class Approval(enum.StrEnum):
     SUPERVISOR = "supervisor"  # approved by a supervisor (their own window: at once)
     ADVANCE = "advance"  # entered at least the policy's hours ahead of its start
     LEGACY = "legacy"  # stored before approvals existed
+
+
+class WindowKind(enum.StrEnum):
+    """Which windows a listing returns: the cameras' (site, district, camera), the services'
+    (``service`` set) or all. Camera availability and problems never see a service window."""
+
+    CAMERAS = "cameras"
+    SERVICES = "services"
+    ALL = "all"
 
 
 class WindowStatus(enum.StrEnum):
@@ -104,6 +116,7 @@ class Maintenance:
     cancelled_by: str | None = None
     cancelled_at: dt.datetime | None = None
     cancel_reason: str | None = None
+    service: str | None = None  # a service's window (``district``: only that vantage point)
 
     @property
     def status(self) -> WindowStatus:
@@ -156,6 +169,7 @@ class StateStore:
         approval: Approval = Approval.SUPERVISOR,
         retroactive: bool = False,
         retro_reason: str | None = None,
+        service: str | None = None,
         now: dt.datetime | None = None,
     ) -> Maintenance:
         """Store a window, approved by its creator unless ``approval`` says otherwise, and
@@ -176,6 +190,7 @@ class StateStore:
             "approved_at": None if approval is Approval.PENDING else now,
             "retroactive": retroactive,
             "retro_reason": retro_reason,
+            "service": service,
         }
         with self._engine.begin() as db:
             new_id = int(
@@ -257,9 +272,10 @@ class StateStore:
         site: str | None = None,
         overlapping: tuple[dt.datetime, dt.datetime] | None = None,
         counting_only: bool = False,
+        kind: WindowKind = WindowKind.CAMERAS,
     ) -> list[Maintenance]:
-        """Windows, optionally of one site and/or overlapping a period (only those that count
-        with ``counting_only``), oldest first."""
+        """Windows of ``kind`` (cameras' by default), optionally of one site and/or overlapping
+        a period (only those that count with ``counting_only``), oldest first."""
         table = maintenance_table
         query = table.select().order_by(table.c.start, table.c.id)
         if site is not None:
@@ -269,6 +285,10 @@ class StateStore:
             query = query.where(
                 table.c.start < end.astimezone(dt.UTC), table.c.end > start.astimezone(dt.UTC)
             )
+        if kind is WindowKind.CAMERAS:
+            query = query.where(table.c.service.is_(None))
+        elif kind is WindowKind.SERVICES:
+            query = query.where(table.c.service.is_not(None))
         if counting_only:
             query = query.where(table.c.approved_at.is_not(None), table.c.cancelled_at.is_(None))
         with self._engine.connect() as db:
@@ -301,6 +321,7 @@ def _window_details(values: dict[str, Any]) -> dict[str, Any]:
         "reason": values["reason"],
         "retroactive": values["retroactive"],
         "retro_reason": values["retro_reason"],
+        **({"service": values["service"]} if values["service"] is not None else {}),
     }
 
 
@@ -355,4 +376,5 @@ def _from_row(row: sa.Row[Any]) -> Maintenance:
         cancelled_by=m["cancelled_by"],
         cancelled_at=when("cancelled_at"),
         cancel_reason=m["cancel_reason"],
+        service=m["service"],
     )

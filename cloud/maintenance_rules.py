@@ -44,6 +44,7 @@ class WindowRequest:
     end: dt.datetime
     reason: str
     retroactive_reason: str | None = None
+    service: str | None = None  # a service's window (with ``district``: only its vantage)
 
 
 class MaintenanceRuleError(Exception):
@@ -109,6 +110,7 @@ def request_window(
         approval=approval,
         retroactive=retroactive,
         retro_reason=retro_reason if retroactive else None,
+        service=request.service,
         now=now,
     )
 

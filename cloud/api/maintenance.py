@@ -15,7 +15,7 @@ from cloud.auth.deps import read_principal, require
 from cloud.auth.principal import Principal, Role
 from cloud.auth.scope import sees_window, site_districts
 from cloud.influx import InfluxClient
-from cloud.maintenance import Maintenance, StateStore, WindowStateError
+from cloud.maintenance import Maintenance, StateStore, WindowKind, WindowStateError
 from cloud.maintenance_rules import (
     MaintenancePolicy,
     NotAllowedError,
@@ -25,6 +25,8 @@ from cloud.maintenance_rules import (
     cancel_window,
     request_window,
 )
+from cloud.services.catalogue import load_catalogue
+from pantau.core.configfile import ConfigError
 
 WindowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 STATE_RESPONSES = {
@@ -86,6 +88,12 @@ async def pinned_district(
     """The window's district; a scoped principal's window is pinned to its site's district
     (so it stays in scope), another district's site or district does not exist (404)."""
     district = body.district
+    if body.service is not None and district is None and principal.districts is not None:
+        raise HTTPException(
+            403,
+            f"a window of the whole service {body.service} needs a user of every district; "
+            "give your district to plan maintenance of its path to the service",
+        )
     if principal.districts is not None:
         sites = await site_districts(client, principal)
         if body.site is not None:
@@ -100,6 +108,20 @@ async def pinned_district(
     return district
 
 
+def known_service(request: Request, name: str) -> None:
+    """404 unless ``name`` is in the API's service catalogue (``--services``; without one,
+    any name is taken: the problems service may judge a catalogue the API does not read)."""
+    path = getattr(request.app.state, "services_catalogue", None)
+    if path is None:
+        return
+    try:
+        names = {s.name for s in load_catalogue(path).services}
+    except ConfigError as exc:
+        raise HTTPException(503, f"the service catalogue is invalid: {exc}") from None
+    if name not in names:
+        raise HTTPException(404, f"no service {name} in the catalogue")
+
+
 def maintenance_router() -> APIRouter:
     """Routes under /api/maintenance, scoped to the caller's districts."""
     maintenance = APIRouter(prefix="/api/maintenance", tags=["maintenance"])
@@ -112,9 +134,10 @@ def maintenance_router() -> APIRouter:
         site: Annotated[str | None, Query(max_length=64)] = None,
     ) -> list[MaintenanceOut]:
         """Every maintenance window (of one site, and those covering every site, if given) of
-        the caller's districts: requested, approved and cancelled, with who and when."""
+        the caller's districts, the services' too: requested, approved and cancelled, with who
+        and when."""
         sites = await site_districts(client, principal)
-        windows = await asyncio.to_thread(state.list, site=site)
+        windows = await asyncio.to_thread(state.list, site=site, kind=WindowKind.ALL)
         return [window_out(m) for m in windows if sees_window(principal, m, sites)]
 
     @maintenance.post(
@@ -124,10 +147,11 @@ def maintenance_router() -> APIRouter:
         responses={
             **WRITE_RESPONSES,
             403: problem_response("role too low, or a technician's window that already began"),
-            404: problem_response("no such site or district"),
+            404: problem_response("no such site, district or service"),
         },
     )
     async def create_maintenance(
+        http: Request,
         body: MaintenanceIn,
         state: Annotated[StateStore, Depends(state_store)],
         client: Annotated[InfluxClient, Depends(influx_client)],
@@ -138,6 +162,8 @@ def maintenance_router() -> APIRouter:
         window counts once a supervisor approves it; a supervisor's at once. A window that
         began more than 5 minutes ago needs a supervisor and ``retroactive_reason``."""
         district = await pinned_district(body, client, principal)
+        if body.service is not None:
+            known_service(http, body.service)
         request = WindowRequest(
             site=body.site,
             district=district,
@@ -146,6 +172,7 @@ def maintenance_router() -> APIRouter:
             end=body.end,
             reason=body.reason,
             retroactive_reason=body.retroactive_reason,
+            service=body.service,
         )
         try:
             created = await asyncio.to_thread(request_window, state, principal, request, policy)

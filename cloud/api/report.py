@@ -55,6 +55,10 @@ def report_router() -> APIRouter:
             timezone=tz,
             default_interval_s=request.app.state.default_probe_interval_s,
             services_catalogue=request.app.state.services_catalogue,
+            # the services as the cloud and the reader's districts see them (docs/services.md)
+            service_districts=None
+            if principal.districts is None
+            else frozenset(principal.districts),
         )
         built = scoped_report(built, principal, await site_districts(client, principal))
         if format == "csv":

@@ -91,6 +91,11 @@ class MaintenanceIn(BaseModel):
     site: Ident | None = Field(default=None, description="site the window applies to")
     camera: Ident | None = Field(default=None, description="one camera of the site (optional)")
     district: Ident | None = Field(default=None, description="a whole district (optional)")
+    service: Ident | None = Field(
+        default=None,
+        description="one e-government service of the catalogue (with district: only that "
+        "district's path to it; without: the service itself, every vantage point)",
+    )
     start: AwareDatetime = Field(description="ISO 8601 with a time zone")
     end: AwareDatetime = Field(description="ISO 8601 with a time zone, after start")
     reason: str = Field(min_length=1, max_length=500)
@@ -105,8 +110,10 @@ class MaintenanceIn(BaseModel):
     def _check(self) -> MaintenanceIn:
         if self.end <= self.start:
             raise ValueError("end must be after start")
-        if self.site is None and self.district is None:
-            raise ValueError("give a site (optionally with a camera) or a district")
+        if self.service is not None and self.site is not None:
+            raise ValueError("a service's window names no site (only, optionally, a district)")
+        if self.site is None and self.district is None and self.service is None:
+            raise ValueError("give a site (optionally with a camera), a district or a service")
         if self.camera is not None and self.site is None:
             raise ValueError("a camera needs its site")
         return self
@@ -119,6 +126,7 @@ class MaintenanceOut(BaseModel):
     site: str | None
     district: str | None
     camera: str | None
+    service: str | None = Field(default=None, description="the service, for a service's window")
     start: dt.datetime
     end: dt.datetime
     reason: str
@@ -194,7 +202,7 @@ class ServiceNowOut(BaseModel):
     name: str
     title: str
     opd: str = Field(description="the owner office")
-    state: Literal["up", "down", "unknown"]
+    state: Literal["up", "down", "unknown", "maintenance"]
     since: dt.datetime | None = Field(description="when the state began (null: over 6 h ago)")
 
 
@@ -206,7 +214,9 @@ class ServiceAvailabilityOut(BaseModel):
     up_seconds: float
     down_seconds: float
     unknown_seconds: float
-    maintenance_seconds: float = Field(description="service windows: not built yet, always 0")
+    maintenance_seconds: float = Field(
+        description="approved maintenance windows of the service itself (cloud/services/windows.py)"
+    )
     availability: float | None = Field(description="up / (up + down)")
 
 
@@ -214,5 +224,5 @@ class PublicServiceOut(BaseModel):
     """What the public status page shows of a service: nothing internal."""
 
     title: str
-    state: Literal["up", "down", "unknown"]
+    state: Literal["up", "down", "unknown", "maintenance"]
     since: dt.datetime | None

@@ -4,6 +4,7 @@ nothing internal: a service's public name, up/down, since when)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import html
 import time
@@ -13,15 +14,17 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
-from cloud.api.deps import influx_client, problem_response
+from cloud.api.deps import influx_client, problem_response, state_store
 from cloud.api.schemas import PublicServiceOut, ServiceAvailabilityOut, ServiceNowOut
 from cloud.api.timeconv import to_ns
-from cloud.auth.deps import read_principal
+from cloud.auth.deps import PUBLIC, read_principal
 from cloud.auth.principal import Principal
 from cloud.influx import InfluxClient, series_rows
+from cloud.maintenance import StateStore, WindowKind
 from cloud.services.availability import State, Tally, by_opd, service_availability
 from cloud.services.catalogue import Catalogue, load_catalogue
-from cloud.services.status import ServiceNow, services_now
+from cloud.services.status import ServiceNow, lookback, services_now
+from cloud.services.windows import ServiceWindow, service_windows
 from pantau.core.configfile import ConfigError
 
 PUBLIC_CACHE_S = 30.0  # the public page reads InfluxDB at most this often, whoever asks
@@ -47,15 +50,38 @@ def _catalogue(request: Request) -> Catalogue:
         raise HTTPException(503, f"the service catalogue is invalid: {exc}") from None
 
 
+def _utc(ns: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+
+
 def _when(ns: int | None) -> dt.datetime | None:
-    return None if ns is None else dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC)
+    return None if ns is None else _utc(ns)
 
 
-async def _now(client: InfluxClient, catalogue: Catalogue) -> list[ServiceNow]:
+async def _windows(store: StateStore, start_ns: int, end_ns: int) -> list[ServiceWindow]:
+    """The services' approved windows overlapping ``[start_ns, end_ns)``."""
+    span = (_utc(start_ns), _utc(end_ns))
+    found = await asyncio.to_thread(
+        store.list, overlapping=span, counting_only=True, kind=WindowKind.SERVICES
+    )
+    return service_windows(found)
+
+
+async def _now(
+    client: InfluxClient, store: StateStore, catalogue: Catalogue, principal: Principal
+) -> list[ServiceNow]:
     async def query(q: str) -> list[dict[str, Any]]:
         return series_rows(await client.query(q))
 
-    return await services_now(query, catalogue, time.time_ns())
+    now = time.time_ns()
+    windows = await _windows(store, *lookback(now))
+    return await services_now(query, catalogue, now, windows=windows, districts=_scope(principal))
+
+
+def _scope(principal: Principal) -> frozenset[str] | None:
+    """The districts whose vantage points a reader sees (with the cloud's): a district user
+    never sees another district's probes, nor a verdict they sway."""
+    return None if principal.districts is None else frozenset(principal.districts)
 
 
 def services_router() -> APIRouter:
@@ -66,10 +92,12 @@ def services_router() -> APIRouter:
     async def services(
         request: Request,
         client: Annotated[InfluxClient, Depends(influx_client)],
-        _principal: Annotated[Principal, Depends(read_principal)],
+        store: Annotated[StateStore, Depends(state_store)],
+        principal: Annotated[Principal, Depends(read_principal)],
     ) -> list[ServiceNowOut]:
-        """Every service of the catalogue: its state now and since when."""
-        now = await _now(client, _catalogue(request))
+        """Every service of the catalogue: its state now and since when, judged from the cloud
+        and the caller's districts (every district for a reader of all)."""
+        now = await _now(client, store, _catalogue(request), principal)
         return [
             ServiceNowOut(
                 name=s.name, title=s.title, opd=s.opd, state=s.state.value, since=_when(s.since_ns)
@@ -85,11 +113,13 @@ def services_router() -> APIRouter:
     async def availability(
         request: Request,
         client: Annotated[InfluxClient, Depends(influx_client)],
-        _principal: Annotated[Principal, Depends(read_principal)],
+        store: Annotated[StateStore, Depends(state_store)],
+        principal: Annotated[Principal, Depends(read_principal)],
         start: Annotated[dt.datetime, Query(alias="from", description="ISO 8601, inclusive")],
         end: Annotated[dt.datetime, Query(alias="to", description="ISO 8601, exclusive")],
     ) -> list[ServiceAvailabilityOut]:
-        """Seconds up, down and unknown per service, then per OPD (``service`` null)."""
+        """Seconds up, down, unknown and in maintenance per service, then per OPD (``service``
+        null), judged from the cloud and the caller's districts."""
         start_ns, end_ns = to_ns(start), to_ns(end)
         if not 0 < end_ns - start_ns <= 366 * 86400 * 10**9:
             raise HTTPException(400, "'to' must be after 'from', at most a year later")
@@ -98,7 +128,14 @@ def services_router() -> APIRouter:
         async def query(q: str) -> list[dict[str, Any]]:
             return series_rows(await client.query(q))
 
-        tallies = await service_availability(query, catalogue, start_ns, end_ns)
+        tallies = await service_availability(
+            query,
+            catalogue,
+            start_ns,
+            end_ns,
+            windows=await _windows(store, start_ns, end_ns),
+            districts=_scope(principal),
+        )
         owners = {s.name: s.opd for s in catalogue.services}
         rows: list[tuple[str | None, str, Tally]]
         rows = [(name, owners[name], t) for name, t in tallies.items()]
@@ -129,7 +166,8 @@ def status_router() -> APIRouter:
         if cached is not None and time.monotonic() - cached[0] < PUBLIC_CACHE_S:
             result: list[PublicServiceOut] = cached[1]
             return result
-        now = await _now(client, _catalogue(request))
+        store: StateStore = request.app.state.store
+        now = await _now(client, store, _catalogue(request), PUBLIC)
         result = [
             PublicServiceOut(title=s.title, state=s.state.value, since=_when(s.since_ns))
             for s in now

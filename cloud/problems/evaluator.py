@@ -15,10 +15,11 @@ from typing import Protocol
 
 from cloud.availability import MaintenanceSpan
 from cloud.influx import InfluxError
-from cloud.maintenance import StateStore
+from cloud.maintenance import StateStore, WindowKind
 from cloud.problems.config import RulesConfig
 from cloud.problems.model import Observation, Problem, ProblemState, Verdict
 from cloud.problems.store import ProblemStore
+from cloud.services.windows import quiets, service_windows
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,13 @@ class Evaluator:
                 overlapping=(instant, instant + dt.timedelta(microseconds=1)), counting_only=True
             )
         ]
+        services = service_windows(
+            self._maintenance.list(
+                overlapping=(instant, instant + dt.timedelta(microseconds=1)),
+                counting_only=True,
+                kind=WindowKind.SERVICES,
+            )
+        )
         changes = Changes()
         unresolved = self._problems.unresolved()
         bad_new = [
@@ -95,7 +103,9 @@ class Evaluator:
         seen = set()
         for obs in observations:
             seen.add(obs.key)
-            quiet = covered(spans, obs.site, obs.district, obs.camera)
+            quiet = covered(spans, obs.site, obs.district, obs.camera) or quiets(
+                services, obs.rule, obs.subject, obs.district
+            )
             self._step(
                 obs,
                 unresolved.get(obs.key),
@@ -106,7 +116,9 @@ class Evaluator:
             )
         for key, problem in unresolved.items():
             if key not in seen:
-                quiet = covered(spans, problem.site, problem.district, problem.camera)
+                quiet = covered(spans, problem.site, problem.district, problem.camera) or quiets(
+                    services, problem.rule, problem.subject, problem.district
+                )
                 self._mark_maintenance(problem, quiet, now_ns)
         for problem in self._problems.unresolved().values():
             if self._announce(problem, now_ns):

@@ -12,10 +12,11 @@ from zoneinfo import ZoneInfo
 from cloud.audit import Summary
 from cloud.availability import AvailabilityRow, GroupBy, MaintenanceSpan, aggregate, compute
 from cloud.influx import InfluxClient
-from cloud.maintenance import Maintenance, StateStore
+from cloud.maintenance import Maintenance, StateStore, WindowKind
 from cloud.report.remediation import RemediationSummary, remediation_summary
 from cloud.report.services import ServicesSummary, services_summary
 from cloud.schema import DEFAULT_PROBE_INTERVAL_S
+from cloud.services.windows import service_windows
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 NS = 1_000_000_000
@@ -53,7 +54,7 @@ class MonthlyReport:
     moved_by_window: dict[int, float] = field(default_factory=dict)  # retroactive window id
     audit: Summary | None = None
     remediation: RemediationSummary | None = None  # scoped with the rest (``within``)
-    services: ServicesSummary | None = None  # e-government services (regency-wide)
+    services: ServicesSummary | None = None  # e-government services (as the reader sees them)
 
     @property
     def retro_moved_seconds(self) -> float:
@@ -107,6 +108,7 @@ async def build_report(
     timezone: str = "Asia/Jakarta",
     default_interval_s: float = DEFAULT_PROBE_INTERVAL_S,
     services_catalogue: Path | None = None,
+    service_districts: frozenset[str] | None = None,
 ) -> MonthlyReport:
     """Compute the report (every camera once; sites and districts sum their cameras). Only
     approved, not cancelled windows count; every window of the month is listed."""
@@ -159,7 +161,14 @@ async def build_report(
         moved_by_window=moved_by_window,
         audit=store.audit.summary(_ns(start), _ns(end)),
         remediation=remediation_summary(store.engine, _ns(start), _ns(end)),
-        services=await services_summary(influx, services_catalogue, _ns(start), _ns(end))
+        services=await services_summary(
+            influx,
+            services_catalogue,
+            _ns(start),
+            _ns(end),
+            windows=service_windows(store.list(overlapping=(start, end), kind=WindowKind.SERVICES)),
+            districts=service_districts,
+        )
         if services_catalogue
         else None,
     )

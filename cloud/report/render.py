@@ -16,7 +16,7 @@ from cloud.i18n import N_, Texts, texts
 from cloud.maintenance import Maintenance
 from cloud.report.monthly import MonthlyReport
 from cloud.report.remediation import remediation_html
-from cloud.report.services import services_html
+from cloud.report.services import services_csv, services_html
 
 COLUMNS = [
     "level",
@@ -33,6 +33,8 @@ COLUMNS = [
     "recording_availability_pct",
     "retention_compliance_pct",
 ]
+# The CSV's columns: the services' rows (level service, or opd for an office's) name them here.
+CSV_COLUMNS = [*COLUMNS, "service", "opd"]
 
 
 def _pct(value: float | None) -> str:
@@ -76,12 +78,15 @@ def _levels(report: MonthlyReport) -> list[tuple[str, AvailabilityRow]]:
 
 
 def to_csv(report: MonthlyReport) -> str:
-    """Districts, then sites, then cameras; maintenance windows are in the page and the JSON."""
+    """Districts, then sites, then cameras, then services and their offices (OPD);
+    maintenance windows are in the page and the JSON."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(CSV_COLUMNS)
     for level, row in _levels(report):
-        writer.writerow(_values(level, row, _moved(report, level, row)))
+        writer.writerow([*_values(level, row, _moved(report, level, row)), "", ""])
+    for values in services_csv(report.services):
+        writer.writerow([values.get(column, "") for column in CSV_COLUMNS])
     return out.getvalue()
 
 
