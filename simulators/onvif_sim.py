@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from simulators.loopback_http import LoopbackHttpServer
+from simulators.onvif_recording_sim import RecordingStore
 
 HEADER_LIMIT = 65_536
 BODY_LIMIT = 1_000_000
@@ -47,6 +48,7 @@ class OnvifDevice:
     clock_offset_s: float = 0.0  # its clock minus the true time
     tz: str = "WIB-7"  # POSIX: seven hours ahead of UTC (Jakarta)
     mode: OnvifMode = OnvifMode.NORMAL
+    recordings: RecordingStore | None = None  # Profile G: search and recording services
     requests: int = 0
     actions: list[str] = field(default_factory=list)
 
@@ -109,10 +111,17 @@ def answer(device: OnvifDevice, action: str, base: str) -> str:
                 ("ver10/device/wsdl", "device_service"),
                 ("ver10/media/wsdl", "media_service"),
                 ("ver10/events/wsdl", "event_service"),
+                *(_PROFILE_G if device.recordings is not None else ()),
             )
         )
         return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
     return _fault("ter:ActionNotSupported", f"{action} is not simulated")
+
+
+_PROFILE_G = (
+    ("ver10/search/wsdl", "search_service"),
+    ("ver10/recording/wsdl", "recording_service"),
+)
 
 
 def _fault(subcode: str, reason: str) -> str:
@@ -184,7 +193,8 @@ class OnvifSimulator(LoopbackHttpServer):
             ).encode()
         else:
             base = f"http://127.0.0.1:{self.port}"
-            payload = _ENVELOPE.format(body=answer(device, action, base)).encode()
+            found = device.recordings.handle(body) if device.recordings is not None else None
+            payload = _ENVELOPE.format(body=found or answer(device, action, base)).encode()
         date = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
         writer.write(
             f"HTTP/1.1 {status}\r\nContent-Type: application/soap+xml; charset=utf-8\r\n"

@@ -3,7 +3,7 @@ both are asked. Imported by ``edge_agent.config``; imports nothing of the agent.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -72,7 +72,47 @@ class HikvisionRecorder(_Config):
         return self
 
 
-RecorderConfig = HikvisionRecorder  # a discriminated union on ``type`` once a second kind lands
+class OnvifRecordingSource(_Config):
+    """Which of an ONVIF recorder's recordings holds one camera."""
+
+    camera: Ident = Field(description="the camera id (``cameras[].id``)")
+    recording: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="the recording token (``FindRecordings``); absent: the recorder's only "
+        "recording, as on a camera recording to its own card",
+    )
+    retention_goal_days: float = Field(
+        default=30.0, gt=0, le=3650, description="days its recording must be kept"
+    )
+
+
+class OnvifRecorder(_Config):
+    """A camera recording to its own card, or an NVR, asked over ONVIF Profile G (search
+    service: ``FindRecordings``, ``FindEvents``)."""
+
+    type: Literal["onvif"]
+    id: Ident = Field(description="recorder id, unique within the site")
+    host: str = Field(min_length=1, description="the device's address")
+    port: int = Field(default=80, ge=1, le=65535, description="ONVIF HTTP port")
+    username: str | None = Field(default=None, description="an ONVIF user allowed to search")
+    password: str | None = Field(default=None, repr=False, description="that user's password")
+    cameras: list[OnvifRecordingSource] = Field(min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _check(self) -> OnvifRecorder:
+        cameras = [c.camera for c in self.cameras]
+        if len(cameras) != len(set(cameras)):
+            raise ValueError(f"recorder {self.id!r}: a camera is listed twice")
+        if len(self.cameras) > 1 and any(c.recording is None for c in self.cameras):
+            raise ValueError(
+                f"recorder {self.id!r}: with several cameras, give each its recording token"
+            )
+        return self
+
+
+RecorderConfig = Annotated[HikvisionRecorder | OnvifRecorder, Field(discriminator="type")]
 
 
 class DeviceChecksConfig(_Config):
