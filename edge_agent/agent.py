@@ -7,7 +7,7 @@ import functools
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge_agent.clock import EdgeClock, HoldingQueue, keep_time
 from edge_agent.commands.runner import CommandRunner
@@ -36,6 +36,9 @@ from pantau.core.contract import (
     site_topic,
 )
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, NotConnectedError, Will
+
+if TYPE_CHECKING:
+    from edge_agent.streams import StreamScheduler
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +168,7 @@ class Agent:
         # Rows an earlier start held and never released (it died first): the box's own time.
         gate.release_earlier(now_ns=self._clock.now_ns())
         http = make_http_client()
+        streams = self._stream_probes(gate, executor, publisher) if c.stream.enabled else None
         if c.publish.receipts:  # commands come in on the same loop as receipts
             await self._link.subscribe([publisher.receipts_filter, site_command_filter(c.site.id)])
             runner = CommandRunner(
@@ -175,6 +179,7 @@ class Agent:
                 queue=gate,
                 executor=executor,
                 notify=publisher.notify,
+                views=streams,
             )
             services = ServiceScheduler(
                 c.services, self.services, clock=self._clock, queue=gate, executor=executor,
@@ -212,21 +217,8 @@ class Agent:
                     tasks.create_task(runner.run(), name=f"commands-{c.site.id}")
                     tasks.create_task(services.run(), name=f"services-{c.site.id}")
                 tasks.create_task(self._refresh_birth(), name=f"birth-{c.site.id}")
-                if c.stream.enabled:
-                    # PyAV and NumPy (~60 MB) load only where streams are probed.
-                    from edge_agent.streams import StreamScheduler  # noqa: PLC0415
-
-                    tasks.create_task(
-                        StreamScheduler(
-                            c,
-                            clock=self._clock,
-                            pictures=self.pictures,
-                            queue=gate,
-                            executor=executor,
-                            publisher=publisher,
-                        ).run(),
-                        name=f"streams-{c.site.id}",
-                    )
+                if streams is not None:
+                    tasks.create_task(streams.run(), name=f"streams-{c.site.id}")
                 if c.recorders or any(cam.onvif for cam in c.cameras):
                     # onvif-zeep-async (zeep, lxml, aiohttp) loads only where devices are asked.
                     from edge_agent.devices.scheduler import DeviceScheduler  # noqa: PLC0415
@@ -284,6 +276,17 @@ class Agent:
                 )
         except (TimeoutError, NotConnectedError):
             log.warning("could not publish offline status before leaving")
+
+    def _stream_probes(
+        self, gate: HoldingQueue, executor: ThreadPoolExecutor, publisher: Publisher
+    ) -> StreamScheduler:
+        # PyAV and NumPy (~60 MB) load only where streams are probed.
+        from edge_agent.streams import StreamScheduler  # noqa: PLC0415
+
+        return StreamScheduler(
+            self.config, clock=self._clock, pictures=self.pictures, queue=gate,
+            executor=executor, publisher=publisher,
+        )  # fmt: skip
 
     async def _probe_loop(
         self,

@@ -4,6 +4,7 @@ more than ``concurrency`` decodes at once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -11,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from edge_agent.commands.views import NoViewError
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.probes.results import rounded
 from edge_agent.probes.stream import CameraNormal, StreamResult, StreamThresholds, probe_stream
@@ -119,15 +121,49 @@ class StreamScheduler:
         self._slots = asyncio.Semaphore(config.stream.concurrency)
         self.active = 0  # decodes running now (never above the site's concurrency)
         self._normals: dict[str, CameraNormal] = {}  # each camera's learned picture
+        self._cameras = {c.id: c for c in config.cameras if c.rtsp_url and c.stream.enabled}
+        self._due: dict[str, float] = {}  # when each camera is probed next (monotonic)
+        self._wake = asyncio.Event()  # a camera's next probe was brought forward
+        # Held while a camera's probe judges against its normal (in a worker thread), and while
+        # a person's acceptance replaces the normal's view: one at a time.
+        self._judging: dict[str, asyncio.Lock] = {}
+
+    def probes_stream(self, camera: str) -> bool:
+        """True if ``camera``'s stream is probed here."""
+        return camera in self._cameras
+
+    async def adopt_view(self, camera: str) -> str:
+        """Make ``camera``'s current view its learned view (after a probe running now has
+        judged), then probe it again at once, so its next verdict is judged against it."""
+        limits = self._thresholds(self._cameras[camera])
+        async with self._judging.setdefault(camera, asyncio.Lock()):
+            normal = self._normals.get(camera)
+            adopted = normal is not None and normal.adopt(
+                limit=limits.view_change, needed=limits.baseline_probes
+            )
+        if not adopted:
+            raise NoViewError(
+                f"no view of camera {camera} seen since the agent started: it learns its view "
+                "from its next probes by itself"
+            )
+        log.info("camera %s: its current view is now its learned view (accepted)", camera)
+        self._due[camera] = time.monotonic()
+        self._wake.set()
+        return "current view adopted as the learned view; probing again now"
+
+    def _thresholds(self, camera: CameraConfig) -> StreamThresholds:
+        limits = camera.stream.thresholds or self._config.stream.thresholds
+        return StreamThresholds(**limits.model_dump())
 
     async def run(self) -> None:
         """Probe forever; each camera's first probe is offset by its share of the interval."""
-        cameras = [c for c in self._config.cameras if c.rtsp_url and c.stream.enabled]
+        cameras = list(self._cameras.values())
         if not cameras:
             return
         interval = self._config.stream.interval_s
         start = time.monotonic()
-        due = {c.id: start + interval * i / len(cameras) for i, c in enumerate(cameras)}
+        due = self._due
+        due.update({c.id: start + interval * i / len(cameras) for i, c in enumerate(cameras)})
         running: set[str] = set()
         async with asyncio.TaskGroup() as tasks:
             while True:
@@ -138,12 +174,15 @@ class StreamScheduler:
                         running.add(camera.id)
                         task = tasks.create_task(self._probe(camera), name=f"stream-{camera.id}")
                         task.add_done_callback(functools.partial(_done, running, camera.id))
-                await asyncio.sleep(max(0.05, min(due.values()) - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    wait_s = max(0.05, min(due.values()) - time.monotonic())
+                    await asyncio.wait_for(self._wake.wait(), wait_s)
+                self._wake.clear()
 
     async def _probe(self, camera: CameraConfig) -> None:
         settings = self._config.stream
-        limits = camera.stream.thresholds or settings.thresholds
-        async with self._slots:
+        judging = self._judging.setdefault(camera.id, asyncio.Lock())
+        async with self._slots, judging:
             self.active += 1
             started_ns = self._clock.boot_ns()
             try:
@@ -153,7 +192,7 @@ class StreamScheduler:
                     transport=settings.transport,
                     sample_s=settings.sample_s,
                     timeout_s=settings.timeout_s,
-                    thresholds=StreamThresholds(**limits.model_dump()),
+                    thresholds=self._thresholds(camera),
                     normal=self._normals.setdefault(camera.id, CameraNormal()),
                 )
             except Exception:  # one camera's odd stream must not stop the others' probes

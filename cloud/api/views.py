@@ -1,9 +1,11 @@
 """Accepting a camera's new view: a technician says the changed view is the intended one.
 
-The acceptance is recorded in the audit trail (who, when, the view score it accepted). The agent
-learns the new view by itself once it has been stable for ``view_relearn_probes`` probes
-(docs/agent.md); it is not told (no command to the site), so an acceptance is the record that a
-person looked, not a switch.
+The acceptance is recorded in the audit trail (who, when, the view score it accepted) and, when
+the API can send commands (``pantau api --remediation``), delivered to the site's agent as a
+signed ``accept_view`` command: the agent makes the camera's current view its learned view at
+once and probes the stream again, so the problem resolves with the next verdict. Without
+remediation the acceptance is only the record that a person looked; the agent then learns the
+view by itself once it has been stable for ``view_relearn_probes`` probes (docs/agent.md).
 """
 
 from __future__ import annotations
@@ -16,13 +18,17 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from cloud.api.deps import WRITE_RESPONSES, audit_trail, influx_client, problem_response
+from cloud.api.remediation import Remediation
 from cloud.api.timeconv import from_ns
 from cloud.audit import AuditEvent, AuditTrail
 from cloud.auth.deps import require
 from cloud.auth.principal import Principal, Role
 from cloud.influx import InfluxClient, series_rows
+from cloud.problems.store import ProblemStore
 from cloud.schema import CAMERA_TAG, DISTRICT_TAG, SITE_TAG, STREAM
+from pantau.core.commands import Action
 from pantau.core.contract import StreamFault
+from pantau.core.mqtt import NotConnectedError
 from pantau.core.wiretypes import ID_PATTERN
 
 STREAM_LOOKBACK = "30d"  # a camera whose stream was not probed for this long is unknown here
@@ -49,6 +55,9 @@ class ViewAcceptOut(BaseModel):
     accepted_by: str
     accepted_at: str
     audit_id: int = Field(description="the audit-trail row that records it")
+    delivered: bool = Field(description="sent to the agent, which adopts the view at once")
+    nonce: str | None = Field(description="the command's nonce (its answer carries it)")
+    note: str = Field(description="what happens next")
 
 
 async def _latest_stream(client: InfluxClient, site: str, camera: str) -> dict[str, object] | None:
@@ -60,6 +69,30 @@ async def _latest_stream(client: InfluxClient, site: str, camera: str) -> dict[s
         )
     )
     return dict(rows[-1]) if rows else None
+
+
+async def _deliver(request: Request, site: str, camera: str, who: str) -> tuple[str | None, str]:
+    """Send ``accept_view`` to the site's agent: (its nonce, what happens next); no nonce when
+    the API sends no commands or the broker did not take it."""
+    state: Remediation = request.app.state.remediation
+    if state.sender is None:
+        return None, (
+            "recorded only: this API sends no commands (pantau api --remediation); the agent "
+            "learns the view by itself once it has been stable"
+        )
+    problems: ProblemStore = request.app.state.problems
+    problem = (await asyncio.to_thread(problems.unresolved)).get(f"camera:{site}/{camera}")
+    try:
+        command = await state.sender.send(
+            site,
+            camera,
+            Action.ACCEPT_VIEW,
+            trigger=f"user:{who}",
+            problem=problem.id if problem else None,
+        )
+    except (NotConnectedError, TimeoutError) as exc:
+        return None, f"recorded, but the broker did not take the command ({exc}): accept again"
+    return command.nonce, "sent: the agent adopts the current view and probes it again now"
 
 
 def views_router() -> APIRouter:
@@ -97,7 +130,13 @@ def views_router() -> APIRouter:
             )
         score = latest.get("view_score")
         view_score = float(score) if isinstance(score, int | float) else None
-        details = {"district": district, "view_score": view_score, "comment": body.comment}
+        nonce, note = await _deliver(request, site, camera, principal.username)
+        details = {
+            "district": district,
+            "view_score": view_score,
+            "comment": body.comment,
+            "nonce": nonce,
+        }
         record = await asyncio.to_thread(
             trail.append,
             AuditEvent.VIEW_ACCEPTED,
@@ -113,6 +152,9 @@ def views_router() -> APIRouter:
             accepted_by=principal.username,
             accepted_at=from_ns(record.at_ns).isoformat(),
             audit_id=record.id,
+            delivered=nonce is not None,
+            nonce=nonce,
+            note=note,
         )
 
     return router

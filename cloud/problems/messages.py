@@ -35,6 +35,8 @@ TITLES = (
     N_("camera clock wrong"),
     N_("camera down: link"),
     N_("camera hung"),
+    N_("camera view changed"),
+    N_("camera picture fault"),
     N_("switch unreachable (its cameras' ports unknown)"),
     N_("service down"),
     N_("service unreachable from a district"),

@@ -30,6 +30,7 @@ from cloud.schema import (
     site_sessions,
     site_sessions_query,
 )
+from pantau.core.contract import StreamFault
 from pantau.core.units import NS_PER_S, to_ns
 
 log = logging.getLogger(__name__)
@@ -184,7 +185,7 @@ class Observer:
             degraded = camera_status_now(row, stale_before_ns=stale_before) is Status.DEGRADED
             if degraded and not flapping:
                 # The stream probe runs every few minutes: one faulty picture is the evidence.
-                verdict, cause = Verdict.BAD, f"picture {row.get('picture')}"
+                verdict, cause = Verdict.BAD, _picture_cause(row.get("picture"))
             elif flapping:
                 verdict = Verdict.BAD
                 cause = (
@@ -202,7 +203,7 @@ class Observer:
             title = (
                 "camera flapping"
                 if flapping
-                else "camera picture fault"
+                else _picture_title(row.get("picture"))
                 if degraded
                 else "camera down"
             )
@@ -333,3 +334,20 @@ def _camera_cause(row: dict[str, Any]) -> str:
     cause = str(row.get("cause") or "down")
     stage = row.get("stage")
     return f"{cause} at {stage}" if stage else cause
+
+
+VIEW_CHANGED_TITLE = "camera view changed"
+
+
+def _picture_title(picture: object) -> str:
+    """A changed view is its own problem (a person accepts it); other picture faults are one."""
+    return VIEW_CHANGED_TITLE if picture == StreamFault.VIEW_CHANGED else "camera picture fault"
+
+
+def _picture_cause(picture: object) -> str:
+    if picture == StreamFault.VIEW_CHANGED:
+        return (
+            "picture view_changed: moved, covered or re-aimed (if intended, accept the new "
+            "view on the page)"
+        )
+    return f"picture {picture}"

@@ -1,6 +1,7 @@
 """Carries out the commands the guard lets through and answers every command with a
 ``commands`` reading: refused (and why), failed, or done with the camera's state afterwards
-(probed until it answers or ``recovery_timeout_s`` passes)."""
+(probed until it answers or ``recovery_timeout_s`` passes; an accepted view needs no probe: the
+stream probe judges the camera again at once)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 
 from edge_agent.commands.guard import CommandGuard, Refusal, Verify
 from edge_agent.commands.nonces import NonceBook
+from edge_agent.commands.views import NoViewError, ViewKeeper
 from edge_agent.config import AgentConfig, CameraConfig
 from edge_agent.probes.camera import probe_camera
 from edge_agent.switch.errors import SwitchError
@@ -52,6 +54,7 @@ class CommandRunner:
         queue: Sink,
         executor: ThreadPoolExecutor,
         notify: Callable[[], None],
+        views: ViewKeeper | None = None,
     ) -> None:
         c = config.commands
         self._config = config
@@ -69,6 +72,7 @@ class CommandRunner:
         self._queue = queue
         self._executor = executor
         self._notify = notify
+        self._views = views  # the stream probes' learned views (None: streams not probed)
         self._inbox: asyncio.Queue[bytes] = asyncio.Queue(INBOX_SIZE)
         self._busy: set[str] = set()
         self.answered = 0  # commands answered (tests wait on it)
@@ -107,6 +111,9 @@ class CommandRunner:
             sw = camera.switch
             if sw is None or not self._config.switches:
                 return Refusal(RefusalReason.NOT_SUPPORTED, "camera has no switch port", command)
+        elif command.action is Action.ACCEPT_VIEW:
+            if self._views is None or not self._views.probes_stream(camera.id):
+                return Refusal(RefusalReason.NOT_SUPPORTED, "camera's stream not probed", command)
         elif camera.onvif is None:
             return Refusal(RefusalReason.NOT_SUPPORTED, "camera has no onvif section", command)
         return None
@@ -143,18 +150,15 @@ class CommandRunner:
         )
         try:
             detail = await self._act(command.action, camera)
-        except (SwitchError, OSError) as exc:
+        except (SwitchError, OSError, NoViewError) as exc:
             reading = base.model_copy(update={"detail": str(exc).replace("\n", " ")[:200]})
         else:
-            recovery_s = await self._recovery(camera, started)
-            reading = base.model_copy(
-                update={
-                    "result": CommandResult.DONE,
-                    "detail": detail,
-                    "up_after": recovery_s is not None,
-                    "recovery_s": None if recovery_s is None else round(recovery_s, 3),
-                }
-            )
+            done: dict[str, object] = {"result": CommandResult.DONE, "detail": detail}
+            if command.action is not Action.ACCEPT_VIEW:  # nothing went off: nothing to wait for
+                recovery_s = await self._recovery(camera, started)
+                done["up_after"] = recovery_s is not None
+                done["recovery_s"] = None if recovery_s is None else round(recovery_s, 3)
+            reading = base.model_copy(update=done)
         finally:
             self._busy.discard(camera.id)
         await self._answer(reading)
@@ -162,6 +166,9 @@ class CommandRunner:
     async def _act(self, action: Action, camera: CameraConfig) -> str:
         c = self._config.commands
         assert c is not None  # the guard refuses every command without a key
+        if action is Action.ACCEPT_VIEW:
+            assert self._views is not None  # refused before without stream probes
+            return await self._views.adopt_view(camera.id)
         if action is Action.POWER_CYCLE:
             assert camera.switch is not None
             switch = self._switches[camera.switch.switch]

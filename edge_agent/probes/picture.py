@@ -157,6 +157,22 @@ class CameraNormal:
         self.candidate.clear()
         return True
 
+    def adopt(self, *, limit: float, needed: int) -> bool:
+        """Take the latest probe's view as the learned view at once (a person said it is the
+        intended one), with the candidate probes that showed the same view; False if no probe
+        has seen a view yet."""
+        latest = self.last_keyframe.view if self.last_keyframe is not None else None
+        if latest is None:
+            return False
+        same = [
+            v for v in self.candidate if (d := view.distance(v, latest)) is not None and d < limit
+        ]
+        learned = [*same, latest]
+        learned += [latest] * (max(1, needed) - len(learned))  # a reference at once
+        self.views = deque(learned[-max(self.window, needed) :])
+        self.candidate.clear()
+        return True
+
 
 @dataclass(frozen=True)
 class Verdict:

@@ -29,6 +29,7 @@ class Action(enum.StrEnum):
 
     POWER_CYCLE = "power_cycle"  # PoE off, wait, on (SNMP SET pethPsePortAdminEnable)
     REBOOT = "reboot"  # ONVIF SystemReboot
+    ACCEPT_VIEW = "accept_view"  # the current view becomes the learned view (a person said so)
 
 
 class CommandResult(enum.StrEnum):
@@ -50,7 +51,7 @@ class RefusalReason(enum.StrEnum):
     EXPIRED = "expired"  # past its expiry, or issued too far in the future
     REPLAYED = "replayed"  # its nonce was seen before
     UNKNOWN_DEVICE = "unknown_device"  # no such camera at this site
-    NOT_SUPPORTED = "not_supported"  # the camera lacks what the action needs (port, ONVIF)
+    NOT_SUPPORTED = "not_supported"  # the camera lacks what the action needs (port, ONVIF, stream)
     BUSY = "busy"  # an action on this camera is still running
 
 
