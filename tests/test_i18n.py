@@ -47,6 +47,7 @@ def test_every_marked_text_has_an_indonesian_translation() -> None:
     (``data-i18n``): each text is translated, keeping its {placeholders}."""
     server = python_ids("cloud/report/render.py", ("_", "N_"))
     server |= python_ids("cloud/problems/messages.py", ("_", "N_"))
+    server |= python_ids("cloud/api/status_page.py", ("_", "N_"))
     page: set[str] = set()
     for name in ("technician.js", "login.js", "i18n.js"):
         found = extract_from_file("javascript", ROOT / "cloud/api/static" / name, {"t": None})

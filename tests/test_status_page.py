@@ -17,9 +17,11 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from cloud.api.app import create_app
+from cloud.api.status_page import page_language
 from cloud.auth.principal import Role
 from cloud.influx import InfluxClient, InfluxSettings
 from cloud.lineproto import join_lines, service_line
+from cloud.maintenance import StateStore
 from devtools.localsvc import InfluxProcess
 from pantau.core.readings import ServiceReading, ServiceStage
 from tests.auth import add_user, bearer
@@ -149,3 +151,58 @@ async def test_an_anonymous_browser_sees_the_state_and_nothing_else(
                 "/api/report", params={"month": month, "format": "html"}, headers=bearer(token)
             )
             assert "Layanan e-government" in page.text and "SIMPEG Kepegawaian" in page.text
+
+
+def test_the_page_language_is_asked_for_never_guessed() -> None:
+    """?lang=id|en wins; anything else is the deployment's default."""
+    assert page_language("en", "id") == "en"
+    assert page_language("id", "en") == "id"
+    assert page_language(None, "id") == page_language("fr", "id") == "id"
+
+
+async def test_the_page_is_indonesian_unless_english_is_asked(
+    influxd: InfluxProcess, database: str, tmp_path: Path
+) -> None:
+    """Labels from the catalog: Indonesian by default, whatever the browser's language (a
+    link offers English), English for ?lang=en; a service in an approved window shows
+    maintenance."""
+    path = tmp_path / "services.yaml"
+    path.write_text(yaml.safe_dump(CATALOGUE))
+    settings = InfluxSettings(url=influxd.url, database=database)
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    now = time.time_ns()
+    async with InfluxClient(settings) as influx:
+        await write_history(influx, now)
+    store = StateStore(state_url)
+    store.add(
+        site=None, district=None, camera=None, service="sipd", reason="migrasi",
+        created_by="spv", start=dt.datetime.fromtimestamp(now / S - 120, dt.UTC),
+        end=dt.datetime.fromtimestamp(now / S + 3600, dt.UTC),
+    )  # fmt: skip
+    store.close()
+    app = create_app(influx=settings, state_url=state_url, services_catalogue=path)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url) as http:
+
+        async def page(lang: str | None, accept: str) -> str:
+            params = {"lang": lang} if lang else {}
+            got = await http.get("/status", params=params, headers={"Accept-Language": accept})
+            assert got.status_code == 200
+            return got.text
+
+        for indonesian in (
+            await page(None, "id-ID,id;q=0.9"),
+            await page(None, "en-US,en;q=0.9"),  # an English phone still reads the regency's
+            await page("id", "en-US"),
+            await page("fr", "fr-FR"),
+        ):
+            assert '<html lang="id">' in indonesian and "<h1>Status Layanan</h1>" in indonesian
+            assert ">Gangguan<" in indonesian and ">Pemeliharaan<" in indonesian
+            assert ">sejak " in indonesian and ">since " not in indonesian
+            assert 'href="?lang=en">English</a>' in indonesian
+        english = await page("en", "id-ID")
+        assert '<html lang="en">' in english and "<h1>Service status</h1>" in english
+        assert ">Disrupted<" in english and ">Under maintenance<" in english
+        assert ">since " in english and "Gangguan" not in english and "sejak" not in english
+        assert 'href="?lang=id">Bahasa Indonesia</a>' in english
+        public = {s["title"]: s["state"] for s in (await http.get("/status.json")).json()}
+        assert public == {"SIMPEG Kepegawaian": "down", "SIPD Perencanaan": "maintenance"}

@@ -6,22 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import html
 import time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
 from cloud.api.deps import influx_client, problem_response, state_store
 from cloud.api.schemas import PublicServiceOut, ServiceAvailabilityOut, ServiceNowOut
+from cloud.api.status_page import page_language, render
 from cloud.api.timeconv import to_ns
 from cloud.auth.deps import PUBLIC, read_principal
 from cloud.auth.principal import Principal
 from cloud.influx import InfluxClient, series_rows
 from cloud.maintenance import StateStore, WindowKind
-from cloud.services.availability import State, Tally, by_opd, service_availability
+from cloud.services.availability import Tally, by_opd, service_availability
 from cloud.services.catalogue import Catalogue, load_catalogue
 from cloud.services.status import ServiceNow, lookback, services_now
 from cloud.services.windows import ServiceWindow, service_windows
@@ -32,12 +31,10 @@ STATUS_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
     "frame-ancestors 'none'"
 )
-_WIB = ZoneInfo("Asia/Jakarta")  # the regency's time, as citizens read it
 _NO_CATALOGUE: dict[int | str, dict[str, Any]] = {
     404: problem_response("no service catalogue configured (pantau api --services FILE)"),
     503: problem_response("the service catalogue file is invalid"),
 }
-_LABEL = {State.UP: "Normal", State.DOWN: "Gangguan", State.UNKNOWN: "Tidak diketahui"}
 
 
 def _catalogue(request: Request) -> Catalogue:
@@ -184,40 +181,13 @@ def status_router() -> APIRouter:
 
     @router.get("/status", response_class=HTMLResponse)
     async def status_page(
-        request: Request, client: Annotated[InfluxClient, Depends(influx_client)]
+        request: Request,
+        client: Annotated[InfluxClient, Depends(influx_client)],
+        lang: Annotated[str | None, Query(max_length=8)] = None,
     ) -> HTMLResponse:
-        """The citizens' page: rendered here, no script."""
-        rows = "".join(_row(s) for s in await public(request, client))
-        page = _PAGE.replace("{rows}", rows)
+        """The citizens' page: rendered here, no script; Indonesian unless ``?lang=en``
+        (``status_page.page_language``)."""
+        page = render(await public(request, client), page_language(lang, request.app.state.lang))
         return HTMLResponse(page, headers={"Content-Security-Policy": STATUS_CSP})
 
     return router
-
-
-def _row(s: PublicServiceOut) -> str:
-    state = State(s.state)
-    since = (
-        "lebih dari 6 jam"
-        if s.since is None
-        else s.since.astimezone(_WIB).strftime("%d-%m-%Y %H:%M WIB")
-    )
-    return (
-        f'<tr class="{state.value}"><td class="name">{html.escape(s.title)}</td>'
-        f'<td class="state">{_LABEL[state]}</td><td class="since">sejak {since}</td></tr>'
-    )
-
-
-_PAGE = """<!doctype html>
-<html lang="id"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Status Layanan</title>
-<style>
-body{font-family:sans-serif;margin:2em auto;max-width:40em;color:#222}
-table{width:100%;border-collapse:collapse}td{padding:.5em;border-bottom:1px solid #ddd}
-tr.up .state{color:#1a7f37}tr.down .state{color:#c62828;font-weight:bold}
-tr.unknown .state{color:#777}
-</style></head>
-<body><h1>Status Layanan</h1>
-<table id="services"><tbody>{rows}</tbody></table>
-</body></html>
-"""
