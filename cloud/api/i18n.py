@@ -10,6 +10,15 @@ from cloud.i18n import N_, language, page_catalog
 ROLES = (N_("viewer"), N_("technician"), N_("supervisor"), N_("admin"))
 # The API's answers the page shows as they come.
 ANSWERS = (N_("wrong username or password"),)
+# Camera actions and their results, as the action history names them (cloud/api/static/actions.js).
+ACTIONS = (
+    N_("power_cycle"),
+    N_("reboot"),
+    N_("accept_view"),
+    N_("done"),
+    N_("failed"),
+    N_("refused"),
+)
 
 
 def i18n_router() -> APIRouter:

@@ -24,6 +24,8 @@ CSP_DOCS = "frame-ancestors 'none'"
 STATIC = {
     "i18n.js": "text/javascript",
     "technician.js": "text/javascript",
+    "actions.js": "text/javascript",
+    "approvals.js": "text/javascript",
     "login.js": "text/javascript",
     "pantau.css": "text/css",
 }

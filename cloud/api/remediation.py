@@ -1,10 +1,13 @@
 """Manual remediation: power-cycle or reboot one camera (technician or above, own districts),
-and the actions recorded against a problem."""
+and the actions recorded against a problem or a camera, with the agents' answers (read from
+InfluxDB when asked, so the page shows an outcome without the problems service)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,17 +20,21 @@ from cloud.api.deps import WRITE_RESPONSES, influx_client, problem_response
 from cloud.api.timeconv import from_ns
 from cloud.auth.deps import read_principal, require
 from cloud.auth.principal import Principal, Role
-from cloud.influx import InfluxClient, series_rows
+from cloud.influx import InfluxClient, InfluxError, series_rows
 from cloud.problems.store import ProblemStore
 from cloud.remediation.config import RemediationConfig
 from cloud.remediation.history import ActionLog, ActionRecord
+from cloud.remediation.observe import outcomes
 from cloud.remediation.sender import CommandSender, read_key
 from cloud.remediation.service import command_link
 from cloud.schema import CAMERA, CAMERA_TAG, DISTRICT_TAG, SITE_TAG
 from pantau.core.commands import Action
 from pantau.core.wiretypes import ID_PATTERN
 
+log = logging.getLogger(__name__)
+
 CAMERA_LOOKBACK = "30d"
+CAMERA_ACTIONS_S = 86_400  # a camera's actions listed: those of the last day
 PathIdent = Annotated[str, PathParam(pattern=ID_PATTERN, max_length=64)]
 
 
@@ -108,6 +115,25 @@ def action_out(a: ActionRecord) -> ActionOut:
 def _remediation(request: Request) -> Remediation:
     state: Remediation = request.app.state.remediation
     return state
+
+
+async def _settle(request: Request, state: Remediation) -> None:
+    """Store the agents' answers of the last day against their actions (idempotent); an
+    InfluxDB that does not answer leaves the actions as they were (logged)."""
+    if not await asyncio.to_thread(state.actions.unanswered):
+        return
+    client = influx_client(request)
+
+    async def query(q: str) -> list[dict[str, Any]]:
+        return series_rows(await client.query(q))
+
+    try:
+        found = await outcomes(query, time.time_ns())
+    except InfluxError as exc:
+        log.warning("actions: the agents' answers could not be read (%s)", exc)
+        return
+    for outcome in found:
+        await asyncio.to_thread(state.actions.settle, outcome)
 
 
 async def _camera_district(client: InfluxClient, site: str, camera: str) -> str | None:
@@ -201,8 +227,31 @@ def remediation_router() -> APIRouter:
         if known is None or not principal.sees(known.district):
             raise HTTPException(404, f"no problem {problem_id}")
         state = _remediation(request)
+        await _settle(request, state)
         return [
             action_out(a) for a in await asyncio.to_thread(state.actions.of_problem, problem_id)
         ]
+
+    @router.get(
+        "/api/cameras/{site}/{camera}/actions",
+        response_model=list[ActionOut],
+        responses={404: problem_response("no such camera in your districts")},
+    )
+    async def camera_actions(
+        request: Request,
+        site: PathIdent,
+        camera: PathIdent,
+        principal: Annotated[Principal, Depends(read_principal)],
+    ) -> list[ActionOut]:
+        """The camera's power-cycles and reboots of the last day, oldest first, with their
+        outcome (null result: no answer yet)."""
+        district = await _camera_district(influx_client(request), site, camera)
+        if district is None or not principal.sees(district):
+            raise HTTPException(404, f"no camera {site}/{camera}")
+        state = _remediation(request)
+        await _settle(request, state)
+        since = time.time_ns() - CAMERA_ACTIONS_S * 10**9
+        found = await asyncio.to_thread(state.actions.since, since, site=site)
+        return [action_out(a) for a in found if a.camera == camera]
 
     return router

@@ -106,6 +106,9 @@ function card(p) {
   if (p.in_maintenance) badges.append(el("span", { class: "badge maint" }, t("in maintenance")));
   if (p.reopen_count) badges.append(el("span", { class: "badge" }, t("returned {count}x", { count: p.reopen_count })));
   node.append(badges);
+  const history = el("div", { class: "history-box" });
+  const note = el("div", { class: "note", role: "status" });
+  if (p.camera) watchHistory(p, history);  // power-cycles and reboots, with their outcome
   if (p.state !== "resolved" && canWrite()) {
     const slot = el("div", {});
     const actions = el("div", { class: "actions" });
@@ -119,12 +122,15 @@ function card(p) {
       maint.addEventListener("click", () => slot.replaceChildren(maintenanceForm(p)));
       actions.append(maint);
     }
+    if (p.camera) cameraActions(p, actions, slot, history, note);
     node.append(actions, slot);
   }
+  node.append(note, history);
   return node;
 }
 
 async function load() {
+  if (tab === "maintenance") return loadApprovals();
   let problems;
   try {
     problems = await api("GET", `/api/problems?state=${tab === "active" ? "unresolved" : "resolved"}&limit=200`);
@@ -148,6 +154,7 @@ function select(which) {
   tab = which;
   $("tab-active").classList.toggle("on", which === "active");
   $("tab-resolved").classList.toggle("on", which === "resolved");
+  $("tab-maintenance").classList.toggle("on", which === "maintenance");
   load();
 }
 
@@ -163,12 +170,14 @@ async function start() {
   const scope = me.districts ? t("districts {names}", { names: me.districts.join(", ") }) : t("every district");
   $("who").textContent = me.via === "public" ? t("public view (read only)") : `${me.username} · ${t(me.role)} · ${scope}`;
   $("signout").hidden = me.via === "public";
+  $("tab-maintenance").hidden = me.via === "public" || RANK[me.role] < RANK.supervisor;
   $("signin").hidden = me.via !== "public";
   await load();
 }
 
 $("tab-active").addEventListener("click", () => select("active"));
 $("tab-resolved").addEventListener("click", () => select("resolved"));
+$("tab-maintenance").addEventListener("click", () => select("maintenance"));
 $("refresh").addEventListener("click", load);
 $("signout").addEventListener("click", async () => {
   await fetch("/auth/logout", { method: "POST", credentials: "same-origin" });
