@@ -4,6 +4,7 @@ report's CSV rows per service and per OPD, and district scope on /api/services."
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import io
@@ -24,7 +25,7 @@ from cloud.services.catalogue import load_catalogue
 from devtools.localsvc import InfluxProcess
 from pantau.core.readings import ServiceReading, ServiceStage
 from tests.auth import add_user, bearer
-from tests.helpers import serving
+from tests.helpers import run_pantau, serving
 
 S, MIN = 10**9, 60 * 10**9
 CATALOGUE = {
@@ -210,3 +211,15 @@ async def test_the_report_csv_has_a_row_per_service_and_per_opd(
     )  # fmt: skip
     assert opds["bkpsdm"]["unknown_hours"] == f"{2 * month_h - 0.5:.3f}"
     assert all(r["district"] == r["site"] == r["camera"] == "" for r in [*services.values()])
+    # `pantau report --services` writes the same rows.
+    result = await asyncio.to_thread(
+        run_pantau,
+        "report", "--month", month, "--influx", influxd.url, "--database", database,
+        "--state", state_url, "--out", str(tmp_path / "out"), "--services",
+        str(catalogue_file(tmp_path)),
+        timeout_s=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    written = (tmp_path / "out" / f"availability-{month}.csv").read_text()
+    by_cli = [r for r in csv.DictReader(io.StringIO(written)) if r["level"] in ("service", "opd")]
+    assert by_cli == [*services.values(), *opds.values()]

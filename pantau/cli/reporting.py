@@ -18,6 +18,7 @@ from pantau.cli.influx_options import (
     InfluxUserOpt,
     influx_from_cli,
 )
+from pantau.core.configfile import ConfigError
 from pantau.core.paths import state_db_url
 from pantau.core.service import configure_logging
 
@@ -49,10 +50,17 @@ def report(
     lang: Annotated[
         str, typer.Option("--lang", help="language of the page: id (Bahasa Indonesia) or en")
     ] = "id",
+    services: Annotated[
+        Path | None,
+        typer.Option(
+            "--services",
+            help="services.yaml: add each e-government service and OPD (docs/services.md)",
+        ),
+    ] = None,
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Write a month's availability per district, site and camera (maintenance set aside and
-    listed) as CSV and as a printable HTML page."""
+    listed), and per service and OPD with --services, as CSV and as a printable HTML page."""
     from cloud.influx import InfluxClient, InfluxError  # noqa: PLC0415
     from cloud.maintenance import StateStore  # noqa: PLC0415
     from cloud.report.monthly import build_report, month_span  # noqa: PLC0415
@@ -78,7 +86,9 @@ def report(
         store = StateStore(state or state_db_url())
         try:
             async with InfluxClient(settings) as client:
-                built = await build_report(client, store, month=month, timezone=timezone)
+                built = await build_report(
+                    client, store, month=month, timezone=timezone, services_catalogue=services
+                )
         finally:
             store.close()
         out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +106,8 @@ def report(
         asyncio.run(run())
     except InfluxError as exc:
         raise fail(f"InfluxDB at {settings.url}: {exc}") from None
+    except ConfigError as exc:
+        raise fail(f"--services: {exc}") from None
 
 
 def bench(
