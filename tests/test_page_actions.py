@@ -42,13 +42,17 @@ def snmp_switch(tmp_path: Path) -> Iterator[FakeSwitch]:
 
 
 async def sign_in_page(browser: webdriver.Chrome, url: str, username: str) -> WebDriverWait:  # noqa: F811
-    """Open the page, sign in with the form; the wait used."""
+    """Open the page, sign in with the form, wait for the page's first list; the wait used."""
     wait = WebDriverWait(browser, 20)
     await asyncio.to_thread(browser.get, f"{url}/login")
     browser.find_element(By.ID, "username").send_keys(username)
     browser.find_element(By.ID, "password").send_keys(PASSWORD)
     browser.find_element(By.ID, "submit").click()
     await asyncio.to_thread(wait.until, expected_conditions.url_to_be(f"{url}/"))
+    await asyncio.to_thread(  # the page has asked who is signed in and drawn its list
+        wait.until,
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "body[data-loaded]")),
+    )
     return wait
 
 
