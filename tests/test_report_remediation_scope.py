@@ -81,8 +81,12 @@ async def test_the_remediation_section_is_scoped_to_the_readers_districts(
     app = create_app(influx=InfluxSettings(url=influxd.url, database=database), state_url=state_url)
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         params = {"month": month, "tz": ZONE}
-        mine = (await http.get("/api/report", params=params, headers=tech)).json()["remediation"]
-        every = (await http.get("/api/report", params=params, headers=admin)).json()["remediation"]
+        mine = (await http.get("/api/report", params=params, headers=tech)).json()[
+            "remediation_summary"
+        ]
+        every = (await http.get("/api/report", params=params, headers=admin)).json()[
+            "remediation_summary"
+        ]
         page = await http.get("/api/report", params={**params, "format": "html"}, headers=tech)
     assert (mine["actions"], mine["answered"], mine["came_back"]) == (1, 1, 1)
     assert (mine["problems_with"], mine["problems_without"]) == (1, 0)

@@ -83,7 +83,7 @@ def report_router() -> APIRouter:
             "retro_moved_seconds": round(built.retro_moved_seconds, 3),
             "audit": audit_json(built.audit),
             "services": services_json(built.services),
-            "remediation": remediation_json(built.remediation),
+            "remediation_summary": remediation_json(built.remediation),
         }
 
     return router
