@@ -14,9 +14,11 @@ from pathlib import Path
 import pytest
 
 from edge_agent.services.probe import probe_service, tls_context
+from edge_agent.services.proxy import Proxy
 from pantau.core.readings import ServiceReading, ServiceStage
 from pantau.core.services import ServiceCheck
 from simulators.services import Behaviour, SimService, SimServices
+from simulators.site_path import SitePath
 
 
 @pytest.fixture
@@ -193,3 +195,31 @@ async def test_json_path_and_tcp_checks(sims: SimServices) -> None:
     assert not missing.ok and missing.stage is ServiceStage.JSON
     tcp = await probe(ServiceCheck(name="t", opd="o", target=f"localhost:{port}", tls=True), sims)
     assert tcp.ok and tcp.cert_days is not None and tcp.status is None
+
+
+async def test_probes_through_a_districts_proxy(sims: SimServices) -> None:
+    """Through a CONNECT proxy the certificate is still checked end to end (an untrusting
+    agent fails at TLS); a route the proxy cannot give fails at tcp naming the proxy's answer;
+    a cut proxy fails at tcp; nothing is direct (the proxy counts its tunnels)."""
+    path = SitePath("127.0.0.1", 1)  # its MQTT side is not used here
+    await path.start()
+    try:
+        proxy = Proxy.parse(path.proxy.url)
+        c = checks(sims)
+        context = tls_context(sims.ca_file)
+        ok = await probe_service(c["simpeg"], context, proxy=proxy)
+        assert ok.ok and ok.cert_days is not None and ok.cert_days > 300, ok
+        assert path.proxy.tunnels == 1
+        untrusted = await probe_service(c["simpeg"], tls_context(None), proxy=proxy)
+        assert not untrusted.ok and untrusted.stage is ServiceStage.TLS
+        path.block(sims.services["simpeg"].port)
+        blocked = await probe_service(c["simpeg"], context, proxy=proxy)
+        assert (blocked.ok, blocked.stage) == (False, ServiceStage.TCP)
+        assert "status 502" in (blocked.detail or ""), blocked.detail
+        assert (await probe_service(c["perizinan"], context, proxy=proxy)).ok
+        path.cut()
+        cut = await probe_service(c["perizinan"], context, proxy=proxy)
+        assert (cut.ok, cut.stage) == (False, ServiceStage.TCP), cut
+        assert path.proxy.tunnels == 3
+    finally:
+        await path.stop()

@@ -23,6 +23,7 @@ from edge_agent.services.http import (
     read_head,
     request_bytes,
 )
+from edge_agent.services.proxy import Proxy, ProxyError, open_tunnel
 from pantau.core.readings import ServiceReading, ServiceStage
 from pantau.core.services import ServiceCheck
 
@@ -56,15 +57,20 @@ class _Run:
     tls_version: str | None = None
     redirects: int = 0
     body_bytes: int | None = None
+    proxy: Proxy | None = None  # the route (not learnt): connections go through this proxy
 
 
 def _ms(since: float) -> float:
     return round((time.perf_counter() - since) * 1000, 3)
 
 
-async def probe_service(check: ServiceCheck, context: ssl.SSLContext) -> ServiceReading:
-    """Probe ``check`` once; ``ts`` of the result is 0 (the caller stamps it)."""
-    run = _Run()
+async def probe_service(
+    check: ServiceCheck, context: ssl.SSLContext, *, proxy: Proxy | None = None
+) -> ServiceReading:
+    """Probe ``check`` once (through ``proxy``'s CONNECT tunnels if given; the name is still
+    resolved here, by the district's resolver); ``ts`` of the result is 0 (the caller stamps
+    it)."""
+    run = _Run(proxy=proxy)
     started = time.perf_counter()
     ok, stage, detail = True, None, ""
     try:
@@ -168,7 +174,12 @@ async def _connect(
     run.stage = ServiceStage.TCP
     t = time.perf_counter()
     try:
-        reader, writer = await asyncio.open_connection(address, port, limit=MAX_LINE_BYTES)
+        if run.proxy is not None:
+            reader, writer = await open_tunnel(run.proxy, address, port)
+        else:
+            reader, writer = await asyncio.open_connection(address, port, limit=MAX_LINE_BYTES)
+    except ProxyError as exc:
+        raise _StepFailedError(ServiceStage.TCP, f"{address}:{port}: {exc}") from exc
     except OSError as exc:
         raise _StepFailedError(
             ServiceStage.TCP, f"{address}:{port}: {exc.strerror or exc}"

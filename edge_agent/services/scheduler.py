@@ -15,6 +15,7 @@ from edge_agent.queue_rows import ItemSink as Sink
 from edge_agent.queue_rows import StampClock as Clock
 from edge_agent.services.catalogue import CatalogueKeeper
 from edge_agent.services.probe import probe_service, tls_context
+from edge_agent.services.proxy import Proxy
 from edge_agent.services.settings import ServiceProbeSettings
 from pantau.core.mqtt_types import Message
 from pantau.core.readings import ServiceReading
@@ -39,6 +40,7 @@ class ServiceScheduler:
         self._settings = settings
         self.keeper = keeper
         self._context = tls_context(settings.ca_file)
+        self._proxy = Proxy.parse(settings.proxy) if settings.proxy else None
         self._clock = clock
         self._queue = queue
         self._executor = executor
@@ -68,7 +70,7 @@ class ServiceScheduler:
         async def one(check: ServiceCheck) -> ServiceReading | None:
             async with gate:
                 try:
-                    return await probe_service(check, self._context)
+                    return await probe_service(check, self._context, proxy=self._proxy)
                 except Exception:  # one service's oddity must not stop the others' probes
                     log.exception("probe of service %s failed", check.name)
                     return None

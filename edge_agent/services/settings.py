@@ -20,3 +20,9 @@ class ServiceProbeSettings(BaseModel):
         default=None,
         description="extra CA bundle trusted for services' certificates (beside the system's)",
     )
+    proxy: str | None = Field(
+        default=None,
+        pattern=r"^http://[A-Za-z0-9.-]+:[0-9]{1,5}/?$",
+        description="http://host:port of the HTTP proxy (CONNECT) the district's offices reach "
+        "the services through, if they do: probes take the same route (TLS stays end to end)",
+    )
