@@ -112,7 +112,38 @@ class OnvifRecorder(_Config):
         return self
 
 
-RecorderConfig = Annotated[HikvisionRecorder | OnvifRecorder, Field(discriminator="type")]
+class ZoneminderRecorder(_Config):
+    """A ZoneMinder server (1.36), asked over its JSON API; ``cameras[].channel`` is the
+    monitor id."""
+
+    type: Literal["zoneminder"]
+    id: Ident = Field(description="recorder id, unique within the site")
+    url: str = Field(description="http(s)://host[:port]/zm, the folder that holds ``api/``")
+    username: str | None = Field(
+        default=None, description="a ZoneMinder user with API access (absent: auth is off)"
+    )
+    password: str | None = Field(default=None, repr=False, description="that user's password")
+    timezone: str | None = Field(
+        default=None,
+        description="the server's time zone (IANA) if its own (``host/getTimeZone``) is wrong",
+    )
+    cameras: list[CameraRecording] = Field(min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _check(self) -> ZoneminderRecorder:
+        if urlsplit(self.url).scheme not in ("http", "https"):
+            raise ValueError(f"recorder {self.id!r}: url must start with http:// or https://")
+        if (self.username is None) != (self.password is None):
+            raise ValueError(f"recorder {self.id!r}: give both username and password, or neither")
+        cameras = [c.camera for c in self.cameras]
+        if len(cameras) != len(set(cameras)):
+            raise ValueError(f"recorder {self.id!r}: a camera is listed twice")
+        return self
+
+
+RecorderConfig = Annotated[
+    HikvisionRecorder | OnvifRecorder | ZoneminderRecorder, Field(discriminator="type")
+]
 
 
 class DeviceChecksConfig(_Config):
