@@ -14,20 +14,22 @@ setup: system-packages $(VENV)/.installed devtools/oidc/node_modules/.installed
 # Real mosquitto and influxd binaries, chromium for the technician page's browser test, snmpd
 # (net-snmp) behind the simulated UPS, PostgreSQL for the shared state database and faketime
 # for agents whose clock is wrong, GStreamer's RTSP server (run by the system python3) as a camera
-# server nobody here wrote (Debian packages); deploy/docker-compose.yml is the alternative on machines without apt.
+# server nobody here wrote, ZoneMinder with MariaDB as a real NVR (Debian packages);
+# deploy/docker-compose.yml is the alternative on machines without apt.
 system-packages:
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ] || ! command -v influxd >/dev/null \
 		|| ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
 		|| [ ! -x /usr/sbin/snmpd ] || ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 \
 		|| ! command -v faketime >/dev/null \
 		|| ! /usr/bin/python3 -c "import gi; gi.require_version('GstRtspServer', '1.0')" 2>/dev/null \
-		|| ! gst-inspect-1.0 h265parse >/dev/null 2>&1; then \
-		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server (Debian packages)"; \
+		|| ! gst-inspect-1.0 h265parse >/dev/null 2>&1 \
+		|| [ ! -x /usr/bin/zmc ] || [ ! -x /usr/sbin/mariadbd ]; then \
+		echo "installing mosquitto, influxdb, chromium, snmpd, postgresql, faketime, gst-rtsp-server, zoneminder, mariadb-server (Debian packages)"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			mosquitto influxdb chromium chromium-driver snmpd postgresql faketime \
 			python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-tools \
-			gstreamer1.0-plugins-good gstreamer1.0-plugins-bad >/dev/null; \
+			gstreamer1.0-plugins-good gstreamer1.0-plugins-bad zoneminder mariadb-server >/dev/null; \
 	fi
 	@# node and npm for the OpenID provider of the login tests, only where none is installed: a
 	@# NodeSource nodejs (which carries npm) conflicts with Debian's npm package.
@@ -37,7 +39,8 @@ system-packages:
 			--no-install-recommends nodejs npm >/dev/null; \
 	fi
 	@# Debian starts the packaged services; pantau runs its own on free ports, so stop them.
-	@-$(SUDO) systemctl disable --now mosquitto influxdb snmpd postgresql >/dev/null 2>&1 || true
+	@-$(SUDO) systemctl disable --now mosquitto influxdb snmpd postgresql zoneminder mariadb \
+		>/dev/null 2>&1 || true
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
