@@ -310,6 +310,10 @@ def _device_line(d: DeviceReading, site: str, district: str) -> str:
             "clock_offset_ms": _float(d.clock_offset_ms),
             "services": ",".join(d.services) or None,
             "events": ",".join(d.events) or None,
+            "events_ok": None if d.events_ok is None else int(d.events_ok),
+            "events_error": d.events_error or None,
+            "events_held": ",".join(d.events_held) or None,
+            "rebooted_ns": d.rebooted_ns,
         },
         d.ts,
     )

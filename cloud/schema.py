@@ -112,7 +112,8 @@ FIELDS: Mapping[str, frozenset[str]] = {
     DEVICE: frozenset(
         {
             "ok", "error", "manufacturer", "model", "firmware", "serial", "hardware",
-            "clock_offset_ms", "services", "events",
+            "clock_offset_ms", "services", "events", "events_ok", "events_error", "events_held",
+            "rebooted_ns",
         }
     ),
     SWITCH_PORT: frozenset({"port", "poe", "powered", "poe_w", "errors", "switch_ok", "error"}),

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
 
 from simulators.loopback_http import LoopbackHttpServer
+from simulators.onvif_events_sim import ACTIONS as EVENT_ACTIONS
+from simulators.onvif_events_sim import CameraEvents
 from simulators.onvif_recording_sim import RecordingStore
 
 HEADER_LIMIT = 65_536
@@ -49,6 +51,7 @@ class OnvifDevice:
     tz: str = "WIB-7"  # POSIX: seven hours ahead of UTC (Jakarta)
     mode: OnvifMode = OnvifMode.NORMAL
     recordings: RecordingStore | None = None  # Profile G: search and recording services
+    events: CameraEvents | None = None  # the event service (PullPoint), if it has one
     requests: int = 0
     actions: list[str] = field(default_factory=list)
 
@@ -170,6 +173,12 @@ class OnvifSimulator(LoopbackHttpServer):
         device = self.device
         device.requests += 1
         action = next((a for a in ACTIONS if a in body), "Unknown")
+        event = next((a for a in EVENT_ACTIONS if a in body), None)
+        refused = device.mode is OnvifMode.AUTH_EVERY_CALL and "UsernameToken" not in body
+        if device.events is not None and event and action == "Unknown" and not refused:
+            path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
+            base = f"http://127.0.0.1:{self.port}"
+            return await device.events.handle(event, body, path, base, writer, reader)
         device.actions.append(action)
         if device.mode is OnvifMode.SILENT:  # until the client gives up
             while await reader.read(4096):

@@ -149,6 +149,8 @@ def test_collector_writes_only_declared_fields() -> None:
                 "device": "c1", "ts": 1, "ok": True, "error": "x", "manufacturer": "m",
                 "model": "m", "firmware": "f", "serial": "s", "hardware": "h",
                 "clock_offset_ms": 5.0, "services": ["media"], "events": ["tamper"],
+                "events_ok": True, "events_error": "x", "events_held": ["tamper"],
+                "rebooted_ns": 1,
             }],
             "services": [{
                 "service": "web", "ts": 1, "ok": False, "stage": "keyword", "detail": "x",

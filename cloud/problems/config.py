@@ -164,8 +164,17 @@ class DeviceRule(_Config):
     lookback: Seconds = Field(
         default=3600.0, gt=0, description="how far back a camera's latest clock check is looked for"
     )
-    severity: Severity = Field(default=Severity.MAJOR, description="camera replaced")
+    severity: Severity = Field(
+        default=Severity.MAJOR,
+        description="camera replaced, and its events: tampered, video signal lost, storage failed",
+    )
     clock_severity: Severity = Field(default=Severity.MINOR, description="camera clock wrong")
+    reboot_window: Seconds = Field(
+        default=3600.0,
+        gt=0,
+        description="a camera that started within this window is shown as 'camera rebooted' (an "
+        "event: it resolves by itself once the window has passed)",
+    )
 
 
 class ThresholdRule(_Config):

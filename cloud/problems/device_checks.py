@@ -1,6 +1,7 @@
 """Recording and device problem rules: a recording gap, retention below its goal, a recorder
 disk that failed (from the recorders' reports), a camera replaced, its firmware changed and its
-clock wrong (from the ONVIF checks). Subjects of an unreachable site are left to its site
+clock wrong (from the ONVIF checks); a camera tampered, its video signal lost, its storage failed
+and its reboots (from its ONVIF events). Subjects of an unreachable site are left to its site
 problem."""
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ from pantau.core.units import to_ns
 
 Query = Callable[[str], Awaitable[list[dict[str, Any]]]]
 FAILED_DISK = frozenset({"failed", "absent", "unformatted"})
+# (event in ``DeviceReading.events``, rule, title, what the camera reports)
+EVENT_RULES = (
+    ("tamper", "camera_tamper", "camera tampered", "tampering (covered, moved or sprayed)"),
+    ("signal_loss", "video_signal", "video signal lost", "its video signal lost"),
+    ("storage_failure", "camera_storage", "camera storage failed", "its storage (SD card) failed"),
+)
 
 
 def _obs(
@@ -175,6 +182,60 @@ async def device_checks(
                 cause=f"camera clock {'ahead' if off_s > 0 else 'behind'} by {abs(off_s):.0f} s"
                 + ("; recordings carry that error: set NTP on the camera" if bad else ""),
                 details={"offset_s": round(off_s, 1)},
+            )
+        )  # fmt: skip
+    return observations + await event_checks(query, rule, now_ns, sites)
+
+
+async def event_checks(
+    query: Query, rule: DeviceRule, now_ns: int, sites: Mapping[str, SiteContact]
+) -> list[Observation]:
+    """The events in each camera's latest device point (only where its subscription is live:
+    an unknown state changes nothing), and a reboot within ``reboot_window``."""
+    rows = await query(
+        f'SELECT last("ok") AS "ok", "events", "events_ok", "events_held" FROM "{DEVICE}" '
+        f"WHERE time <= {now_ns} AND time > {now_ns - to_ns(rule.lookback)} "
+        'GROUP BY "site", "district", "camera"'
+    )
+    observations = []
+    for row in rows:
+        if not _reachable(row, sites) or row.get("events_ok") != 1:
+            continue
+        active = set(str(row.get("events") or "").split(","))
+        held = set(str(row.get("events_held") or "").split(","))
+        for event, name, title, what in EVENT_RULES:
+            bad = event in active
+            cause = f"the camera reports {what}" if bad else f"no {event} reported"
+            if event in held:
+                cause += (
+                    "; a one-shot event: the camera never reports its end, so pantau clears it "
+                    "a hold (devices.events.hold_s) after the last report"
+                )
+            observations.append(
+                _obs(
+                    name, title, rule.severity, row, f"{row['site']}/{row['camera']}", bad=bad,
+                    since_ns=int(row["time"]), cause=cause,
+                    details={"one_shot": True} if event in held else {},
+                )
+            )  # fmt: skip
+    window_ns = to_ns(rule.reboot_window)
+    reboots = await query(
+        f'SELECT last("rebooted_ns") AS "at" FROM "{DEVICE}" '
+        f"WHERE time <= {now_ns} AND time > {now_ns - window_ns} "
+        'GROUP BY "site", "district", "camera"'
+    )
+    for row in reboots:
+        if not _reachable(row, sites):
+            continue
+        at = int(row["at"])
+        recent = at > now_ns - window_ns
+        observations.append(
+            _obs(
+                "camera_reboot", "camera rebooted", Severity.WARNING, row,
+                f"{row['site']}/{row['camera']}", bad=recent, since_ns=at,
+                cause=f"the camera started at {_hhmm(at)} (a power cut, a crash or a reboot)"
+                if recent else f"running since {_hhmm(at)}",
+                details={"started_ns": at},
             )
         )  # fmt: skip
     return observations

@@ -9,10 +9,11 @@ device one round, never the agent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,12 +23,14 @@ from pydantic import BaseModel
 
 from edge_agent.config import AgentConfig
 from edge_agent.devices.onvif_check import OnvifTarget, check_onvif
+from edge_agent.devices.onvif_events import EventWatch, event_watches
 from edge_agent.publisher import Publisher
 from edge_agent.queue import ForwardQueue
 from edge_agent.queue_rows import StampClock as Clock
 
 log = logging.getLogger(__name__)
 
+EVENT_WATCH_RESTART_S = 60.0  # after a bug in a watch: long enough not to spin, short to recover
 Reading = tuple[str, tuple[str, ...], BaseModel]
 """A check's result: (``ReadingBatch`` list, the device's clock key, the reading with ts 0)."""
 
@@ -49,32 +52,49 @@ class Job:
     run: Callable[[], Awaitable[list[Reading]]]
 
 
-def onvif_jobs(config: AgentConfig, clock: Clock) -> list[Job]:
-    """A job per camera with an ``onvif`` section."""
-    jobs: list[Job] = []
-    limits = config.devices
+def onvif_targets(config: AgentConfig) -> list[OnvifTarget]:
+    """Every camera with an ``onvif`` section, as the ONVIF client reaches it."""
+    targets = []
     for camera in config.cameras:
         if camera.onvif is None:
             continue
         host = camera.onvif.host or camera.host or _url_host(camera.rtsp_url or camera.snapshot_url)
-        target = OnvifTarget(
-            camera=camera.id,
-            host=host,
-            port=camera.onvif.port,
-            username=camera.onvif.username or camera.username,
-            password=camera.onvif.password or camera.password,
+        targets.append(
+            OnvifTarget(
+                camera=camera.id,
+                host=host,
+                port=camera.onvif.port,
+                username=camera.onvif.username or camera.username,
+                password=camera.onvif.password or camera.password,
+            )
         )
+    return targets
 
-        async def run(target: OnvifTarget = target) -> list[Reading]:
+
+def onvif_jobs(
+    config: AgentConfig, clock: Clock, watches: Mapping[str, EventWatch] | None = None
+) -> list[Job]:
+    """A job per camera with an ``onvif`` section; its reading carries the camera's event
+    verdict where ``watches`` has one."""
+    jobs: list[Job] = []
+    limits = config.devices
+    for target in onvif_targets(config):
+        watch = (watches or {}).get(target.camera)
+
+        async def run(
+            target: OnvifTarget = target, watch: EventWatch | None = watch
+        ) -> list[Reading]:
             reading = await check_onvif(
                 target,
                 now_ns=clock.now_ns,
                 timeout_s=limits.timeout_s,
                 max_bytes=limits.max_answer_bytes,
             )
+            if watch is not None:
+                reading = reading.model_copy(update=watch.snapshot().fields())
             return [("devices", ("device", target.camera), reading)]
 
-        jobs.append(Job(name=f"onvif-{camera.id}", run=run))
+        jobs.append(Job(name=f"onvif-{target.camera}", run=run))
     return jobs
 
 
@@ -106,9 +126,13 @@ class DeviceScheduler:
         queue: ForwardQueue,
         executor: ThreadPoolExecutor,
         publisher: Publisher | None,
+        watches: Sequence[EventWatch] = (),
     ) -> None:
         self._config = config
         self._jobs = jobs
+        self._watches = watches
+        self._poked: set[str] = set()
+        self._wake = asyncio.Event()
         self._clock = clock
         self._queue = queue
         self._executor = executor
@@ -130,8 +154,21 @@ class DeviceScheduler:
         from edge_agent.recorders.build import build_recorders  # noqa: PLC0415
 
         recorders = build_recorders(config)
-        jobs = onvif_jobs(config, clock) + recorder_jobs(recorders, clock)
-        return cls(config, jobs, clock=clock, queue=queue, executor=executor, publisher=publisher)
+        watches = event_watches(config, onvif_targets(config), now_ns=clock.now_ns)
+        by_camera = {w.target.camera: w for w in watches}
+        jobs = onvif_jobs(config, clock, by_camera) + recorder_jobs(recorders, clock)
+        scheduler = cls(
+            config, jobs, clock=clock, queue=queue, executor=executor, publisher=publisher,
+            watches=watches,
+        )  # fmt: skip
+        for watch in watches:
+            watch.on_change = scheduler.poke
+        return scheduler
+
+    def poke(self, camera: str) -> None:
+        """Check ``camera``'s ONVIF service now (its events changed)."""
+        self._poked.add(f"onvif-{camera}")
+        self._wake.set()
 
     async def run(self) -> None:
         """Check forever; each device's first check is offset by its share of the interval."""
@@ -142,15 +179,23 @@ class DeviceScheduler:
         due = {job.name: start + interval * i / len(self._jobs) for i, job in enumerate(self._jobs)}
         running: set[str] = set()
         async with asyncio.TaskGroup() as tasks:
+            for watch in self._watches:
+                tasks.create_task(_watched(watch), name=f"events-{watch.target.camera}")
             while True:
                 now = time.monotonic()
+                for name in self._poked & due.keys():
+                    due[name] = min(due[name], now)
+                self._poked.clear()
                 for job in self._jobs:
                     if due[job.name] <= now and job.name not in running:
                         due[job.name] += interval
                         running.add(job.name)
                         task = tasks.create_task(self._one(job), name=job.name)
                         task.add_done_callback(functools.partial(_done, running, job.name))
-                await asyncio.sleep(max(0.05, min(due.values()) - time.monotonic()))
+                self._wake.clear()
+                wait = max(0.05, min(due.values()) - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
 
     async def _one(self, job: Job) -> None:
         async with self._slots:
@@ -180,3 +225,13 @@ class DeviceScheduler:
 
 def _done(running: set[str], name: str, _task: asyncio.Task[None]) -> None:
     running.discard(name)
+
+
+async def _watched(watch: EventWatch) -> None:
+    """A camera's event watch; a bug in it is logged and the watch started again."""
+    while True:
+        try:
+            await watch.run()
+        except Exception:  # a bug in one camera's watch must not stop the others
+            log.exception("event watch of camera %s failed", watch.target.camera)
+        await asyncio.sleep(EVENT_WATCH_RESTART_S)

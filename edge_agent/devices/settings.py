@@ -146,6 +146,40 @@ RecorderConfig = Annotated[
 ]
 
 
+EventName = Literal["tamper", "signal_loss", "storage_failure"]
+ONE_SHOT: tuple[EventName, ...] = ("tamper",)
+
+
+class EventsConfig(_Config):
+    """How cameras' ONVIF events are watched (PullPoint; cameras with ``onvif.events``)."""
+
+    subscription_s: Seconds = Field(
+        default=300.0,
+        ge=10,
+        le=86400,
+        description="subscriptions are asked this long and renewed before they lapse; short, "
+        "because pantau never unsubscribes (many cameras cannot) and a lost one must lapse",
+    )
+    pull_timeout_s: Seconds = Field(
+        default=10.0, ge=1, le=60, description="how long one PullMessages waits for an event"
+    )
+    hold_s: Seconds = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        description="a one-shot event (no end is ever reported) is cleared by pantau this long "
+        "after the camera's last report of it",
+    )
+    one_shot: list[EventName] = Field(
+        default_factory=lambda: list(ONE_SHOT),
+        description="events held and cleared as one-shot even when the camera sends them as a "
+        "state (cameras report tamper as a moment and never its end)",
+    )
+    retry_max_s: Seconds = Field(
+        default=300.0, ge=1, le=3600, description="longest wait before subscribing again"
+    )
+
+
 class DeviceChecksConfig(_Config):
     """How often and how patiently devices (ONVIF services, recorders) are asked."""
 
@@ -165,3 +199,6 @@ class DeviceChecksConfig(_Config):
         description="a device answer longer than this is refused (hostile or broken device)",
     )
     concurrency: int = Field(default=4, ge=1, le=64, description="devices asked at once")
+    events: EventsConfig = Field(
+        default_factory=EventsConfig, description="cameras' events (tamper, signal, storage)"
+    )

@@ -267,6 +267,32 @@ class DeviceReading(Strict):
         max_length=16,
         description="device events active now (tamper, signal_loss, storage_failure, reboot)",
     )
+    events_ok: bool | None = Field(
+        default=None,
+        description="the camera's event subscription is live, so ``events`` is its state "
+        "(absent: events not watched)",
+        json_schema_extra=since(1),
+    )
+    events_error: str | None = Field(
+        default=None,
+        max_length=200,
+        pattern=_LINE,
+        description="why the events are unknown",
+        json_schema_extra=since(1),
+    )
+    events_held: list[Ident] = Field(
+        default_factory=list,
+        max_length=16,
+        description="of ``events``, the one-shot ones (the camera never reports their end): "
+        "pantau clears each a hold after its last report",
+        json_schema_extra=since(1),
+    )
+    rebooted_ns: TimestampNs | None = Field(
+        default=None,
+        description="when the camera last started (its LastReboot event and uptime, or its "
+        "subscription gone after it went silent)",
+        json_schema_extra=since(1),
+    )
 
 
 class PoeState(enum.StrEnum):
