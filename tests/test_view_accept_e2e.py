@@ -1,9 +1,9 @@
-"""Accepting a changed view end to end, on a real RTSP server, mosquitto and InfluxDB: an agent
-learns a camera's view, the camera is turned (same URL, another picture), the probe says
-view_changed and the problem rules call it "camera view changed"; a technician accepts the new
-view through the API, which records it and sends a signed ``accept_view`` command; the agent
-adopts the current view at once (far before ``view_relearn_probes``), answers done, and its
-next probe is healthy. A viewer cannot accept."""
+"""Accepting a changed view end to end, on a real RTSP server, mosquitto, InfluxDB and headless
+Chromium: an agent learns a camera's view, the camera is turned (same URL, another picture), the
+probe says view_changed and the problem rules open "camera view changed"; a technician accepts
+the new view with the page's button; the API records it and sends a signed ``accept_view``
+command; the agent adopts the current view at once (far before ``view_relearn_probes``), answers
+done, its next probe is healthy and the problem resolves. A viewer cannot accept."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
 
 from cloud.api.app import create_app
 from cloud.audit import AuditTrail
 from cloud.auth.principal import Role
 from cloud.influx import InfluxClient, InfluxSettings
+from cloud.maintenance import StateStore
 from cloud.problems.config import RulesConfig
+from cloud.problems.evaluator import Evaluator
 from cloud.problems.observe import VIEW_CHANGED_TITLE, Observer
+from cloud.problems.store import ProblemStore
 from cloud.remediation.config import RemediationConfig
 from cloud.schema import REMEDIATION, STREAM
 from devtools.localsvc import InfluxProcess, ManagedProcess, MosquittoProcess
@@ -33,9 +39,12 @@ from pantau.core.signing import new_key_pair
 from simulators.scenes import Scene, encode
 from tests.auth import add_user, bearer
 from tests.helpers import async_wait_for, influx_rows, serving
+from tests.test_auth_page import browser  # noqa: F401 - the Chromium fixture
+from tests.test_page_actions import PASSWORD, sign_in_page
 from tests.test_receipts import start_collector
 
 SIZE = (640, 360)
+RULES = RulesConfig.model_validate({"camera": {"clear_for": 1}})
 
 
 @pytest.fixture
@@ -87,9 +96,11 @@ async def test_an_accepted_view_is_adopted_by_the_agent_at_once(
     influxd: InfluxProcess,
     database: str,
     tmp_path: Path,
+    browser: webdriver.Chrome,  # noqa: F811
 ) -> None:
     """learned -> turned: view_changed and the "camera view changed" problem -> viewer 403 ->
-    technician accepts (delivered) -> the agent answers done -> its next probe is healthy."""
+    technician accepts on the page (delivered) -> the agent answers done -> its next probe is
+    healthy -> the problem resolves."""
     private, public = new_key_pair()
     key_file = tmp_path / "command.key"
     key_file.write_text(private + "\n")
@@ -98,6 +109,10 @@ async def test_an_accepted_view_is_adopted_by_the_agent_at_once(
     _collector, collector_task = await start_collector(broker, influxd.url, database, tmp_path)
     agent = Agent(_agent(broker, server.port, public, tmp_path))
     agent_task = asyncio.create_task(agent.run(), name="view-agent")
+    state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    problems, maintenance = ProblemStore(state_url), StateStore(state_url)
+    influx = InfluxClient(settings)
+    evaluator = Evaluator(Observer(influx, RULES), problems, maintenance, RULES, [])
 
     def streams(after_ns: int = 0) -> list[dict[str, Any]]:
         return influx_rows(
@@ -128,31 +143,44 @@ async def test_an_accepted_view_is_adopted_by_the_agent_at_once(
             what="the turned camera's probe saying view_changed",
         )
         assert changed[0]["view_score"] >= 0.4
-        async with InfluxClient(settings) as influx:
 
-            async def the_problem() -> list[str]:
-                found = await Observer(influx, RulesConfig()).observe(time.time_ns())
-                return [o.title for o in found if o.key == "camera:s1/c1" and o.verdict == "bad"]
+        async def the_problem() -> list[str]:
+            await evaluator.evaluate(time.time_ns())
+            return [p.title for p in problems.unresolved().values() if p.camera == "c1"]
 
-            titles = await async_wait_for(the_problem, timeout_s=20, what="the view problem")
+        titles = await async_wait_for(the_problem, timeout_s=20, what="the view problem")
         assert titles == [VIEW_CHANGED_TITLE]
+        problem = problems.unresolved()["camera:s1/c1"].id
 
-        state_url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-        tech = bearer(add_user(state_url, "tech1", Role.TECHNICIAN, ["d1"]))
+        add_user(state_url, "tech1", Role.TECHNICIAN, ["d1"], password=PASSWORD)
         viewer = bearer(add_user(state_url, "viewer1", Role.VIEWER, ["d1"]))
         remediation = RemediationConfig.model_validate(
             {"broker": {"url": broker.url, "client_id": "api-view"}, "key_file": str(key_file)}
         )
         app = create_app(influx=settings, state_url=state_url, remediation=remediation)
         async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
-            path = "/api/cameras/s1/c1/view/accept"
-            denied = await http.post(path, json={}, headers=viewer)
+            denied = await http.post("/api/cameras/s1/c1/view/accept", json={}, headers=viewer)
             assert denied.status_code == 403
-            accepted = await http.post(path, json={"comment": "re-aimed"}, headers=tech)
-            assert accepted.status_code == 200, accepted.text
-            out = accepted.json()
-        assert out["delivered"] is True and out["accepted_by"] == "tech1"
-        nonce = out["nonce"]
+            wait = await sign_in_page(browser, url, "tech1")
+            card = f'article[data-problem-id="{problem}"]'
+            assert "pandangan kamera berubah" in browser.find_element(By.CSS_SELECTOR, card).text
+            browser.find_element(By.CSS_SELECTOR, f"{card} button.view-accept").click()
+            browser.find_element(By.CSS_SELECTOR, f"{card} .view-comment").send_keys("re-aimed")
+            browser.find_element(By.CSS_SELECTOR, f"{card} .view-accept-send").click()
+            await asyncio.to_thread(
+                wait.until,
+                expected_conditions.text_to_be_present_in_element(
+                    (By.CSS_SELECTOR, f"{card} .note"), "Pandangan baru diterima"
+                ),
+            )
+        trail = AuditTrail(state_url)
+        try:
+            (row,) = [r for r in trail.records() if r.event == "view_accepted"]
+        finally:
+            trail.close()
+        details = json.loads(row.details)
+        assert (row.actor, details["comment"]) == ("tech1", "re-aimed")
+        nonce = details["nonce"]
 
         def answer() -> list[dict[str, Any]]:
             return influx_rows(
@@ -178,13 +206,16 @@ async def test_an_accepted_view_is_adopted_by_the_agent_at_once(
         )
         assert after[0]["fault"] == "none", after[0]
         assert after[0]["view_score"] < 0.4
-        trail = AuditTrail(state_url)
-        try:
-            (row,) = [r for r in trail.records() if r.event == "view_accepted"]
-        finally:
-            trail.close()
-        assert (row.actor, json.loads(row.details)["nonce"]) == ("tech1", nonce)
+
+        async def resolved() -> bool:
+            await evaluator.evaluate(time.time_ns())
+            return "camera:s1/c1" not in problems.unresolved()
+
+        await async_wait_for(resolved, timeout_s=30, what="the view problem resolved")
     finally:
         for task in (agent_task, collector_task):
             task.cancel()
         await asyncio.gather(agent_task, collector_task, return_exceptions=True)
+        await influx.aclose()
+        problems.close()
+        maintenance.close()
