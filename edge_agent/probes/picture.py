@@ -67,22 +67,45 @@ def luma_plane(frame: av.VideoFrame) -> npt.NDArray[np.uint8]:
     return np.asarray(frame.to_ndarray(format="gray"), dtype=np.uint8)
 
 
-def sharpness(gray: Gray) -> float:
+def sharpness(luma: npt.NDArray[np.uint8]) -> float:
     """Variance of the 4-neighbour Laplacian: high for a detailed picture, near 0 for a blur."""
-    lap = 4 * gray[1:-1, 1:-1] - gray[:-2, 1:-1] - gray[2:, 1:-1] - gray[1:-1, :-2] - gray[1:-1, 2:]
-    return float(lap.var())
+    # Integers hold every step exactly (|4a - b - c - d - e| <= 1020 in int16, its square in
+    # int32, the sums in int64) and are several times faster than float arithmetic.
+    gray = luma.astype(np.int16)
+    lap = gray[1:-1, 1:-1] * 4
+    for neighbour in (gray[:-2, 1:-1], gray[2:, 1:-1], gray[1:-1, :-2], gray[1:-1, 2:]):
+        lap -= neighbour
+    if not lap.size:
+        return float("nan")
+    total = int(lap.sum(dtype=np.int64))
+    squares = lap.astype(np.int32)
+    squares *= squares
+    count = lap.size
+    return (int(squares.sum(dtype=np.int64)) - total * total / count) / count
+
+
+def block_means(luma: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32]:
+    """Means of the whole ``BLOCK`` x ``BLOCK`` blocks of ``luma`` (edge remainders dropped)."""
+    height, width = luma.shape
+    rows, cols = height // BLOCK, width // BLOCK
+    # Integer sums, rows first (whole image rows added at once), are 5-8x faster than a float64
+    # mean over the 4-D view and give the same values: a block sums to at most 65,280 (uint16
+    # holds it) and a sum / 256 is exact in float32.
+    strips = luma[: rows * BLOCK, : cols * BLOCK].reshape(rows, BLOCK, cols * BLOCK)
+    sums = (
+        strips.sum(axis=1, dtype=np.uint16).reshape(rows, cols, BLOCK).sum(axis=2, dtype=np.uint16)
+    )
+    means: npt.NDArray[np.float32] = sums.astype(np.float32) / (BLOCK * BLOCK)
+    return means
 
 
 def measure(luma: npt.NDArray[np.uint8]) -> Keyframe:
     """Mean luma, sharpness (every 2nd pixel: faults are large-scale) and block means."""
-    height, width = luma.shape
-    h, w = height - height % BLOCK, width - width % BLOCK
-    blocks = luma[:h, :w].reshape(h // BLOCK, BLOCK, w // BLOCK, BLOCK).mean(axis=(1, 3))
-    half = luma[::2, ::2].astype(np.float32)
+    blocks = block_means(luma)
     means = blocks.astype(np.float16)
     return Keyframe(
-        luma=float(blocks.mean()) if blocks.size else float(luma.mean()),
-        sharpness=sharpness(half),
+        luma=float(blocks.mean(dtype=np.float64)) if blocks.size else float(luma.mean()),
+        sharpness=sharpness(luma[::2, ::2]),
         blocks=means,
         view=view.signature(means),
     )

@@ -72,6 +72,7 @@ class _Sample:
     stream_bytes: int = 0
     last_packet: float | None = None  # wall time of the last video packet with data
     longest_gap_s: float = 0.0  # longest wall time between video packets after the first frame
+    tick_s: float | None = None  # the track's time base: PyAV makes a Fraction per packet
 
     def packet(self, packet: av.Packet, now: float) -> None:  # type: ignore[type-arg]
         """Count one video packet received after the first keyframe."""
@@ -80,8 +81,10 @@ class _Sample:
         self.last_packet = now
         self.stream_bytes += packet.size
         stamp = packet.pts if packet.pts is not None else packet.dts
-        if stamp is not None and packet.time_base is not None:
-            seconds = float(stamp * packet.time_base)
+        if self.tick_s is None and packet.time_base is not None:
+            self.tick_s = float(packet.time_base)
+        if stamp is not None and self.tick_s is not None:
+            seconds = stamp * self.tick_s
             self.first_pts = seconds if self.first_pts is None else self.first_pts
             self.last_pts = max(seconds, self.last_pts if self.last_pts is not None else seconds)
             self.distinct_pts.add(seconds)
