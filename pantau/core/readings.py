@@ -265,7 +265,7 @@ class DeviceReading(Strict):
     events: list[Ident] = Field(
         default_factory=list,
         max_length=16,
-        description="device events active now (tamper, signal_loss, storage_failure, reboot)",
+        description="device events active now (tamper, signal_loss, storage_failure)",
     )
     events_ok: bool | None = Field(
         default=None,
