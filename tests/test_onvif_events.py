@@ -62,7 +62,7 @@ async def until(watch: EventWatch, test: Callable[[EventSnapshot], bool], what: 
     async def check() -> bool:
         return test(watch.snapshot())
 
-    await async_wait_for(check, timeout_s=8, interval_s=0.05, what=f"{what} ({watch.snapshot()})")
+    await async_wait_for(check, timeout_s=15, interval_s=0.05, what=f"{what} ({watch.snapshot()})")
 
 
 def live(s: EventSnapshot) -> bool:
@@ -222,10 +222,10 @@ async def test_hostile_event_services_cost_only_their_verdict() -> None:
             for w, _ in watches[1:]
         ]
     assert "XMLSyntaxError" in errors[0] or "XMLParseError" in errors[0], errors
-    assert "2000000" in errors[1] and "within" in errors[2], errors
+    assert "2000000" in errors[1] and "no subscription within 4 s" in errors[2], errors
     assert all(not w.snapshot().events_ok for w, _ in watches[1:])
     assert all(c.ok and c.serial == "SC200-0001" for c in checks)
-    assert took < 2 * FAST.call_timeout_s + 2
+    assert took < 2 * FAST.call_timeout_s + 4  # the setup's deadline, and a loaded machine
 
 
 CANNED = """<?xml version="1.0" encoding="UTF-8"?>

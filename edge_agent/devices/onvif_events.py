@@ -169,7 +169,7 @@ class EventWatch:
                 sub = await self._subscribe(camera)
             await self._pull_loop(sub)
         except TimeoutError as exc:
-            raise TimeoutError(f"no complete answer within {s.call_timeout_s:g} s") from exc
+            raise TimeoutError(f"no subscription within {2 * s.call_timeout_s:g} s") from exc
         finally:
             await _close(camera, session)
 
