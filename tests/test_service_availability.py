@@ -134,6 +134,14 @@ async def test_a_district_user_sees_the_cloud_and_its_own_vantage_only(
         assert everyone["sipd"] == (0, 1800, 0) and everyone["siskeudes"] == (0, 1800, 0)
         assert d1["sipd"] == (1800, 0, 0) and d1["siskeudes"] == (0, 0, 1800)
         assert d1["bkpsdm"] == (1800, 0, 1800)  # simpeg up, siskeudes unknown
+        # The monthly report's services are judged the same way for each reader.
+        first = dt.datetime.fromtimestamp((now - 30 * MIN) / S, ZoneInfo("Asia/Jakarta"))
+        month = first.strftime("%Y-%m")
+        if dt.datetime.fromtimestamp(now / S, ZoneInfo("Asia/Jakarta")).strftime("%Y-%m") == month:
+            for who, down in ((admin, 1800), (tech_d1, 0)):
+                got = await http.get("/api/report", params={"month": month}, headers=who)
+                rows = {r["service"]: r for r in got.json()["services"]["services"]}
+                assert rows["sipd"]["down_seconds"] == down, rows["sipd"]
 
 
 def iso(ns: int) -> str:
