@@ -40,7 +40,7 @@ from edge_agent.queue_rows import (
     QueueStats,
     gap_count,
     row_crc,
-    shift_item,
+    shift_held,
 )
 from pantau.core.contract import READING_KINDS, GapReading
 
@@ -190,13 +190,15 @@ class ReadingQueue:
             for row_id, kind, ts, body, crc in rows:
                 if kind not in KINDS or crc != row_crc(kind, ts, body, boot):
                     raise CorruptRowError(f"database disk image is malformed: row {row_id} damaged")
+            shifted = shift_held([(k, ts, body) for _, k, ts, body, _ in rows], shift_ns)
+            rows = [row for row, item in zip(rows, shifted, strict=True) if item is not None]
             self._db.executemany("DELETE FROM readings WHERE id = ?", [(r[0],) for r in rows])
             for row in rows:
                 self._gaps.pop(row[0], None)
             self._count -= len(rows)
             if ids_after > self._sequence():
                 self._set_sequence(ids_after)
-            self._insert([shift_item((k, ts, body), shift_ns) for _, k, ts, body, _ in rows], None)
+            self._insert([item for item in shifted if item is not None], None)
             return self._enforce_bounds(now_ns)
 
     def held_boots(self) -> dict[int, int]:

@@ -14,7 +14,7 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable
 
-from edge_agent.queue_rows import Item, QueuedReading, shift_item
+from edge_agent.queue_rows import Item, QueuedReading, shift_held
 from pantau.core.contract import GapReading
 
 
@@ -70,11 +70,12 @@ class HeldRows:
         """Rows held for ``boot``: shifted by ``shift_ns``, unheld, new ids from ``first_id``
         on; return how many."""
         rows = [row for row in self.rows() if row.held == boot]
-        self.discard(row.id for row in rows)
-        for n, row in enumerate(rows):
-            kind, ts, body = shift_item((row.kind, row.ts, row.body), shift_ns)
+        shifted = shift_held([(row.kind, row.ts, row.body) for row in rows], shift_ns)
+        released = [(row, item) for row, item in zip(rows, shifted, strict=True) if item]
+        self.discard(row.id for row, _ in released)
+        for n, (_, (kind, ts, body)) in enumerate(released):
             self.add(QueuedReading(first_id + n, kind, ts, body))
-        return len(rows)
+        return len(released)
 
     def oldest_ts(self) -> int | None:
         """The smallest stamp held."""

@@ -8,12 +8,17 @@ timestamp fields (``TIMESTAMP_FIELDS``) are shifted once and the mark cleared.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import zlib
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from pantau.core.contract import GapReading
+
+log = logging.getLogger(__name__)
 
 Item = tuple[str, int, bytes]
 
@@ -29,7 +34,7 @@ TIMESTAMP_FIELDS: dict[str, tuple[str, ...]] = {
     # device said; only the agent's stamp moves.
     "recordings": ("ts",),
     "disks": ("ts",),
-    "devices": ("ts",),
+    "devices": ("ts", "rebooted_ns"),
     "commands": ("ts",),
     "ports": ("ts",),
     "services": ("ts",),
@@ -50,16 +55,65 @@ def gap_count(body: bytes) -> int:
         return 1
 
 
-def shift_item(item: Item, delta_ns: int) -> Item:
-    """A queue item with its timestamps moved by ``delta_ns``."""
+class UndeclaredKindError(KeyError):
+    """A reading kind whose timestamp fields are not declared: its stamps cannot be shifted."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return (
+            f"reading kind {self.kind!r} has no entry in TIMESTAMP_FIELDS "
+            "(edge_agent/queue_rows.py): declare its timestamp fields there"
+        )
+
+
+def shift_item(
+    item: Item, delta_ns: int, *, fields: Mapping[str, tuple[str, ...]] = TIMESTAMP_FIELDS
+) -> Item:
+    """A queue item with its timestamps (``fields`` of its kind) moved by ``delta_ns``.
+
+    Raises:
+        UndeclaredKindError: the item's kind is not in ``fields`` (and ``delta_ns`` is not 0).
+    """
     kind, ts, body = item
     if delta_ns == 0:
         return item
+    if kind not in fields:
+        raise UndeclaredKindError(kind)
     reading = json.loads(body)
-    for name in TIMESTAMP_FIELDS[kind]:
+    for name in fields[kind]:
         if reading.get(name) is not None:
             reading[name] += delta_ns
     return kind, ts + delta_ns, json.dumps(reading, separators=(",", ":")).encode()
+
+
+def shift_held(
+    items: Sequence[Item],
+    delta_ns: int,
+    *,
+    fields: Mapping[str, tuple[str, ...]] = TIMESTAMP_FIELDS,
+) -> list[Item | None]:
+    """``items`` shifted by ``delta_ns`` for their release; ``None`` for an item whose kind has
+    no declared timestamp fields. Those stay held (never sent with a stamp half moved), so the
+    rest is released and the queue goes on; each such kind is logged as an error."""
+    shifted: list[Item | None] = []
+    undeclared: Counter[str] = Counter()
+    for item in items:
+        try:
+            shifted.append(shift_item(item, delta_ns, fields=fields))
+        except UndeclaredKindError as exc:
+            undeclared[exc.kind] += 1
+            shifted.append(None)
+    for kind, count in sorted(undeclared.items()):
+        log.error(
+            "%s; %d held readings of that kind stay held (not sent) until an agent that "
+            "declares it starts (an earlier start's rows are released at the box's own time)",
+            UndeclaredKindError(kind),
+            count,
+        )
+    return shifted
 
 
 class CorruptRowError(sqlite3.DatabaseError):
