@@ -163,6 +163,7 @@ class DeviceScheduler:
         )  # fmt: skip
         for watch in watches:
             watch.on_change = scheduler.poke
+            watch.slots = scheduler._slots  # subscribing takes a device slot, as a check does
         return scheduler
 
     def poke(self, camera: str) -> None:
