@@ -124,7 +124,11 @@ class DeviceSimulation(Simulation):
         config = super().agent_config(runtime, index)
         if self.services_ca is not None:
             interval = max(5.0, 2 * self.scenario.probe_interval)
-            config["services"] = {"interval_s": interval, "ca_file": str(self.services_ca)}
+            config["services"] = {
+                "interval_s": interval,
+                "ca_file": str(self.services_ca),
+                "proxy": runtime.uplink.proxy.url,  # an uplink cut cuts the services too
+            }
         site = runtime.site
         services = self.onvif.get(site.id, {})
         cameras = config["cameras"]

@@ -40,7 +40,7 @@ from simulators.scenario import (
     UplinkEvent,
     UpsEvent,
 )
-from simulators.uplink import Uplink
+from simulators.site_path import SitePath
 from simulators.video import Picture
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class SiteRuntime:
     """Live state of one simulated site."""
 
     site: SimSite
-    uplink: Uplink
+    uplink: SitePath  # the district's internet: MQTT and the services' proxy, cut together
     cameras: dict[str, FakeCamera]
     desired: dict[str, CameraMode]
     config_path: Path
@@ -143,7 +143,7 @@ class Simulation:
         self.options.workdir.mkdir(parents=True, exist_ok=True)
         (self.options.workdir / "logs").mkdir(exist_ok=True)
         for index, site in enumerate(self.scenario.sites):
-            uplink = Uplink(self._broker.host, self._broker.port)
+            uplink = SitePath(self._broker.host, self._broker.port)
             await uplink.start()
             cameras = {cid: FakeCamera(f"{site.id}/{cid}") for cid in site.camera_ids()}
             for camera in cameras.values():

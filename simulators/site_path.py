@@ -124,6 +124,16 @@ class SitePath:
         self.mqtt = Uplink(broker_host, broker_port)
         self.proxy = ConnectProxy()
 
+    @property
+    def port(self) -> int:
+        """The MQTT relay's port (the agent's broker)."""
+        return self.mqtt.port
+
+    @property
+    def is_up(self) -> bool:
+        """False while cut."""
+        return self.mqtt.is_up
+
     async def start(self) -> None:
         """Start both relays."""
         await self.mqtt.start()
