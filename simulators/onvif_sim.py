@@ -1,7 +1,8 @@
 """An ONVIF camera's device service, enough for pantau's device checks: ``GetSystemDateAndTime``,
 ``GetDeviceInformation``, ``GetServices``, ``GetCapabilities``. Serial, firmware and clock are
 switchable while it runs (a camera replaced, a firmware update, a clock drifting), and it can
-misbehave as field devices do (``OnvifMode``).
+misbehave as field devices do (``OnvifMode``). ``OnvifDevice.events`` adds the event service
+(PullPoint, ``onvif_events_sim``).
 
 A real TCP server on loopback speaking HTTP/1.1 and SOAP 1.2, written from the ONVIF Core
 specification's message examples; tests and the demo use it beside ipycam.
