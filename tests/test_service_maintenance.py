@@ -19,9 +19,10 @@ from cloud.api.app import create_app
 from cloud.influx import InfluxClient, InfluxSettings
 from cloud.lineproto import join_lines, service_line
 from cloud.maintenance import Approval, StateStore, WindowKind
-from cloud.problems.config import RulesConfig, Severity
+from cloud.problems.config import EvaluatorConfig, RulesConfig, Severity
 from cloud.problems.evaluator import Evaluator
 from cloud.problems.model import Observation, Verdict
+from cloud.problems.service import problems_service
 from cloud.problems.store import ProblemStore
 from devtools.localsvc import InfluxProcess
 from pantau.core.readings import ServiceReading, ServiceStage
@@ -46,7 +47,8 @@ def iso(ns: int) -> str:
 
 async def write_history(influx: InfluxClient, t0: int) -> None:
     """Minutes [t0 - 60, t0 + 40): sipd fails from the cloud and every district; simpeg fails
-    from the cloud, s1 and s2 but passes from s3 (2 of 3 districts: down). Agents online."""
+    from the cloud, s1 and s2 but passes from s3 (2 of 3 districts: down). Agents online and
+    reporting."""
     lines = []
     for minute in range(-60, 40):
         ts = t0 + minute * MIN + 5 * S
@@ -57,6 +59,8 @@ async def write_history(influx: InfluxClient, t0: int) -> None:
                     detail="" if ok else "status 503",
                 )  # fmt: skip
                 lines.append(service_line(reading, site, district))
+        for site, district in SITES.items():  # the agents' own reports: they are alive
+            lines.append(f"agent,district={district},site={site} backlog=0i {ts}")
     for site, district in SITES.items():
         lines.append(f"site,district={district},site={site} online=1i,seq=1i {t0 - 120 * MIN}")
     await influx.write(join_lines(lines))
@@ -160,6 +164,28 @@ async def test_service_windows_follow_the_approval_rules(
             headers=spv,
         )
         assert cameras.json() == []
+
+    # The rules: inside d1's path window (t0+25 min) d1 has no vote and simpeg is not down;
+    # after it (t0+35 min) simpeg is down.
+    settings_p = EvaluatorConfig.model_validate(
+        {
+            "influx_url": influxd.url,
+            "database": database,
+            "state_url": state_url,
+            "rules": {
+                "thresholds": [],
+                "services": {"catalogue": str(path), "fresh": 120},
+            },
+        }
+    )
+    async with problems_service(settings_p) as service:
+        await service.evaluator.evaluate(t0 + 25 * MIN)
+        during = {p.key: p for p in service.store.find() if p.resolved_ns is None}
+        assert "service-down:simpeg" not in during, sorted(during)
+        assert during["service-down:sipd"].in_maintenance is False  # its window ended at +15
+        await service.evaluator.evaluate(t0 + 35 * MIN)
+        after = {p.key for p in service.store.find() if p.resolved_ns is None}
+        assert "service-down:simpeg" in after
 
     store = StateStore(state_url)
     try:

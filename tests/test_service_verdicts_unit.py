@@ -155,3 +155,17 @@ async def test_a_broken_catalogue_skips_the_service_rules_only(tmp_path: Path) -
         raise AssertionError("not asked: the catalogue is read first")
 
     assert await service_checks(query, ServiceRule(catalogue=path), 1, SITES) == []
+
+
+def test_a_district_path_in_maintenance_has_no_vote_on_down() -> None:
+    """The cloud, s1 and s2 fail simpeg, s3 reaches it: down (2 of 3). With d1's path to simpeg
+    in maintenance, d1 has no vote (1 of 2: not down) and its own "unreachable" stays, for the
+    evaluator to keep quiet; a window for another service changes nothing."""
+    views = {
+        "simpeg": [*[view(s, False, stage="tcp") for s in (CLOUD, "s1", "s2")], view("s3", True)],
+        "sipd": all_ok("sipd"),
+    }
+    assert "service-down:simpeg" in bad(judge(CAT, views, SITES))
+    assert "service-down:simpeg" in bad(judge(CAT, views, SITES, aside={"sipd": frozenset({"d1"})}))
+    found = bad(judge(CAT, views, SITES, aside={"simpeg": frozenset({"d1"})}))
+    assert set(found) == {f"service-degraded:simpeg:{s}" for s in ("s1", "s2", CLOUD)}, found

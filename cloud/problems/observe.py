@@ -30,6 +30,7 @@ from cloud.schema import (
     site_sessions,
     site_sessions_query,
 )
+from cloud.services.windows import PathsAside
 from pantau.core.contract import StreamFault
 from pantau.core.units import NS_PER_S, to_ns
 
@@ -46,9 +47,12 @@ class Observer:
     """Turns the latest data into one observation per rule and subject: the evaluator's
     ``ObservationSource`` in production."""
 
-    def __init__(self, client: InfluxClient, rules: RulesConfig) -> None:
+    def __init__(
+        self, client: InfluxClient, rules: RulesConfig, paths_aside: PathsAside | None = None
+    ) -> None:
         self._client = client
         self._rules = rules
+        self._paths_aside = paths_aside  # districts whose path to a service is in maintenance
 
     async def observe(self, now_ns: int) -> list[Observation]:
         """Observations at ``now_ns``; raises ``InfluxError`` if the database does not answer."""
@@ -74,7 +78,10 @@ class Observer:
         if self._rules.devices.enabled:
             observations += await device_checks(self._query, self._rules.devices, now_ns, sites)
         if self._rules.services.enabled:
-            observations += await service_checks(self._query, self._rules.services, now_ns, sites)
+            aside = await self._paths_aside(now_ns) if self._paths_aside else {}
+            observations += await service_checks(
+                self._query, self._rules.services, now_ns, sites, aside=aside
+            )
         for rule in self._rules.thresholds:
             observations += await self._threshold(now_ns, rule, sites)
         return observations

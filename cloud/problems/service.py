@@ -17,6 +17,7 @@ from cloud.problems.notify import Notifier, run_notifier
 from cloud.problems.observe import Observer
 from cloud.problems.store import ProblemStore
 from cloud.remediation.service import run_remediation
+from cloud.services.windows import paths_aside_from
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ async def problems_service(config: EvaluatorConfig) -> AsyncIterator[ProblemsSer
         async with InfluxClient(config.influx) as influx, httpx.AsyncClient() as http:
             yield ProblemsService(
                 evaluator=Evaluator(
-                    Observer(influx, config.rules),
+                    Observer(influx, config.rules, paths_aside_from(maintenance)),
                     problems,
                     maintenance,
                     config.rules,

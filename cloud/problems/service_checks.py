@@ -52,9 +52,15 @@ class View:
 
 
 async def service_checks(
-    query: Query, rule: ServiceRule, now_ns: int, sites: Mapping[str, SiteContact]
+    query: Query,
+    rule: ServiceRule,
+    now_ns: int,
+    sites: Mapping[str, SiteContact],
+    *,
+    aside: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Observation]:
-    """The service observations at ``now_ns`` from the catalogue and the latest probes."""
+    """The service observations at ``now_ns`` from the catalogue and the latest probes
+    (``aside``: per service, districts whose path to it is in maintenance; see ``judge``)."""
     if rule.catalogue is None:
         return []
     try:
@@ -63,7 +69,7 @@ async def service_checks(
         log.warning("service rules skipped: %s", exc)
         return []
     views = await latest_views(query, now_ns - to_ns(rule.fresh), now_ns)
-    return judge(catalogue, views, sites)
+    return judge(catalogue, views, sites, aside=aside)
 
 
 async def latest_views(query: Query, since_ns: int, now_ns: int) -> dict[str, list[View]]:
@@ -105,9 +111,15 @@ def is_down(cloud_ok: bool | None, districts_ok: list[bool]) -> bool | None:
 
 
 def judge(
-    catalogue: Catalogue, views: Mapping[str, list[View]], sites: Mapping[str, SiteContact]
+    catalogue: Catalogue,
+    views: Mapping[str, list[View]],
+    sites: Mapping[str, SiteContact],
+    *,
+    aside: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Observation]:
-    """Every service's observations; pure (``views``: the latest probe per vantage)."""
+    """Every service's observations; pure (``views``: the latest probe per vantage). A
+    district in ``aside`` for a service (its path in maintenance) has no vote on "down"; its
+    own "unreachable from" observation stays (the evaluator keeps it quiet)."""
     offline = {site for site, contact in sites.items() if contact.offline}
     # Per site: the services it fails and those it reaches (online sites only).
     fails: dict[str, set[str]] = defaultdict(set)
@@ -125,7 +137,9 @@ def judge(
         live = [v for v in vs if v.site != CLOUD and v.site not in offline]
         cut = sorted(v.site for v in vs if v.site in offline)
         failing = [v for v in live if not v.ok]
-        down = bool(is_down(None if cloud is None else cloud.ok, [v.ok for v in live]))
+        paths = (aside or {}).get(check.name, frozenset())
+        votes = [v.ok for v in live if v.district not in paths]
+        down = bool(is_down(None if cloud is None else cloud.ok, votes))
         out.append(_down(check, cloud=cloud, live=live, failing=failing, cut=cut, down=down))
         if cloud is None and not live:
             continue

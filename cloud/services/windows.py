@@ -9,11 +9,12 @@ district is maintenance of that district's path to the service: its vantage poin
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from cloud.maintenance import Maintenance
+from cloud.maintenance import Maintenance, StateStore, WindowKind
 
 # The service rules whose problems a window of the service quiets (cloud/problems/service_checks).
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -62,6 +63,34 @@ def overlap_ns(windows: Sequence[ServiceWindow], start_ns: int, end_ns: int) -> 
             covered += hi - begin
             reach = hi
     return covered
+
+
+PathsAside = Callable[[int], Awaitable[Mapping[str, frozenset[str]]]]
+
+
+def paths_aside(windows: Iterable[ServiceWindow], now_ns: int) -> dict[str, frozenset[str]]:
+    """Per service, the districts whose path to it is in maintenance at ``now_ns``."""
+    out: dict[str, set[str]] = {}
+    for w in windows:
+        if w.district is not None and w.start_ns <= now_ns < w.end_ns:
+            out.setdefault(w.service, set()).add(w.district)
+    return {name: frozenset(districts) for name, districts in out.items()}
+
+
+def paths_aside_from(store: StateStore) -> PathsAside:
+    """``paths_aside`` at an instant from the approved windows in ``store`` (for the rules)."""
+
+    async def aside(now_ns: int) -> Mapping[str, frozenset[str]]:
+        instant = dt.datetime.fromtimestamp(now_ns / 1e9, tz=dt.UTC)
+        found = await asyncio.to_thread(
+            store.list,
+            overlapping=(instant, instant + dt.timedelta(microseconds=1)),
+            counting_only=True,
+            kind=WindowKind.SERVICES,
+        )
+        return paths_aside(service_windows(found), now_ns)
+
+    return aside
 
 
 def quiets(windows: Iterable[ServiceWindow], rule: str, subject: str, district: str) -> bool:
