@@ -83,9 +83,11 @@ class HikvisionAdapter:
             follow_redirects=False,
         ) as client:
             try:
-                zone = await self._zone(client)
-                disks = await self._disks(client)
-            except (IsapiError, httpx.HTTPError, ValueError) as exc:
+                # httpx's timeout is per read: a recorder dripping bytes needs a whole deadline.
+                async with asyncio.timeout(self._limits.timeout_s * 2):
+                    zone = await self._zone(client)
+                    disks = await self._disks(client)
+            except (IsapiError, httpx.HTTPError, ValueError, TimeoutError) as exc:
                 error = _why(exc)
                 log.info("recorder %s: %s", c.id, error)
                 return [self._failed(cam, error) for cam in c.cameras]
