@@ -129,15 +129,34 @@ async def test_reboot_resubscribes_and_is_reported(tells_boot: bool) -> None:
         assert (first is not None) == tells_boot  # the boot time known at once if told
         before = time.time_ns()
         events.reboot(down_s=1.0)
-        await until(
-            watch, lambda s: s.events_ok and s.rebooted_ns not in (None, first), "reboot seen"
-        )
+        await until(watch, lambda s: s.events_ok and (s.rebooted_ns or 0) > before - 1e9, "reboot")
         after = time.time_ns()
         rebooted = watch.snapshot().rebooted_ns
         assert rebooted is not None and before - 1e9 < rebooted < after + 2e9
         events.set_signal_loss(True)  # the new subscription delivers
         await until(watch, lambda s: s.events == ("signal_loss",), "events after the reboot")
     assert events.created == 2 and watch.subscriptions == 2
+
+
+async def test_boot_time_follows_the_agents_clock() -> None:
+    """The camera's start (a day ago by its uptime) is told on the agent's clock at each reading,
+    so a correction of that clock (edge_agent/clock.py) moves it as it moves ``ts``."""
+    shift = {"ns": 0}
+    events = CameraEvents()
+    async with OnvifSimulator(OnvifDevice(events=events)) as sim:
+        target = OnvifTarget("cam1", "127.0.0.1", sim.port, "admin", "pw")
+        watch = EventWatch(target, FAST, now_ns=lambda: time.time_ns() + shift["ns"])
+        task = asyncio.create_task(watch.run(), name="watch")
+        try:
+            await until(watch, lambda s: s.rebooted_ns is not None, "the boot time")
+            before = watch.snapshot().rebooted_ns or 0
+            shift["ns"] = 600 * 10**9
+            after = watch.snapshot().rebooted_ns or 0
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert abs(before - (time.time_ns() - 86400 * 10**9)) < 5 * 10**9
+    assert abs(after - before - 600 * 10**9) < 10**9
 
 
 async def test_dropped_subscriptions_are_replaced_without_a_reboot() -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -134,6 +135,9 @@ class EventWatch:
         self._snapshot = EventSnapshot(events_ok=False, events_error="not subscribed yet")
         self._absolute = False  # the camera wants termination times as xs:dateTime
         self._dt_diff = dt.timedelta(0)  # camera clock minus the agent's system clock
+        # Boot and silence on the monotonic clock: ``snapshot`` turns the boot into the agent's
+        # clock at each reading, so it follows that clock's corrections as ``ts`` does (the
+        # internal snapshot's ``rebooted_ns`` is monotonic).
         self._rebooted_ns: int | None = None
         self._lost_at_ns: int | None = None  # when the camera stopped answering
         self._suspect_reboot_ns: int | None = None
@@ -141,8 +145,11 @@ class EventWatch:
         self.pulls = 0  # answered (tests)
 
     def snapshot(self) -> EventSnapshot:
-        """The camera's event verdict now."""
-        return self._snapshot
+        """The camera's event verdict now (``rebooted_ns`` on the agent's clock)."""
+        if self._snapshot.rebooted_ns is None:
+            return self._snapshot
+        ago_ns = time.monotonic_ns() - self._snapshot.rebooted_ns
+        return dataclasses.replace(self._snapshot, rebooted_ns=self._now_ns() - ago_ns)
 
     async def run(self) -> None:
         """Subscribe, pull and renew; a new subscription after each loss, backing off on
@@ -271,7 +278,7 @@ class EventWatch:
                 return
             except CONTACT_ERRORS as exc:
                 if self._lost_at_ns is None:
-                    self._lost_at_ns = self._now_ns()
+                    self._lost_at_ns = time.monotonic_ns()
                 self._fail(f"no answer: {_describe(exc)}")
                 if time.monotonic() >= sub.expires:
                     return  # lapsed meanwhile: a new one (a reboot cannot be told)
@@ -294,7 +301,7 @@ class EventWatch:
         self._state.expire(now)
         if any(c.kind is None for c in changes) and camera_now and self._state.booted:
             uptime_ns = int((camera_now - self._state.booted).total_seconds() * 1e9)
-            self._rebooted(self._now_ns() - max(uptime_ns, 0), "its LastReboot event")
+            self._rebooted(time.monotonic_ns() - max(uptime_ns, 0), "its LastReboot event")
             self._suspect_reboot_ns = None
         elif self._suspect_reboot_ns is not None and self._state.booted is None:
             self._rebooted(self._suspect_reboot_ns, "its subscription vanished while silent")
@@ -307,7 +314,7 @@ class EventWatch:
         if known is not None and abs(at_ns - known) < REBOOT_TOLERANCE_S * 1e9:
             return
         log.info("camera %s started %.0f s ago (%s)", self.target.camera,
-                 (self._now_ns() - at_ns) / 1e9, how)  # fmt: skip
+                 (time.monotonic_ns() - at_ns) / 1e9, how)  # fmt: skip
         self._rebooted_ns = at_ns
 
     def _gone(self, fault: Exception) -> None:
@@ -329,7 +336,7 @@ class EventWatch:
             snapshot.events_held,
             snapshot.rebooted_ns,
         ):
-            log.info("camera %s events: %s", self.target.camera, snapshot.fields())
+            log.info("camera %s events: %s", self.target.camera, self.snapshot().fields())
             if self.on_change is not None:
                 self.on_change(self.target.camera)
 
