@@ -79,6 +79,7 @@ class RecordingStore:
     batch_max: int = 3  # results per batch at most, whatever the client asks
     mode: SearchMode = SearchMode.NORMAL
     huge_count: int = 25_000
+    event_search: bool = True  # False: FindEvents is not supported (a fault), as on some cards
     searches: dict[str, _Search] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
@@ -107,6 +108,8 @@ class RecordingStore:
                 filler = SimRecording("X", spans=[(_EPOCH, _EPOCH)])
                 items += [_recording(filler, f"R{i}") for i in range(self.huge_count)]
             return self._open("recordings", items, "FindRecordingsResponse")
+        if action == "FindEvents" and not self.event_search:
+            return _fault("ter:ActionNotSupported", "FindEvents is not supported")
         if action == "FindEvents":
             start = _parse(_text(params, "StartPoint"))
             end_text = _text(params, "EndPoint")

@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from types import SimpleNamespace
 
 import pytest
+from lxml import etree
 
 from edge_agent.config import AgentConfig
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifRecorder
 from edge_agent.recorders.build import build_recorders
 from edge_agent.recorders.onvif_profile_g import OnvifRecorderAdapter
+from edge_agent.recorders.onvif_tracks import change_of, spans_of
 from pantau.core.contract import RecordingReading
 from simulators.onvif_recording_sim import RecordingStore, SearchMode, SimRecording
 from simulators.onvif_sim import OnvifDevice, OnvifMode, OnvifSimulator
@@ -81,6 +84,37 @@ async def test_recording_that_stopped_shows_the_gap_up_to_now() -> None:
     assert len(cam1.gaps) == 1
     assert cam1.gaps[0].start_ts == int((NOW - 20 * MINUTE).timestamp() * 1e9)
     assert cam1.retention_days == pytest.approx(3, abs=0.001)
+
+
+async def test_window_is_placed_on_the_devices_clock() -> None:
+    """A camera whose clock is an hour behind writes its recording on its own clock: the window
+    is judged there, so the hole (in its time) is found, not an hour of nothing."""
+    behind = dt.timedelta(hours=1)
+    recording = SimRecording("REC1")
+    recording.record(NOW - behind - dt.timedelta(days=2), HOLE[0] - behind)
+    recording.record(HOLE[1] - behind, NOW - behind)
+    device = OnvifDevice(recordings=RecordingStore([recording]), clock_offset_s=-3600)
+    async with OnvifSimulator(device) as sim:
+        cam1 = (await check(sim))["cam1"]
+    assert [(g.start_ts, g.end_ts) for g in cam1.gaps] == [
+        (int((HOLE[0] - behind).timestamp() * 1e9), int((HOLE[1] - behind).timestamp() * 1e9))
+    ]
+    assert cam1.recorded_s == pytest.approx(3600 - 120, abs=1.5)
+    assert cam1.retention_days == pytest.approx(2, abs=0.001)
+
+
+async def test_device_without_event_search_is_judged_by_its_track_range() -> None:
+    """FindEvents refused: the track's DataFrom/DataTo still show a recording that stopped
+    20 minutes ago (a gap inside the range cannot be seen this way)."""
+    recording = SimRecording("REC1")
+    recording.record(NOW - dt.timedelta(days=5), NOW - 20 * MINUTE)
+    store = RecordingStore([recording], event_search=False)
+    async with OnvifSimulator(OnvifDevice(recordings=store)) as sim:
+        cam1 = (await check(sim))["cam1"]
+    assert "GetEventSearchResults" not in store.calls
+    assert cam1.error is None and cam1.recorded_s == pytest.approx(40 * 60, abs=1.0)
+    assert [g.start_ts for g in cam1.gaps] == [int((NOW - 20 * MINUTE).timestamp() * 1e9)]
+    assert cam1.retention_days == pytest.approx(5, abs=0.001)
 
 
 async def test_paging_to_completion_across_batches() -> None:
@@ -181,3 +215,41 @@ def test_site_config_takes_an_onvif_recorder() -> None:
     base["cameras"].append({"id": "cam2", "rtsp_url": "rtsp://10.0.0.3/s"})  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="give each its recording token"):
         AgentConfig.model_validate(base)
+
+
+def change(at: dt.datetime, flag: str, value: str, *, start: bool = False) -> object:
+    """A ``FindEventResult`` as zeep hands it out: its message parsed, or left as XML."""
+    topic = "tns1:RecordingHistory/" + ("Track" if flag == "IsDataPresent" else "Recording")
+    message = etree.fromstring(
+        '<tt:Message xmlns:tt="http://www.onvif.org/ver10/schema"><tt:Source/><tt:Data>'
+        f'<tt:SimpleItem Name="{flag}" Value="{value}"/></tt:Data></tt:Message>'
+    )
+    event = SimpleNamespace(
+        Topic=SimpleNamespace(_value_1=topic + "/State"), Message=SimpleNamespace(_value_1=message)
+    )
+    return SimpleNamespace(Time=at.replace(tzinfo=None), Event=event, StartStateEvent=start)
+
+
+def test_spans_without_a_start_state_and_from_recording_state() -> None:
+    """No start state: a first "stopped" means it recorded before; ``IsRecording`` serves when no
+    track event came; naive times are UTC; a repeated state changes nothing."""
+    start, end = NOW - 60 * MINUTE, NOW
+    results = [
+        change(NOW - 50 * MINUTE, "IsRecording", "false"),
+        change(NOW - 45 * MINUTE, "IsRecording", "false"),
+        change(NOW - 40 * MINUTE, "IsRecording", "true"),
+        change(NOW - 30 * MINUTE, "Other", "true"),
+    ]
+    changes = [c for c in map(change_of, results) if c is not None]
+    assert len(changes) == 3
+    assert spans_of(changes, start, end, None) == [
+        (start, NOW - 50 * MINUTE),
+        (NOW - 40 * MINUTE, end),
+    ]
+    # A track event wins over recording events; the open span stops at the track's last data.
+    track = change_of(change(NOW - 55 * MINUTE, "IsDataPresent", "true", start=False))
+    assert track is not None
+    assert spans_of([*changes, track], start, end, NOW - 5 * MINUTE) == [
+        (NOW - 55 * MINUTE, NOW - 5 * MINUTE)
+    ]
+    assert spans_of([], start, end, None) is None
