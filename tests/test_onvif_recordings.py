@@ -70,8 +70,18 @@ async def test_gap_and_recorded_seconds_exactly_as_recorded() -> None:
     assert cam1.oldest_ts == int((NOW - dt.timedelta(days=12)).timestamp() * 1e9)
     assert cam1.retention_days == pytest.approx(12, abs=0.001)
     assert cam1.retention_goal_days == 30
-    # Credentials went with the search calls; every search was ended on the device.
+    # Every search was ended on the device.
     assert store.searches == {} and len(store.ended) == 2
+
+
+async def test_credentials_go_with_every_call() -> None:
+    """A camera that refuses any request without a UsernameToken (even the time, which ONVIF
+    allows anonymously) still gives its recording: every search call carried credentials."""
+    device = OnvifDevice(recordings=RecordingStore([card()]), mode=OnvifMode.AUTH_EVERY_CALL)
+    async with OnvifSimulator(device) as sim:
+        cam1 = (await check(sim))["cam1"]
+    assert cam1.error is None and len(cam1.gaps) == 1
+    assert device.recordings is not None and "GetEventSearchResults" in device.recordings.calls
 
 
 async def test_recording_that_stopped_shows_the_gap_up_to_now() -> None:
