@@ -11,14 +11,21 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 
+from cloud.influx import InfluxClient, InfluxSettings
+from cloud.lineproto import batch_lines
+from cloud.problems.config import RulesConfig
+from cloud.problems.model import Verdict
+from cloud.problems.observe import Observer
+from devtools.localsvc import InfluxProcess
 from edge_agent.config import AgentConfig
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifRecorder
 from edge_agent.recorders.build import build_recorders
 from edge_agent.recorders.onvif_profile_g import OnvifRecorderAdapter
 from edge_agent.recorders.onvif_tracks import change_of, spans_of
-from pantau.core.contract import RecordingReading
+from pantau.core.contract import ReadingBatch, RecordingReading
 from simulators.onvif_recording_sim import RecordingStore, SearchMode, SimRecording
 from simulators.onvif_sim import OnvifDevice, OnvifMode, OnvifSimulator
+from tests.history import History, S
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 MINUTE = dt.timedelta(minutes=1)
@@ -263,3 +270,30 @@ def test_spans_without_a_start_state_and_from_recording_state() -> None:
         (NOW - 55 * MINUTE, NOW - 5 * MINUTE)
     ]
     assert spans_of([], start, end, None) is None
+
+
+async def test_card_gap_becomes_a_recording_gap_problem(
+    influxd: InfluxProcess, database: str
+) -> None:
+    """The adapter's readings, stored as the collector stores them, raise "recording gap" for
+    the card's 2-minute hole (with its start and end) and "retention below goal" for 12 days
+    kept of 30, as a Hikvision recorder's would."""
+    store = RecordingStore([card()])
+    async with OnvifSimulator(OnvifDevice(recordings=store)) as sim:
+        readings = await adapter(sim).check(int(NOW.timestamp() * 1e9))
+    stamped = [r.model_copy(update={"ts": int(NOW.timestamp() * 1e9)}) for _, _, r in readings]
+    history = History(int(NOW.timestamp() * 1e9) - 1800 * S, step_s=60)
+    history.collector(0, 1860)
+    history.site("s1", "d1", 0, 1860)
+    history.lines += batch_lines(ReadingBatch(site="s1", district="d1", recordings=stamped))
+    async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
+        await history.write(influx)
+        observations = await Observer(influx, RulesConfig()).observe(history.at(1801))
+    found = {o.key: o for o in observations}
+    gap = found["recording_gap:s1/cam1@card1"]
+    assert gap.verdict is Verdict.BAD and gap.cause.startswith("120 s not recorded"), gap.cause
+    assert gap.details["gaps"] == [
+        {"start_ns": int(HOLE[0].timestamp() * 1e9), "end_ns": int(HOLE[1].timestamp() * 1e9)}
+    ]
+    retention = found["retention:s1/cam1@card1"]
+    assert retention.verdict is Verdict.BAD and "12.0 days kept, goal 30" in retention.cause
