@@ -173,6 +173,7 @@ async def test_dropped_subscriptions_are_replaced_without_a_reboot() -> None:
     assert "Unsubscribe" not in events.actions
 
 
+@pytest.mark.slow  # outlives a 10 s subscription span
 async def test_renewals_in_seconds() -> None:
     """A camera that takes only ``PT<n>S`` is renewed before its 10 s lapse and keeps its one
     subscription for 14 s."""
@@ -186,6 +187,7 @@ async def test_renewals_in_seconds() -> None:
     assert all(re.fullmatch(r"PT10S", t) for t in events.times_asked), events.times_asked
 
 
+@pytest.mark.slow  # waits through renewals of 10 s and 60 s spans
 @pytest.mark.parametrize(
     ("pitfall", "span_s"),
     # Asked 60 s, a camera misreading durations grants 10 s.

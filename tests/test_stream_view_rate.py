@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
+import pytest
 
 from edge_agent.probes.picture import (
     CameraNormal,
@@ -36,6 +37,7 @@ def keyframes(path: Path) -> list[Keyframe]:
     return found
 
 
+@pytest.mark.slow  # encodes 136 s of 640x360 video
 def test_day_and_night_are_not_a_changed_view_turned_and_covered_are(tmp_path: Path) -> None:
     """0 of 30 probes by day or night say view_changed (largest score well under the 0.4
     threshold); every probe of the turned and covered camera does."""
