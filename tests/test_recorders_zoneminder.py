@@ -35,8 +35,12 @@ from devtools.processes import (
     wait_collector_connected,
 )
 from devtools.zoneminder import PASSWORD, USER, ZoneMinder
+from edge_agent.devices.settings import DeviceChecksConfig, ZoneminderRecorder
 from edge_agent.recorders import zm_json
 from edge_agent.recorders.zm_json import ZmError
+from edge_agent.recorders.zoneminder import ZoneminderAdapter
+from pantau.core.contract import RecordingReading
+from simulators.loopback_http import LoopbackHttpServer
 from tests.auth import add_user, bearer
 from tests.helpers import async_wait_for, serving
 
@@ -151,7 +155,10 @@ async def test_stopped_stream_is_a_gap_and_a_full_storage_shortens_retention(
     stopped_ns = time.time_ns()
     await asyncio.to_thread(zoneminder.stop_camera, 2)
     await asyncio.to_thread(zoneminder.fill_storage)
-    await asyncio.sleep(STOP_S)  # the outage itself: the span under test, not a wait for a result
+    outage_ends = time.monotonic() + STOP_S
+    await _login_paths(zoneminder)  # meanwhile, against the same server
+    # The outage itself: the span under test, not a wait for a result.
+    await asyncio.sleep(max(0.0, outage_ends - time.monotonic()))
     await asyncio.to_thread(zoneminder.start_camera, 2)
 
     async def short_retention() -> list[float]:
@@ -207,6 +214,34 @@ async def test_stopped_stream_is_a_gap_and_a_full_storage_shortens_retention(
     c1, c2, c3 = (availability[c] for c in ("c1", "c2", "c3"))
     assert c2 < c1 and c2 < c3, availability
     assert c1 == c3 == 1.0
+
+
+def _adapter(url: str, **login: str) -> ZoneminderAdapter:
+    config = ZoneminderRecorder.model_validate(
+        {"type": "zoneminder", "id": "zm1", "url": url, **login,
+         "cameras": [{"camera": "c1", "channel": 1}, {"camera": "c9", "channel": 9}]}
+    )  # fmt: skip
+    return ZoneminderAdapter(config, DeviceChecksConfig.model_validate({"timeout_s": 1.0}))
+
+
+def _recordings(readings: list[Any]) -> dict[str, RecordingReading]:
+    return {r.camera: r for kind, _, r in readings if kind == "recordings"}
+
+
+async def _login_paths(zm: ZoneMinder) -> None:
+    """Against the real server: no credentials while auth is on, a wrong password, auth off."""
+    recs = _recordings(await _adapter(zm.url).check(time.time_ns()))
+    assert "wants a login" in (recs["c1"].error or ""), recs
+    wrong = _adapter(zm.url, username=USER, password="wrong")
+    recs = _recordings(await wrong.check(time.time_ns()))
+    assert "login refused: HTTP 401" in (recs["c1"].error or ""), recs
+    await asyncio.to_thread(zm.sql, "UPDATE Config SET Value='0' WHERE Name='ZM_OPT_USE_AUTH'")
+    try:
+        recs = _recordings(await _adapter(zm.url).check(time.time_ns()))
+    finally:
+        await asyncio.to_thread(zm.sql, "UPDATE Config SET Value='1' WHERE Name='ZM_OPT_USE_AUTH'")
+    assert recs["c1"].error is None and (recs["c1"].recorded_s or 0) > 0, recs
+    assert recs["c9"].error == "the server has no monitor 9"
 
 
 async def _recorded(influx: InfluxClient, cameras: int) -> bool:
@@ -296,3 +331,39 @@ def test_login_monitors_and_unknown_zone() -> None:
     assert monitors[3].status == "Connected" and monitors[4].status is None
     with pytest.raises(ZmError, match="set the recorder's timezone"):
         zm_json.zone("Mars/Olympus")
+
+
+class _HostileZm(LoopbackHttpServer):
+    """Answers every request with a 10 MB body, silence or a PHP warning."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.mode = mode
+
+    async def handle_one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        await reader.readuntil(b"\r\n\r\n")
+        if self.mode == "silent":
+            await reader.read()  # until the client gives up and closes
+            return False
+        body = b"x" * 10_000_000 if self.mode == "huge" else b"<br />\n<b>Warning</b>: oops"
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        return False
+
+
+@pytest.mark.parametrize("mode", ["huge", "silent", "garbage"])
+async def test_hostile_server_costs_only_its_verdict(mode: str) -> None:
+    """10 MB answers (not announced), silence and PHP warnings: every camera gets an error,
+    within the deadline."""
+    server = _HostileZm(mode)
+    await server.listen()
+    try:
+        started = time.monotonic()
+        readings = await _adapter(f"http://127.0.0.1:{server.port}/zm").check(time.time_ns())
+        took = time.monotonic() - started
+    finally:
+        await server.close()
+    recs = _recordings(readings)
+    assert set(recs) == {"c1", "c9"} and all(r.error for r in recs.values()), recs
+    assert [k for k, _, _ in readings] == ["recordings", "recordings"]
+    assert took < 3.5
