@@ -14,6 +14,7 @@ from pathlib import Path
 
 from simulators.cameras import CameraMode
 from simulators.hikvision_sim import HikvisionSimulator, NvrState, Span
+from simulators.onvif_events_sim import CameraEvents
 from simulators.onvif_sim import OnvifDevice, OnvifSimulator
 from simulators.runner import Simulation, SimulationOptions, SiteRuntime
 from simulators.scenario import (
@@ -24,6 +25,7 @@ from simulators.scenario import (
     RecordingGapEvent,
     Scenario,
     SimSite,
+    TamperEvent,
 )
 from simulators.switch import POWER_OID, WATCH_S, FakeSwitch
 
@@ -89,7 +91,7 @@ class DeviceSimulation(Simulation):
             if site.onvif:
                 self.onvif[site.id] = {}
                 for camera in site.camera_ids():
-                    device = OnvifDevice(serial=f"SC200-{site.id}-{camera}")
+                    device = OnvifDevice(serial=f"SC200-{site.id}-{camera}", events=CameraEvents())
                     self.onvif[site.id][camera] = await OnvifSimulator(device).start()
             if site.switch:
                 switch = FakeSwitch(self.options.workdir / "switches" / site.id, site.cameras)
@@ -138,7 +140,6 @@ class DeviceSimulation(Simulation):
                 camera["onvif"] = {
                     "host": "127.0.0.1",
                     "port": services[camera["id"]].port,
-                    "events": False,  # the simulator has no PullPoint service
                 }
         nvr = self.nvrs.get(site.id)
         if nvr is not None:
@@ -209,6 +210,13 @@ class DeviceSimulation(Simulation):
             site_id, camera = event.camera.split("/")
             self.onvif[site_id][camera].device.serial = event.serial
             self._note(f"camera {event.camera} replaced (serial {event.serial})")
+        elif isinstance(event, TamperEvent):
+            site_id, camera = event.camera.split("/")
+            events = self.onvif[site_id][camera].device.events
+            assert events is not None
+            events.set_tamper(phase == "start")
+            self._note(f"camera {event.camera} tampered" if phase == "start"
+                       else f"camera {event.camera} no longer tampered")  # fmt: skip
         elif isinstance(event, HangEvent):  # not the desired mode: a power-cycle ends it
             site_id, camera = event.camera.split("/")
             runtime = self.sites[site_id]

@@ -143,8 +143,22 @@ class HangEvent(_Model):
         return self.hang
 
 
-DeviceEvent = RecordingGapEvent | CameraReplacedEvent | HangEvent
-CAMERA_EVENTS = (CameraEvent, RecordingGapEvent, CameraReplacedEvent, HangEvent)
+class TamperEvent(_Model):
+    """A camera's ONVIF event service reports tampering for ``for`` seconds, then its end
+    (needs ``onvif``)."""
+
+    at: Seconds = Field(ge=0)
+    tamper: str = Field(pattern=r"^[^/]+/[^/]+$", description="site/camera")
+    duration: Seconds = Field(alias="for", gt=0)
+
+    @property
+    def camera(self) -> str:
+        """site/camera."""
+        return self.tamper
+
+
+DeviceEvent = RecordingGapEvent | CameraReplacedEvent | HangEvent | TamperEvent
+CAMERA_EVENTS = (CameraEvent, RecordingGapEvent, CameraReplacedEvent, HangEvent, TamperEvent)
 
 Event = Annotated[
     CameraEvent
@@ -155,7 +169,8 @@ Event = Annotated[
     | EdgeFaultEvent
     | RecordingGapEvent
     | CameraReplacedEvent
-    | HangEvent,
+    | HangEvent
+    | TamperEvent,
     Field(union_mode="left_to_right"),
 ]
 
@@ -202,6 +217,7 @@ class Scenario(_Model):
             needs = {
                 RecordingGapEvent: "recorder",
                 CameraReplacedEvent: "onvif",
+                TamperEvent: "onvif",
                 HangEvent: "switch",
             }.get(type(event))
             if needs and not getattr(sites[site_id], needs):
@@ -230,7 +246,8 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
     forward), the last site loses power (offline via Last Will, then back), one malformed
     message is sent, and s1's topic gets edge fault reports (a gap, a disk-queue error, a batch
     from a clock an hour ahead). s1's cameras are recorded by a Hikvision NVR simulator and answer
-    ONVIF: its recorder keeps nothing of the down camera for a while and s1/c1 is replaced.
+    ONVIF: its recorder keeps nothing of the down camera for a while, s1/c1 is replaced and
+    later reports tampering for a while (ONVIF events).
     s1's cameras are powered by a PoE switch: the down camera's port goes down ("down: link"),
     and the hung camera (port up, RTSP silent) is healed by the automatic policy's power-cycle.
     """
@@ -290,6 +307,7 @@ def demo_scenario(sites: int, cameras: int, duration_s: float, *, seed: int = 7)
                 {"at": 0.3 * d, "replaced": "s1/c1", "serial": "SC200-REPLACED"}
             )
         )
+    events.append(TamperEvent.model_validate({"at": 0.6 * d, "tamper": "s1/c1", "for": 0.2 * d}))
     if sites >= 2 and cameras >= 3:
         # Picture faults, found by the stream probes (c2 and c3 come early in their schedule).
         events.append(CameraEvent(at=0.05 * d, camera="s2/c2", picture=Picture.FROZEN))

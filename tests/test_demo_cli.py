@@ -152,6 +152,12 @@ def test_demo_with_external_services_feeds_every_dashboard_panel(
         'SELECT "serial" FROM "device" WHERE "site" = \'s1\' AND "camera" = \'c1\' AND "ok" = 1'
     )
     assert {r["serial"] for r in serials} == {"SC200-s1-c1", "SC200-REPLACED"}
+    # s1/c1's ONVIF event service reported tampering (PullPoint) from 60 % to 80 % of the run.
+    tampered = rows(
+        'SELECT "events" FROM "device" WHERE "site" = \'s1\' AND "camera" = \'c1\' '
+        'AND "events_ok" = 1'
+    )
+    assert any("tamper" in str(r["events"]) for r in tampered), tampered
     report = run_pantau(
         *("report", "--month", month, "--influx", influxd.url, "--database", "pantau_demo"),
         *("--state", f"sqlite:///{tmp_path / 'report.sqlite'}", "--out", str(tmp_path / "r")),
