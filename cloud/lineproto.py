@@ -24,7 +24,7 @@ from cloud.schema import (
     SWITCH_PORT,
     camera_state,
 )
-from pantau.core.commands import CommandResult
+from pantau.core.commands import Action, CommandResult
 from pantau.core.contract import (
     AgentReading,
     CommandReading,
@@ -206,6 +206,13 @@ def service_line(r: ServiceReading, site: str, district: str) -> str:
     )
 
 
+def _command_ok(c: CommandReading) -> bool:
+    """Done, and for an action meant to bring a camera back, the camera came back."""
+    if c.result is not CommandResult.DONE:
+        return False
+    return c.action is Action.ACCEPT_VIEW or bool(c.up_after)
+
+
 def _command_line(c: CommandReading, site: str, district: str) -> str:
     return format_line(
         REMEDIATION,
@@ -214,7 +221,7 @@ def _command_line(c: CommandReading, site: str, district: str) -> str:
             "action": c.action.value if c.action else None,
             "trigger": c.trigger,
             "result": c.result.value,
-            "ok": 1 if c.result is CommandResult.DONE and c.up_after else 0,
+            "ok": int(_command_ok(c)),
             "reason": c.reason.value if c.reason else None,
             "detail": c.detail or None,
             "nonce": c.nonce,

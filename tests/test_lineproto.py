@@ -7,6 +7,7 @@ import pytest
 
 from cloud.lineproto import LineProtocolError, batch_lines, format_line, status_line
 from devtools.localsvc import InfluxProcess
+from pantau.core.commands import Action, CommandReading, CommandResult
 from pantau.core.contract import (
     CameraReading,
     ReadingBatch,
@@ -146,3 +147,24 @@ def test_every_special_character_round_trips_through_influxdb(
     assert influx_rows(influxd.url, database, "SHOW MEASUREMENTS") == [
         {"name": "esc", "_measurement": "measurements"}
     ]
+
+
+@pytest.mark.parametrize(
+    ("action", "result", "up_after", "ok"),
+    [
+        (Action.POWER_CYCLE, CommandResult.DONE, True, 1),
+        (Action.POWER_CYCLE, CommandResult.DONE, False, 0),
+        (Action.POWER_CYCLE, CommandResult.DONE, None, 0),
+        (Action.REBOOT, CommandResult.FAILED, None, 0),
+        (Action.ACCEPT_VIEW, CommandResult.DONE, None, 1),
+        (Action.ACCEPT_VIEW, CommandResult.FAILED, None, 0),
+    ],
+)
+def test_a_command_answer_is_ok_when_it_did_what_it_was_for(
+    action: Action, result: CommandResult, up_after: bool | None, ok: int
+) -> None:
+    """A power-cycle or reboot is ok only when the camera came back; an accepted view when
+    done (it brings no camera back)."""
+    answer = CommandReading(device="c1", ts=5, result=result, action=action, up_after=up_after)
+    (line,) = batch_lines(ReadingBatch(site="s1", district="d1", commands=[answer]))
+    assert f"ok={ok}i" in line.split(" ")[1].split(","), line
