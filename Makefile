@@ -72,7 +72,7 @@ test: setup check
 # The fast tier: no test that needs a real service (marked `services` by its fixture, see
 # tests/conftest.py) and no minute-long fuzz run (`slow`); under a minute, nothing started.
 unit: $(VENV)/.installed
-	$(VENV)/bin/pytest -m "not services and not slow" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not services and not slow" -n 4 --dist loadfile $(PYTEST_ARGS)
 
 bench: setup
 	$(VENV)/bin/pantau bench
