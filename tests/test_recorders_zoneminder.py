@@ -158,6 +158,7 @@ async def test_stopped_stream_is_a_gap_and_a_full_storage_shortens_retention(
     await asyncio.to_thread(zoneminder.fill_storage)
     outage_ends = time.monotonic() + STOP_S
     await _login_paths(zoneminder)  # meanwhile, against the same server
+    await _paging(zoneminder)
     # The outage itself: the span under test, not a wait for a result.
     await asyncio.sleep(max(0.0, outage_ends - time.monotonic()))
     await asyncio.to_thread(zoneminder.start_camera, 2)
@@ -217,12 +218,12 @@ async def test_stopped_stream_is_a_gap_and_a_full_storage_shortens_retention(
     assert c1 == c3 == 1.0
 
 
-def _adapter(url: str, **login: str) -> ZoneminderAdapter:
+def _adapter(url: str, *, timeout_s: float = 1.0, **login: str) -> ZoneminderAdapter:
     config = ZoneminderRecorder.model_validate(
         {"type": "zoneminder", "id": "zm1", "url": url, **login,
          "cameras": [{"camera": "c1", "channel": 1}, {"camera": "c9", "channel": 9}]}
     )  # fmt: skip
-    return ZoneminderAdapter(config, DeviceChecksConfig.model_validate({"timeout_s": 1.0}))
+    return ZoneminderAdapter(config, DeviceChecksConfig.model_validate({"timeout_s": timeout_s}))
 
 
 def _recordings(readings: list[Any]) -> dict[str, RecordingReading]:
@@ -242,7 +243,28 @@ async def _login_paths(zm: ZoneMinder) -> None:
     finally:
         await asyncio.to_thread(zm.sql, "UPDATE Config SET Value='1' WHERE Name='ZM_OPT_USE_AUTH'")
     assert recs["c1"].error is None and (recs["c1"].recorded_s or 0) > 0, recs
-    assert recs["c9"].error == "the server has no monitor 9"
+    assert recs["c9"].error == "the server has no monitor 9"  # yet
+
+
+async def _paging(zm: ZoneMinder) -> None:
+    """A monitor with 250 events of 8 s in the last hour (ZoneMinder pages by 100): every page
+    is read, so exactly 2000 s are recorded."""
+    events = ",".join(
+        f"(9, 1, 'P{i}', 'Continuous', NOW() - INTERVAL {3000 - 10 * i} SECOND,"
+        f" NOW() - INTERVAL {2992 - 10 * i} SECOND, 320, 240, 8, 40, 1)"
+        for i in range(250)
+    )
+    await asyncio.to_thread(
+        zm.sql,
+        "INSERT INTO Monitors (Id, Name, Type, `Function`, Enabled, Path)"
+        " VALUES (9, 'cam9', 'Ffmpeg', 'None', 0, 'rtsp://127.0.0.1:1/none');"
+        "INSERT INTO Events (MonitorId, StorageId, Name, Cause, StartDateTime, EndDateTime,"
+        f" Width, Height, Length, Frames, StateId) VALUES {events};",
+    )
+    adapter = _adapter(zm.url, timeout_s=5.0, username=USER, password=PASSWORD)
+    recs = _recordings(await adapter.check(time.time_ns()))
+    assert recs["c9"].recorded_s == 2000.0, recs["c9"]
+    assert len(recs["c9"].gaps) == 2  # before the first event and after the last
 
 
 async def _recorded(influx: InfluxClient, cameras: int) -> bool:
