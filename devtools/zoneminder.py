@@ -108,7 +108,8 @@ class ZoneMinder:
 
     Monitor ``n`` (the last) records to storage area 2, a small tmpfs that ``fill_storage``
     fills; the others to area 1. Every monitor starts with a 40-day-old event, so each has
-    40 days of retention until its storage fills and ZoneMinder purges the oldest events.
+    40 days of retention until its storage fills and ZoneMinder purges the oldest events, and
+    with the hour before its first real event recorded (seeded rows).
     """
 
     base: Path
@@ -184,7 +185,7 @@ class ZoneMinder:
     def stop(self) -> None:
         """Stop the daemons, the API, the database and the cameras; nothing is left."""
         if self._holder is not None and self._holder.poll() is None:
-            with contextlib.suppress(ServiceError):
+            with contextlib.suppress(ServiceError, subprocess.TimeoutExpired):
                 self._run([*self._enter(), "zmdc.pl", "shutdown"], "zmdc", timeout_s=15)
         for proc in with_environ(MARKER, str(self.base)):
             with contextlib.suppress(ProcessLookupError):
