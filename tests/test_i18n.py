@@ -174,3 +174,22 @@ def test_the_monthly_report_is_indonesian_by_default(lang: str | None, expected:
     for text in expected:
         assert text in page, text
     assert "1.000" in to_csv(_report())  # retro_moved_hours: dot decimals in every language
+
+
+@pytest.mark.parametrize("domain", ["pantau", "page"])
+def test_each_text_is_translated_once(domain: str) -> None:
+    """No msgid appears twice in a catalog (the loader would silently keep one of them, and
+    two translations of one text could differ)."""
+    text = (I18N / catalog_path("id", domain)).read_text(encoding="utf-8")
+    ids: list[str] = []
+    for entry in text.split("\n\n"):
+        lines = [ln for ln in entry.splitlines() if not ln.startswith("#")]
+        joined = ""
+        for line in lines:
+            if line.startswith("msgstr"):
+                break
+            joined += line.removeprefix("msgid ").strip().strip('"')
+        if joined:
+            ids.append(joined)
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicated, duplicated
