@@ -19,13 +19,13 @@ import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
 import httpx
-from pydantic import BaseModel
 
 from edge_agent.devices.onvif_time import tz_offset
 from edge_agent.devices.settings import CameraRecording, DeviceChecksConfig, HikvisionRecorder
-from edge_agent.recorders.coverage import coverage
+from edge_agent.recorders import verdict
 from edge_agent.recorders.isapi_xml import DeviceZone, IsapiError, children, find, parse, text_of
-from pantau.core.contract import DiskStatus, RecorderDiskReading, RecordGap, RecordingReading
+from edge_agent.recorders.verdict import Reading
+from pantau.core.contract import DiskStatus, RecorderDiskReading
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,6 @@ DISK_STATES = {
     "uninitialized": DiskStatus.UNFORMATTED,
 }
 
-Reading = tuple[str, tuple[str, ...], BaseModel]
 """(``ReadingBatch`` list, the device's clock key, the reading with ts 0), as the scheduler's."""
 
 
@@ -88,7 +87,7 @@ class HikvisionAdapter:
                     zone = await self._zone(client)
                     disks = await self._disks(client)
             except (IsapiError, httpx.HTTPError, ValueError, TimeoutError) as exc:
-                error = _why(exc)
+                error = verdict.why(exc)
                 log.info("recorder %s: %s", c.id, error)
                 return [self._failed(cam, error) for cam in c.cameras]
             readings: list[Reading] = list(disks)
@@ -97,15 +96,13 @@ class HikvisionAdapter:
         return readings
 
     def _failed(self, camera: CameraRecording, error: str) -> Reading:
-        reading = RecordingReading(
+        return verdict.failed(
             camera=camera.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            retention_goal_days=camera.retention_goal_days,
+            goal_days=camera.retention_goal_days,
             error=error,
         )
-        return "recordings", ("record", camera.camera, self.id), reading
 
     async def _camera(
         self, client: httpx.AsyncClient, zone: DeviceZone, camera: CameraRecording, now: dt.datetime
@@ -117,22 +114,17 @@ class HikvisionAdapter:
                 segments = await self.search(client, zone, track, start, now)
                 oldest = await self.search(client, zone, track, EARLIEST, now, first_only=True)
         except (IsapiError, httpx.HTTPError, ValueError, TimeoutError) as exc:
-            return self._failed(camera, _why(exc))
-        recorded, gaps = coverage(segments, start, now)
-        first = min((s for s, _ in oldest), default=None)
-        retention = None if first is None else max(0.0, (now - first).total_seconds() / 86400)
-        reading = RecordingReading(
+            return self._failed(camera, verdict.why(exc))
+        return verdict.recorded(
             camera=camera.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            recorded_s=round(recorded, 1),
-            gaps=[RecordGap(start_ts=_ns(s), end_ts=_ns(e)) for s, e in gaps[-64:]],
-            oldest_ts=None if first is None else _ns(first),
-            retention_days=None if retention is None else round(retention, 3),
-            retention_goal_days=camera.retention_goal_days,
+            goal_days=camera.retention_goal_days,
+            segments=segments,
+            start=start,
+            now=now,
+            oldest=min((s for s, _ in oldest), default=None),
         )
-        return "recordings", ("record", camera.camera, self.id), reading
 
     async def search(
         self,
@@ -270,14 +262,3 @@ def _mb(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if value is not None and 0 <= value <= 1e12 else None
-
-
-def _ns(moment: dt.datetime) -> int:
-    return max(0, int(moment.timestamp() * 1e9))
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no complete answer in time"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

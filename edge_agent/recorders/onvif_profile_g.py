@@ -35,9 +35,8 @@ from edge_agent.devices.answers import capped_session
 from edge_agent.devices.onvif_check import DEVICE_ERRORS
 from edge_agent.devices.onvif_time import camera_utc
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifRecorder, OnvifRecordingSource
-from edge_agent.recorders.coverage import coverage
+from edge_agent.recorders import verdict
 from edge_agent.recorders.onvif_tracks import Change, change_of, spans_of, utc
-from pantau.core.contract import RecordGap, RecordingReading
 
 log = logging.getLogger(__name__)
 
@@ -216,20 +215,16 @@ class OnvifRecorderAdapter:
         spans = spans_of(changes, start, now, data_to)
         if spans is None:  # no recording events: the track's data range is all there is
             spans = [(data_from, data_to)] if data_from and data_to else []
-        recorded, gaps = coverage(spans, start, now)
-        retention = None if oldest is None else max(0.0, (now - oldest).total_seconds() / 86400)
-        reading = RecordingReading(
+        return verdict.recorded(
             camera=source.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            recorded_s=round(recorded, 1),
-            gaps=[RecordGap(start_ts=_ns(s), end_ts=_ns(e)) for s, e in gaps[-64:]],
-            oldest_ts=None if oldest is None else _ns(oldest),
-            retention_days=None if retention is None else round(retention, 3),
-            retention_goal_days=source.retention_goal_days,
+            goal_days=source.retention_goal_days,
+            segments=spans,
+            start=start,
+            now=now,
+            oldest=oldest,
         )
-        return "recordings", ("record", source.camera, self.id), reading
 
     async def _recording(
         self, search: ONVIFService, recordings: Sequence[Any], source: OnvifRecordingSource
@@ -286,15 +281,13 @@ class OnvifRecorderAdapter:
 
     def _failed(self, source: OnvifRecordingSource, error: str) -> Reading:
         log.info("recorder %s, camera %s: %s", self.id, source.camera, error)
-        reading = RecordingReading(
+        return verdict.failed(
             camera=source.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            retention_goal_days=source.retention_goal_days,
+            goal_days=source.retention_goal_days,
             error=error,
         )
-        return "recordings", ("record", source.camera, self.id), reading
 
     def _all_failed(self, error: str) -> list[Reading]:
         return [self._failed(source, error) for source in self._config.cameras]
@@ -312,10 +305,6 @@ async def _end_search(search: ONVIFService, token: str) -> None:
             await search.EndSearch({"SearchToken": token})
     except DEVICE_ERRORS as exc:  # TimeoutError among them
         log.debug("EndSearch %s: %s", token, exc)
-
-
-def _ns(moment: dt.datetime) -> int:
-    return max(0, int(moment.timestamp() * 1e9))
 
 
 def _why(exc: BaseException) -> str:

@@ -21,20 +21,18 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel
 
 from edge_agent.devices.settings import CameraRecording, DeviceChecksConfig, ZoneminderRecorder
-from edge_agent.recorders import zm_json
-from edge_agent.recorders.coverage import coverage
+from edge_agent.recorders import verdict, zm_json
+from edge_agent.recorders.verdict import Reading
 from edge_agent.recorders.zm_json import Event, Monitor, ZmError
-from pantau.core.contract import DiskStatus, RecorderDiskReading, RecordGap, RecordingReading
+from pantau.core.contract import DiskStatus, RecorderDiskReading
 
 log = logging.getLogger(__name__)
 
 MAX_PAGES = 50  # 100 events a page: 5000 events in a window is a broken server; say so
 CAPTURING = frozenset({"Connected"})  # Monitor_Status.Status while frames arrive
 
-Reading = tuple[str, tuple[str, ...], BaseModel]
 """(``ReadingBatch`` list, the device's clock key, the reading with ts 0), as the scheduler's."""
 
 
@@ -71,7 +69,7 @@ class ZoneminderAdapter:
                     monitors = zm_json.monitors(await self._get(client, session, "monitors.json"))
                     disks = self._disks(await self._get(client, session, "storage.json"))
             except (ZmError, httpx.HTTPError, TimeoutError) as exc:
-                error = _why(exc)
+                error = verdict.why(exc)
                 log.info("recorder %s: %s", c.id, error)
                 return [self._failed(cam, error) for cam in c.cameras]
             readings: list[Reading] = list(disks)
@@ -80,15 +78,13 @@ class ZoneminderAdapter:
         return readings
 
     def _failed(self, camera: CameraRecording, error: str) -> Reading:
-        reading = RecordingReading(
+        return verdict.failed(
             camera=camera.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            retention_goal_days=camera.retention_goal_days,
+            goal_days=camera.retention_goal_days,
             error=error,
         )
-        return "recordings", ("record", camera.camera, self.id), reading
 
     async def _camera(
         self,
@@ -107,22 +103,17 @@ class ZoneminderAdapter:
                 segments = await self.segments(client, session, monitor, start, now)
                 oldest = await self._edge(client, session, monitor.id, "asc")
         except (ZmError, httpx.HTTPError, TimeoutError) as exc:
-            return self._failed(camera, _why(exc))
-        recorded, gaps = coverage(segments, start, now)
-        first = None if oldest is None else oldest.start
-        retention = None if first is None else max(0.0, (now - first).total_seconds() / 86400)
-        reading = RecordingReading(
+            return self._failed(camera, verdict.why(exc))
+        return verdict.recorded(
             camera=camera.camera,
             recorder=self.id,
-            ts=0,
             window_s=self._limits.window_s,
-            recorded_s=round(recorded, 1),
-            gaps=[RecordGap(start_ts=_ns(s), end_ts=_ns(e)) for s, e in gaps[-64:]],
-            oldest_ts=None if first is None else _ns(first),
-            retention_days=None if retention is None else round(retention, 3),
-            retention_goal_days=camera.retention_goal_days,
+            goal_days=camera.retention_goal_days,
+            segments=segments,
+            start=start,
+            now=now,
+            oldest=None if oldest is None else oldest.start,
         )
-        return "recordings", ("record", camera.camera, self.id), reading
 
     async def segments(
         self,
@@ -251,14 +242,3 @@ class _Answer:
 def _refusal(what: str, answer: _Answer) -> str:
     said = zm_json.error_text(answer.content)
     return f"{what}: HTTP {answer.status_code}" + (f" ({said})" if said else "")
-
-
-def _ns(moment: dt.datetime) -> int:
-    return max(0, int(moment.timestamp() * 1e9))
-
-
-def _why(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "no complete answer in time"
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]
