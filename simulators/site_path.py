@@ -6,26 +6,21 @@ only its route to one service while MQTT stays up."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from simulators.uplink import RELAY_CHUNK_BYTES, Uplink
+from simulators.uplink import CuttableListener, Uplink
 
 log = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 4096  # a CONNECT request's head
 
 
-class ConnectProxy:
+class ConnectProxy(CuttableListener):
     """An HTTP CONNECT proxy on a free loopback port: refuses every tunnel while cut, and
     tunnels to a blocked port answer 502 (the route to that service is broken)."""
 
     def __init__(self) -> None:
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-        self.is_up = True
+        super().__init__()
         self.blocked: set[int] = set()
         self.tunnels = 0  # tunnels opened (a test can see the probes used the proxy)
 
@@ -33,33 +28,6 @@ class ConnectProxy:
     def url(self) -> str:
         """The agent's ``services.proxy``."""
         return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        """Listen on a free loopback port."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        """Stop listening and drop every tunnel."""
-        self.cut()
-        if self._server:
-            self._server.close()
-            with contextlib.suppress(Exception):
-                await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def cut(self) -> None:
-        """Drop every tunnel and refuse new ones until ``restore()``."""
-        self.is_up = False
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    def restore(self) -> None:
-        """Tunnel again."""
-        self.is_up = True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         current = asyncio.current_task()
@@ -87,34 +55,13 @@ class ConnectProxy:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(host.strip("[]"), int(port))
+            up = await asyncio.open_connection(host.strip("[]"), int(port))
         except OSError:
             writer.write(b"HTTP/1.1 502 Bad Gateway\r\n\r\n")
             return
         writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
         self.tunnels += 1
-        self._writers.update((writer, up_writer))
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(_pipe(reader, up_writer))
-                tasks.create_task(_pipe(up_reader, writer))
-        except* (ConnectionError, OSError):
-            pass
-        finally:
-            for w in (writer, up_writer):
-                self._writers.discard(w)
-                w.close()
-
-
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(RELAY_CHUNK_BYTES):
-            if writer.is_closing():
-                break
-            writer.write(data)
-            await writer.drain()
-    finally:
-        writer.close()
+        await self._relay((reader, writer), up)
 
 
 class SitePath:
