@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.audit import AuditEvent, AuditTrail
-from cloud.statedb import create_tables, make_engine
+from cloud.statedb import create_tables, lock_schema, make_engine
 
 log = logging.getLogger(__name__)
 
@@ -328,12 +328,13 @@ def _window_details(values: dict[str, Any]) -> dict[str, Any]:
 def _migrate(engine: sa.Engine) -> None:
     """Add the approval columns to a table made before them; its windows become approved by
     'legacy' at their entry time (they counted then, so they keep counting)."""
-    present = {c["name"] for c in sa.inspect(engine).get_columns("maintenance")}
-    missing = [name for name in ADDED_COLUMNS if name not in present]
-    if not missing:
-        return
     ddl = sa.schema.CreateColumn
     with engine.begin() as db:
+        lock_schema(db)  # another process may be adding the same columns right now
+        present = {c["name"] for c in sa.inspect(db).get_columns("maintenance")}
+        missing = [name for name in ADDED_COLUMNS if name not in present]
+        if not missing:
+            return
         for name in missing:
             column = maintenance_table.c[name]
             spec = ddl(column).compile(dialect=engine.dialect)

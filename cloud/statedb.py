@@ -31,8 +31,14 @@ def create_tables(engine: sa.Engine, *metadatas: sa.MetaData) -> None:
     start at once: on PostgreSQL two concurrent ``CREATE TABLE`` of one name fail on the
     catalogue's unique index, so creators take turns under an advisory lock."""
     with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
-            connection.execute(lock, {"key": SCHEMA_LOCK_KEY})
+        lock_schema(connection)
         for metadata in metadatas:
             metadata.create_all(connection)
+
+
+def lock_schema(connection: sa.Connection) -> None:
+    """Hold the schema lock until ``connection``'s transaction ends (PostgreSQL; SQLite
+    serializes writers by itself), so processes change the tables one at a time."""
+    if connection.dialect.name == "postgresql":
+        lock = sa.text("SELECT pg_advisory_xact_lock(:key)")
+        connection.execute(lock, {"key": SCHEMA_LOCK_KEY})

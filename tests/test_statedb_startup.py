@@ -4,12 +4,15 @@ takes turns instead of failing on PostgreSQL's catalogue."""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import time
 
 import pytest
 import sqlalchemy as sa
+
+from cloud.maintenance import ADDED_COLUMNS
 
 OPENER = """
 import sys, time
@@ -28,9 +31,8 @@ Identity(url)
 OPENERS = 4
 
 
-@pytest.mark.services
-def test_processes_opening_a_fresh_database_at_once_all_start(state_db: str) -> None:
-    """Four processes create every state table at the same instant: all exit 0, tables exist."""
+def open_at_once(state_db: str) -> None:
+    """Four processes open every store of ``state_db`` at the same instant; all exit 0."""
     start_at = time.time() + 3.0  # every interpreter has imported before the instant
     openers = [
         subprocess.Popen(
@@ -42,9 +44,51 @@ def test_processes_opening_a_fresh_database_at_once_all_start(state_db: str) -> 
     ]
     errors = [opener.communicate(timeout=120)[1] for opener in openers]
     assert [o.returncode for o in openers] == [0] * OPENERS, [e[-1500:] for e in errors]
+
+
+@pytest.mark.services
+def test_processes_opening_a_fresh_database_at_once_all_start(state_db: str) -> None:
+    """Four processes create every state table at the same instant: all exit 0, tables exist."""
+    open_at_once(state_db)
     engine = sa.create_engine(state_db.replace("postgresql://", "postgresql+psycopg://"))
     try:
         tables = set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
     assert {"problems", "audit_log", "remediation_actions", "maintenance"} <= tables, tables
+
+
+@pytest.mark.services
+def test_processes_upgrading_an_old_table_at_once_all_start(state_db: str) -> None:
+    """A maintenance table of the shape before approvals and services: four processes add the
+    missing columns at the same instant, all start, and the old window becomes 'legacy'."""
+    engine = sa.create_engine(state_db.replace("postgresql://", "postgresql+psycopg://"))
+    old = sa.MetaData()
+    table = sa.Table(
+        "maintenance", old,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        *(sa.Column(c, sa.String(64), nullable=True) for c in ("site", "district", "camera")),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("reason", sa.String(500), nullable=False),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )  # fmt: skip
+    now = dt.datetime.now(dt.UTC)
+    try:
+        old.create_all(engine)
+        with engine.begin() as db:
+            db.execute(
+                table.insert().values(
+                    site="s1", start=now, end=now + dt.timedelta(hours=1), reason="old",
+                    created_by="ops", created_at=now - dt.timedelta(days=40),
+                )
+            )  # fmt: skip
+        open_at_once(state_db)
+        with engine.connect() as db:
+            columns = {c["name"] for c in sa.inspect(db).get_columns("maintenance")}
+            approvals = db.execute(sa.text("SELECT approved_by FROM maintenance")).scalars().all()
+    finally:
+        engine.dispose()
+    assert set(ADDED_COLUMNS) <= columns, columns
+    assert approvals == ["legacy"]
