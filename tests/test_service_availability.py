@@ -190,6 +190,16 @@ async def test_the_report_csv_has_a_row_per_service_and_per_opd(
         assert created.status_code == 201, created.text
         got = await http.get("/api/report", params={"month": month, "format": "csv"}, headers=spv)
         assert got.status_code == 200, got.text
+        # The service's window is listed in the report beside the cameras' windows, also for a
+        # district's reader (it stands behind the service figures every reader sees).
+        d1 = bearer(add_user(state_url, "tek_d1", "technician", ["d1"]))
+        for reader in (spv, d1):
+            listed = (await http.get("/api/report", params={"month": month}, headers=reader)).json()
+            assert [(m["service"], m["retroactive"]) for m in listed["maintenance"]] == [
+                ("siskeudes", True)
+            ]
+        page = await http.get("/api/report", params={"month": month, "format": "html"}, headers=d1)
+        assert "<td>siskeudes</td>" in page.text
     rows = list(csv.DictReader(io.StringIO(got.text)))
     start, end = month_span(month, "Asia/Jakarta")
     month_h = (end - start).total_seconds() / 3600

@@ -64,7 +64,12 @@ def scoped_report(
         districts=visible(principal, report.districts),
         sites=visible(principal, report.sites),
         cameras=visible(principal, report.cameras),
-        maintenance=[m for m in report.maintenance if sees_window(principal, m, sites)],
+        # a whole service's window stands behind the service figures every reader sees
+        maintenance=[
+            m
+            for m in report.maintenance
+            if sees_window(principal, m, sites) or (m.service is not None and m.district is None)
+        ],
         retro_moved=visible(principal, report.retro_moved),
         remediation=report.remediation.within(principal.districts)
         if report.remediation is not None

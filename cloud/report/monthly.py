@@ -114,7 +114,8 @@ async def build_report(
     approved, not cancelled windows count; every window of the month is listed."""
     started = time.perf_counter()
     start, end = month_span(month, timezone)
-    windows = store.list(overlapping=(start, end))
+    windows = store.list(overlapping=(start, end))  # the cameras' windows
+    services_windows = store.list(overlapping=(start, end), kind=WindowKind.SERVICES)
     counting = [m for m in windows if m.counts]
     retro = [m for m in counting if m.retroactive]
 
@@ -154,7 +155,7 @@ async def build_report(
         districts=aggregate(cameras, GroupBy.DISTRICT),
         sites=aggregate(cameras, GroupBy.SITE),
         cameras=cameras,
-        maintenance=sorted(windows, key=lambda m: (m.start, m.id)),
+        maintenance=sorted([*windows, *services_windows], key=lambda m: (m.start, m.id)),
         generated_at=dt.datetime.now(dt.UTC),
         seconds_to_build=time.perf_counter() - started,
         retro_moved=retro_moved,
@@ -166,7 +167,7 @@ async def build_report(
             services_catalogue,
             _ns(start),
             _ns(end),
-            windows=service_windows(store.list(overlapping=(start, end), kind=WindowKind.SERVICES)),
+            windows=service_windows(services_windows),
             districts=service_districts,
         )
         if services_catalogue

@@ -190,7 +190,7 @@ def _windows(report: MonthlyReport, t: Texts) -> str:
         none = _("No maintenance windows this month.")
         return f"<p>{html.escape(none)}</p>"
     heads = [
-        _("district"), _("site"), _("camera"), _("start"), _("end"), _("reason"),
+        _("district"), _("site"), _("camera"), _("service"), _("start"), _("end"), _("reason"),
         _("requested by"), _("entered"), _("status"), _("retroactive"), _("moved (h)"),
     ]  # fmt: skip
     rows = []
@@ -198,7 +198,8 @@ def _windows(report: MonthlyReport, t: Texts) -> str:
         retro = _("yes") + (f": {m.retro_reason}" if m.retro_reason else "")
         moved = report.moved_by_window.get(m.id)
         cells = [
-            m.district or "", m.site or "", m.camera or "", t.when(m.start), t.when(m.end),
+            m.district or "", m.site or "", m.camera or "", m.service or "",
+            t.when(m.start), t.when(m.end),
             m.reason, m.created_by, t.when(m.created_at), _status(m, t),
             retro if m.retroactive else "",
             t.number(moved / 3600) if moved is not None else "",
