@@ -22,33 +22,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import zeep.exceptions
-from lxml import etree
-from onvif import ONVIFCamera, ONVIFError, ONVIFService
+from onvif import ONVIFService
 
 from edge_agent.devices.answers import capped_session
+from edge_agent.devices.onvif_client import (
+    DEVICE_ERRORS,
+    BoundedCamera,
+    close_camera,
+    system_time,
+)
 from edge_agent.devices.onvif_time import camera_utc
 from pantau.core.contract import DeviceReading
 
 log = logging.getLogger(__name__)
-
-# What one camera's failure may look like: the library's errors, zeep's (faults, bad XML,
-# transport), aiohttp's (including an answer over the limit), sockets, and values zeep could not
-# map (a hostile answer's odd types).
-DEVICE_ERRORS: tuple[type[BaseException], ...] = (
-    ONVIFError,
-    zeep.exceptions.Error,
-    aiohttp.ClientError,
-    etree.LxmlError,
-    OSError,
-    TimeoutError,
-    ValueError,
-    TypeError,
-    AttributeError,
-    KeyError,
-    IndexError,
-)
 
 # ONVIF service namespaces -> the short names a DeviceReading carries.
 SERVICE_NAMES: Mapping[str, str] = {
@@ -86,29 +73,6 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
-class _BoundedCamera(ONVIFCamera):  # type: ignore[misc]  # the library is untyped
-    """``ONVIFCamera`` whose services talk through one bounded session."""
-
-    def __init__(self, target: OnvifTarget, session: aiohttp.ClientSession) -> None:
-        # No credentials: an empty UsernameToken, which cameras without auth ignore.
-        user, password = target.username or "", target.password or ""
-        super().__init__(target.host, target.port, user, password, no_cache=True)
-        self._bounded = session
-
-    async def create_onvif_service(self, name: str, *args: Any, **kwargs: Any) -> ONVIFService:
-        service = await super().create_onvif_service(name, *args, **kwargs)
-        service.transport.session = self._bounded  # the transport's documented session
-        return service
-
-
-async def _system_time(devicemgmt: ONVIFService) -> Any:
-    """Asked without credentials (as ONVIF allows), again with them if the camera insists."""
-    try:
-        return await devicemgmt.authless_GetSystemDateAndTime()
-    except zeep.exceptions.Fault:
-        return await devicemgmt.GetSystemDateAndTime()
-
-
 async def check_onvif(
     target: OnvifTarget,
     *,
@@ -118,7 +82,7 @@ async def check_onvif(
 ) -> DeviceReading:
     """The camera's identity, clock offset and services (``ts`` is 0: the caller stamps)."""
     session = capped_session(max_bytes=max_bytes, timeout_s=timeout_s)
-    camera = _BoundedCamera(target, session)
+    camera = BoundedCamera(target.host, target.port, target.username, target.password, session)
     try:
         async with asyncio.timeout(timeout_s):
             return await _ask(camera, target, now_ns)
@@ -131,16 +95,16 @@ async def check_onvif(
         log.info("ONVIF check of camera %s failed: %s", target.camera, error)
         return DeviceReading(device=target.camera, ts=0, ok=False, error=_line(error))
     finally:
-        await _close(camera, session)
+        await close_camera(camera, session)
 
 
 async def _ask(
-    camera: _BoundedCamera, target: OnvifTarget, now_ns: Callable[[], int]
+    camera: BoundedCamera, target: OnvifTarget, now_ns: Callable[[], int]
 ) -> DeviceReading:
     devicemgmt = await camera.create_devicemgmt_service()
     sent = time.monotonic_ns()
     asked_at = now_ns()
-    answer = ONVIFService.to_dict(await _system_time(devicemgmt))
+    answer = ONVIFService.to_dict(await system_time(devicemgmt))
     rtt = time.monotonic_ns() - sent
     cam_utc, note = camera_utc(answer if isinstance(answer, Mapping) else {})
     offset_ms: float | None = None
@@ -184,11 +148,3 @@ async def _ask(
 
 def _line(text: str) -> str:
     return " ".join(text.split())[:200]
-
-
-async def _close(camera: _BoundedCamera, session: aiohttp.ClientSession) -> None:
-    try:
-        await camera.close()
-    except DEVICE_ERRORS as exc:  # closing a broken camera's sockets must not fail its check
-        log.debug("closing ONVIF client of %s: %s", camera.host, exc)
-    await session.close()

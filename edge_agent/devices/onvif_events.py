@@ -37,12 +37,12 @@ from onvif import ONVIFService
 from onvif.util import normalize_url
 
 from edge_agent.devices.answers import capped_session
-from edge_agent.devices.onvif_check import (
+from edge_agent.devices.onvif_check import OnvifTarget
+from edge_agent.devices.onvif_client import (
     DEVICE_ERRORS,
-    OnvifTarget,
-    _BoundedCamera,
-    _close,
-    _system_time,
+    BoundedCamera,
+    close_camera,
+    system_time,
 )
 from edge_agent.devices.onvif_time import camera_utc
 from edge_agent.devices.onvif_topics import EventKind, EventState, notices, read_notice
@@ -175,7 +175,8 @@ class EventWatch:
         session = capped_session(
             max_bytes=s.max_bytes, timeout_s=s.pull_timeout_s + s.call_timeout_s
         )
-        camera = _BoundedCamera(self.target, session)
+        t = self.target
+        camera = BoundedCamera(t.host, t.port, t.username, t.password, session)
         try:
             async with (
                 self.slots or contextlib.nullcontext(),
@@ -186,11 +187,11 @@ class EventWatch:
         except TimeoutError as exc:
             raise TimeoutError(f"no subscription within {2 * s.call_timeout_s:g} s") from exc
         finally:
-            await _close(camera, session)
+            await close_camera(camera, session)
 
-    async def _subscribe(self, camera: _BoundedCamera) -> _Sub:
+    async def _subscribe(self, camera: BoundedCamera) -> _Sub:
         devicemgmt = await camera.create_devicemgmt_service()
-        answer = ONVIFService.to_dict(await _system_time(devicemgmt))
+        answer = ONVIFService.to_dict(await system_time(devicemgmt))
         cam_utc, _ = camera_utc(answer if isinstance(answer, dict) else {})
         if cam_utc is not None:  # WS-Security timestamps in the camera's time
             self._dt_diff = cam_utc - dt.datetime.now(dt.UTC)

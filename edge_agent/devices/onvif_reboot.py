@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 
 from edge_agent.devices.answers import capped_session
-from edge_agent.devices.onvif_check import DEVICE_ERRORS, OnvifTarget, _BoundedCamera, _close
+from edge_agent.devices.onvif_check import OnvifTarget
+from edge_agent.devices.onvif_client import DEVICE_ERRORS, BoundedCamera, close_camera
 
 REBOOT_MAX_ANSWER_BYTES = 64_000
 
@@ -18,7 +19,8 @@ class RebootError(Exception):
 async def reboot_onvif(target: OnvifTarget, *, timeout_s: float) -> str:
     """Ask the camera to reboot; return its message (e.g. "Rebooting in 30 seconds")."""
     session = capped_session(max_bytes=REBOOT_MAX_ANSWER_BYTES, timeout_s=timeout_s)
-    camera = _BoundedCamera(target, session)
+    t = target
+    camera = BoundedCamera(t.host, t.port, t.username, t.password, session)
     try:
         async with asyncio.timeout(timeout_s):
             devicemgmt = await camera.create_devicemgmt_service()
@@ -28,5 +30,5 @@ async def reboot_onvif(target: OnvifTarget, *, timeout_s: float) -> str:
     except DEVICE_ERRORS as exc:
         raise RebootError(f"SystemReboot: {type(exc).__name__}: {exc}"[:200]) from exc
     finally:
-        await _close(camera, session)
+        await close_camera(camera, session)
     return " ".join(str(answer or "").split())[:120]

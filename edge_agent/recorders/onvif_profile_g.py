@@ -26,13 +26,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import zeep.exceptions
-from onvif import ONVIFCamera, ONVIFService
+from onvif import ONVIFService
 from onvif.util import normalize_url
 
 from edge_agent.devices.answers import capped_session
-from edge_agent.devices.onvif_check import DEVICE_ERRORS
+from edge_agent.devices.onvif_client import DEVICE_ERRORS, BoundedCamera, system_time
 from edge_agent.devices.onvif_time import camera_utc
 from edge_agent.devices.settings import DeviceChecksConfig, OnvifRecorder, OnvifRecordingSource
 from edge_agent.recorders import verdict
@@ -60,22 +59,6 @@ class SearchError(Exception):
 ERRORS: tuple[type[BaseException], ...] = (SearchError, *DEVICE_ERRORS)
 
 
-class _Camera(ONVIFCamera):  # type: ignore[misc]  # the library is untyped
-    """``ONVIFCamera`` whose services talk through one bounded session, and whose advertised
-    service addresses keep the configured host and port (a device's answer never sends the
-    agent elsewhere)."""
-
-    def __init__(self, config: OnvifRecorder, session: aiohttp.ClientSession) -> None:
-        user, password = config.username or "", config.password or ""
-        super().__init__(config.host, config.port, user, password, no_cache=True, nat_override=True)
-        self._bounded = session
-
-    async def create_onvif_service(self, name: str, *args: Any, **kwargs: Any) -> ONVIFService:
-        service = await super().create_onvif_service(name, *args, **kwargs)
-        service.transport.session = self._bounded
-        return service
-
-
 class OnvifRecorderAdapter:
     """One ONVIF Profile G recorder's check."""
 
@@ -99,7 +82,8 @@ class OnvifRecorderAdapter:
         """Every camera's recording (readings with ``ts`` 0: the caller stamps)."""
         timeout = self._limits.timeout_s
         session = capped_session(max_bytes=self._limits.max_answer_bytes, timeout_s=timeout)
-        camera = _Camera(self._config, session)
+        c = self._config
+        camera = BoundedCamera(c.host, c.port, c.username, c.password, session)
         try:
             step = "no complete answer"
             try:
@@ -122,14 +106,11 @@ class OnvifRecorderAdapter:
                 await camera.close()
             await session.close()
 
-    async def _connect(self, camera: _Camera) -> tuple[ONVIFService, dt.timedelta]:
+    async def _connect(self, camera: BoundedCamera) -> tuple[ONVIFService, dt.timedelta]:
         """The search service, and the device's clock minus the agent's (WS-Security
         timestamps are signed in the device's time so a device with a wrong clock answers)."""
         devicemgmt = await camera.create_devicemgmt_service()
-        try:
-            answer = await devicemgmt.authless_GetSystemDateAndTime()
-        except zeep.exceptions.Fault:  # devices that want credentials on every call
-            answer = await devicemgmt.GetSystemDateAndTime()
+        answer = await system_time(devicemgmt)  # some want credentials on every call
         as_dict = ONVIFService.to_dict(answer)
         device_utc, _ = camera_utc(as_dict if isinstance(as_dict, dict) else {})
         offset = dt.timedelta(0)
