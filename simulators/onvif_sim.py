@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
+import re
 import time
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape
@@ -25,6 +26,7 @@ from simulators.onvif_recording_sim import RecordingStore
 HEADER_LIMIT = 65_536
 BODY_LIMIT = 1_000_000
 HUGE_BYTES = 10 * 1024 * 1024
+REBOOT_DOWN_S = 1.0  # a rebooted camera's event service is silent this long
 
 
 class OnvifMode(enum.StrEnum):
@@ -54,6 +56,7 @@ class OnvifDevice:
     recordings: RecordingStore | None = None  # Profile G: search and recording services
     events: CameraEvents | None = None  # the event service (PullPoint), if it has one
     requests: int = 0
+    reboots: int = 0  # SystemReboot requests taken
     actions: list[str] = field(default_factory=list)
 
 
@@ -80,6 +83,15 @@ def _tz_hours(tz: str) -> int:
     digits = "".join(c for c in tz if c.isdigit())
     hours = int(digits or 0)
     return hours if "-" in tz else -hours
+
+
+_USERNAME = re.compile(r"<(?:[\w-]+:)?Username>\s*[^<\s][^<]*</")
+
+
+def _signed(body: str) -> bool:
+    """True if the request carries a WS-Security UsernameToken with a user name (an empty
+    token, which clients send when they have no credentials, is not a login)."""
+    return "UsernameToken" in body and _USERNAME.search(body) is not None
 
 
 def answer(device: OnvifDevice, action: str, base: str) -> str:
@@ -119,6 +131,14 @@ def answer(device: OnvifDevice, action: str, base: str) -> str:
             )
         )
         return f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>"
+    if action == "SystemReboot":
+        device.reboots += 1
+        if device.events is not None:  # its subscriptions are gone, it boots again
+            device.events.reboot(REBOOT_DOWN_S)
+        return (
+            "<tds:SystemRebootResponse><tds:Message>Rebooting in 30 seconds</tds:Message>"
+            "</tds:SystemRebootResponse>"
+        )
     return _fault("ter:ActionNotSupported", f"{action} is not simulated")
 
 
@@ -136,7 +156,13 @@ def _fault(subcode: str, reason: str) -> str:
     )
 
 
-ACTIONS = ("GetSystemDateAndTime", "GetDeviceInformation", "GetServices", "GetCapabilities")
+ACTIONS = (
+    "GetSystemDateAndTime",
+    "GetDeviceInformation",
+    "GetServices",
+    "GetCapabilities",
+    "SystemReboot",
+)
 
 
 class OnvifSimulator(LoopbackHttpServer):
@@ -175,7 +201,7 @@ class OnvifSimulator(LoopbackHttpServer):
         device.requests += 1
         action = next((a for a in ACTIONS if a in body), "Unknown")
         event = next((a for a in EVENT_ACTIONS if a in body), None)
-        refused = device.mode is OnvifMode.AUTH_EVERY_CALL and "UsernameToken" not in body
+        refused = device.mode is OnvifMode.AUTH_EVERY_CALL and not _signed(body)
         if device.events is not None and event and action == "Unknown" and not refused:
             path = head.split(b" ", 2)[1].decode("latin-1") if head.count(b" ") >= 2 else "/"
             base = f"http://127.0.0.1:{self.port}"
@@ -196,7 +222,7 @@ class OnvifSimulator(LoopbackHttpServer):
             payload = b'<?xml version="1.0"?><env:Envelope><env:Body><tds:Get</env:Bo'
         elif device.mode is OnvifMode.HUGE:
             payload = b"<x>" + b"A" * HUGE_BYTES + b"</x>"
-        elif device.mode is OnvifMode.AUTH_EVERY_CALL and "UsernameToken" not in body:
+        elif device.mode is OnvifMode.AUTH_EVERY_CALL and not _signed(body):
             status = "400 Bad Request"
             payload = _ENVELOPE.format(
                 body=_fault("ter:NotAuthorized", "Sender not authorized")
