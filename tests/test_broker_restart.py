@@ -33,17 +33,20 @@ from devtools.localsvc import (
 from edge_agent.agent import Agent
 from edge_agent.config import AgentConfig
 from edge_agent.connseq import ConnectionSeq
-from pantau.core.contract import TopicFilter, TopicKind, site_topic
+from edge_agent.wire import encode_status
+from pantau.core.contract import SiteStatus, TopicFilter, TopicKind, site_topic
 from pantau.core.mqtt import BrokerAddress, LinkSettings, MqttLink, Will
-from pantau.ops.brokerauth import COLLECTOR_USER, BrokerAccountFiles, DynsecAdmin
+from pantau.ops.brokerauth import (
+    COLLECTOR_USER,
+    SITE_ROLE_PREFIX,
+    BrokerAccountFiles,
+    DynsecAdmin,
+)
 from pantau.ops.pki import init_ca, issue_broker
 from tests.helpers import async_wait_for
 
 SITES = ("s1", "s2", "s3")
 CYCLES = 10  # alternately SIGTERM and SIGKILL
-# Whether a stale will reaches the collector after the new birth depends on timing; go on
-# (up to this many restarts) until at least one did, so the run always tests the race.
-MAX_CYCLES = 24
 PROBE_INTERVAL_S = 1.0
 RECOVER_TIMEOUT_S = 60.0  # broker restart, reconnects, the first readings stored
 SETTLE_READINGS = 4  # after recovery, watch this many more probe periods of readings arrive
@@ -56,6 +59,7 @@ class Deployed:
     influx: InfluxClient
     collector: Collector
     agents: dict[str, Agent]
+    links: dict[str, LinkSettings]  # each site's own account, for a will delivered late
     shown_offline: set[str] = field(default_factory=set)
 
 
@@ -80,6 +84,22 @@ async def deployed(
     broker.start()
     admin = DynsecAdmin(broker.url, password=auth.admin_password())
     passwords = {site: admin.add_site(site) for site in SITES}
+    # A second client in each site's role (the agent's is bound to its client id): it delivers
+    # the Last Will of an old connection the way the broker does.
+    old_password = "old-connection-pw"
+    answers = admin.run(
+        [
+            {
+                "command": "createClient",
+                "username": f"{site}-old",
+                "password": old_password,
+                "clientid": f"{site}-old-connection",
+                "roles": [{"rolename": SITE_ROLE_PREFIX + site}],
+            }
+            for site in SITES
+        ]
+    )
+    assert not [a for a in answers if a.get("error")], answers
     collector = Collector(
         CollectorConfig.model_validate(
             {
@@ -122,7 +142,17 @@ async def deployed(
     tasks += [asyncio.create_task(a.run(), name=f"restart-{s}") for s, a in agents.items()]
     try:
         async with InfluxClient(InfluxSettings(url=influxd.url, database=database)) as influx:
-            yield Deployed(broker, influx, collector, agents)
+            links = {
+                site: LinkSettings(
+                    address=BrokerAddress.parse(f"mqtts://127.0.0.1:{tls_port}"),
+                    client_id=f"{site}-old-connection",
+                    username=f"{site}-old",
+                    password=old_password,
+                    ca_file=str(pki / "ca.crt"),
+                )
+                for site in SITES
+            }
+            yield Deployed(broker, influx, collector, agents, links)
     finally:
         for task in reversed(tasks):
             task.cancel()
@@ -185,8 +215,8 @@ async def watch_cycle(d: Deployed, cycle: int, restarted_ns: int) -> None:
 
 @pytest.mark.timeout(600)
 async def test_no_site_is_shown_offline_after_broker_restarts(deployed: Deployed) -> None:
-    """10 restarts of the real broker (SIGTERM, SIGKILL alternately), more until a will of an
-    older connection arrived after a newer birth (at most 24): never a false offline."""
+    """10 restarts of the real broker (SIGTERM, SIGKILL alternately), then a will of each
+    site's previous connection delivered after its newest birth: never a false offline."""
     d = deployed
 
     async def all_online() -> bool:
@@ -194,9 +224,7 @@ async def test_no_site_is_shown_offline_after_broker_restarts(deployed: Deployed
         return len(latest) == len(SITES) and not await offline_now(d)
 
     await async_wait_for(all_online, timeout_s=60, what="every site online and reporting")
-    for cycle in range(MAX_CYCLES):
-        if cycle >= CYCLES and counter_value(d.collector.metrics.stale_wills) >= 1:
-            break
+    for cycle in range(CYCLES):
         graceful = cycle % 2 == 0
         if graceful:  # SIGTERM: mosquitto publishes every connection's will on the way out
             await asyncio.to_thread(d.broker.stop)
@@ -204,14 +232,57 @@ async def test_no_site_is_shown_offline_after_broker_restarts(deployed: Deployed
             await asyncio.to_thread(d.broker.kill)
         await asyncio.to_thread(d.broker.start)
         await watch_cycle(d, cycle, time.time_ns())
+    # Whether the broker itself delivers an old connection's will after the new birth depends
+    # on timing (2 of 2 sites in the issue's run, none in 24 restarts under load): deliver one
+    # per site through the broker, as it did, so every run tests the late will.
+    stale_before = counter_value(d.collector.metrics.stale_wills)
+    late = {site: await deliver_late_will(d, site) for site in SITES}
+
+    async def wills_stored() -> bool:
+        shown = await offline_now(d)
+        d.shown_offline.update(f"late will: {site} offline by {by}" for site, by in shown.items())
+        rows = series_rows(
+            await d.influx.query('SELECT "seq" FROM "site" WHERE "online" = 0 GROUP BY "site"')
+        )
+        stored = {(r["site"], r["seq"]) for r in rows}
+        return all((site, seq) in stored for site, seq in late.items())
+
+    await async_wait_for(wills_stored, timeout_s=30, interval_s=POLL_S, what="late wills stored")
+    await watch_cycle(d, CYCLES, time.time_ns())  # and the sites stay online after them
     statuses = series_rows(
         await d.influx.query('SELECT "online", "seq" FROM "site" GROUP BY "site"')
     )
     assert not d.shown_offline, (sorted(d.shown_offline), statuses)
-    # The restarts did test something: wills of older connections arrived after the births of
-    # newer ones, and were stored before those births (none after: the wall's newest point).
-    assert counter_value(d.collector.metrics.stale_wills) >= 1, statuses
+    # Wills of older connections that arrived after the births of newer ones were stored
+    # before those births (none after: the wall's newest point).
     assert late_wills(statuses) == 0, statuses
+    assert counter_value(d.collector.metrics.stale_wills) == stale_before + len(SITES)
+
+
+async def deliver_late_will(d: Deployed, site: str) -> int:
+    """Publish, with an account of the site's role and as the broker publishes a will
+    (retained, QoS 1), the Last Will of the connection before the site's newest birth; return
+    that connection's number."""
+    rows = series_rows(
+        await d.influx.query(
+            f'SELECT last("seq") FROM "site" WHERE "site" = \'{site}\' AND "online" = 1'
+        )
+    )
+    newest = int(rows[0]["last"])
+    will = SiteStatus(
+        site=site, district="d1", online=False, ts=None, lat=-6.2, lon=106.8, session=1,
+        probe_interval_s=PROBE_INTERVAL_S, seq=newest - 1, minor=1,
+    )  # fmt: skip
+    link = MqttLink(d.links[site])
+    await link.start()
+    try:
+        await link.wait_connected(15)
+        await link.publish(
+            site_topic(site, TopicKind.STATUS), encode_status(will, 1), qos=1, retain=True
+        )
+    finally:
+        await link.close()
+    return newest - 1
 
 
 def late_wills(statuses: list[dict[str, Any]]) -> int:
