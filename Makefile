@@ -66,8 +66,21 @@ fmt: setup
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Tests that mostly wait for minutes (a 150 s chaos schedule, a 2-minute stopped stream under
+# ZoneMinder, ten broker restarts, the tiny bench, the demo, the 10,000-payload fuzz) run in a
+# second pytest beside the rest; its output follows the main run's. Both must pass.
+BESIDE_TESTS := tests/test_chaos.py tests/test_recorders_zoneminder.py tests/test_broker_restart.py \
+	tests/test_bench.py tests/test_demo_cli.py tests/test_fuzz.py
+
 test: setup check
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	@mkdir -p var
+	@$(VENV)/bin/pytest $(PYTEST_ARGS) $(BESIDE_TESTS) > var/test-beside.log 2>&1 & beside=$$!; \
+	trap 'kill $$beside 2>/dev/null' INT TERM; \
+	$(VENV)/bin/pytest $(PYTEST_ARGS) $(addprefix --ignore=,$(BESIDE_TESTS)); main=$$?; \
+	wait $$beside; other=$$?; \
+	echo "--- the tests run beside ($(BESIDE_TESTS)): exit $$other ---"; \
+	cat var/test-beside.log; \
+	[ $$main -eq 0 ] && [ $$other -eq 0 ]
 
 # The fast tier: no test that needs a real service (marked `services` by its fixture, see
 # tests/conftest.py) and no minute-long fuzz run (`slow`); under a minute, nothing started.
