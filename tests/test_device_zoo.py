@@ -159,7 +159,10 @@ def test_stream_probe_of_an_audio_only_source_is_no_video(tmp_path: Path) -> Non
 
 
 DEVICE_INTERVAL_S = 5.0  # the shortest devices.interval_s
-DEVICE_TIMEOUT_S = 3.0  # room for zeep's WSDL loading on a busy 2-core box
+# Room for zeep's WSDL loading: the first round loads the service definitions for 16 devices at
+# once (the library caches them only once one load finished); 3 s was too short for the healthy
+# camera's first check once under a loaded CI run.
+DEVICE_TIMEOUT_S = 5.0
 DEVICE_ROUNDS = 2
 
 
@@ -267,7 +270,8 @@ async def test_agent_survives_the_onvif_and_nvr_zoo(
     steps = [(b - a) / 1e9 for a, b in itertools.pairwise(sorted(probes))]
     assert len(probes) >= 10 and max(steps) < INTERVAL_S * 2.5, steps
     good_checks = sorted(d.ts for d in devices if d.device == "healthy")
-    assert len(good_checks) >= DEVICE_ROUNDS and all(d.ok for d in devices if d.device == "healthy")
+    failed = [d.error for d in devices if d.device == "healthy" and not d.ok]
+    assert len(good_checks) >= DEVICE_ROUNDS and not failed, (good_checks, failed)
     assert all(
         (b - a) / 1e9 < DEVICE_INTERVAL_S + DEVICE_TIMEOUT_S
         for a, b in itertools.pairwise(good_checks)
