@@ -67,10 +67,11 @@ fmt: setup
 	$(VENV)/bin/ruff check --fix .
 
 # Tests that mostly wait for minutes (a 150 s chaos schedule, a 2-minute stopped stream under
-# ZoneMinder, ten broker restarts, the tiny bench, the demo, the 10,000-payload fuzz) run in a
-# second pytest beside the rest; its output follows the main run's. Both must pass.
+# ZoneMinder, ten broker restarts, the tiny bench, the demo, the 10,000-payload fuzz and the
+# collector fed its corpus) run in a second pytest beside the rest; its output follows the main
+# run's. Both must pass.
 BESIDE_TESTS := tests/test_chaos.py tests/test_recorders_zoneminder.py tests/test_broker_restart.py \
-	tests/test_bench.py tests/test_demo_cli.py tests/test_fuzz.py
+	tests/test_bench.py tests/test_demo_cli.py tests/test_fuzz.py tests/test_fuzz_collector.py
 
 test: setup check
 	@mkdir -p var
