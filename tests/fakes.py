@@ -4,6 +4,7 @@ sink for the collector's ingest pipeline, in the manner of Telegraf's ``FakeClie
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 
 from cloud.deadletter import DeadLetter
@@ -82,3 +83,16 @@ class FakeDeadLetters:
     async def add(self, letters: list[DeadLetter]) -> None:
         self.letters += letters
         self.events.append(f"dead {len(letters)}")
+
+
+class WallClock:
+    """The agent's ``StampClock`` seam on the wall clock: stamps in whole milliseconds."""
+
+    def boot_ns(self) -> int:
+        return time.time_ns()
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
+        return ts_ns - ts_ns % 1_000_000

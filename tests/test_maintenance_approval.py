@@ -148,13 +148,10 @@ def test_cancelling_keeps_the_window_and_the_cancellation(store: StateStore) -> 
     assert store.audit.verify().ok
 
 
-def test_windows_stored_before_approvals_migrate_as_legacy(tmp_path: Path) -> None:
-    """A table of the old shape (no approval columns) gains them; its window is approved by
-    'legacy' at its entry time and keeps counting; new windows work beside it."""
-    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
-    old = sa.MetaData()
-    table = sa.Table(
-        "maintenance", old,
+def old_maintenance_table() -> sa.Table:
+    """The maintenance table as it was before approvals and services (in its own metadata)."""
+    return sa.Table(
+        "maintenance", sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         *(sa.Column(c, sa.String(64), nullable=True) for c in ("site", "district", "camera")),
         sa.Column("start", sa.DateTime(timezone=True), nullable=False),
@@ -163,8 +160,15 @@ def test_windows_stored_before_approvals_migrate_as_legacy(tmp_path: Path) -> No
         sa.Column("created_by", sa.String(100), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     )  # fmt: skip
+
+
+def test_windows_stored_before_approvals_migrate_as_legacy(tmp_path: Path) -> None:
+    """A table of the old shape (no approval columns) gains them; its window is approved by
+    'legacy' at its entry time and keeps counting; new windows work beside it."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite'}"
+    table = old_maintenance_table()
     engine = make_engine(url)
-    old.create_all(engine)
+    table.metadata.create_all(engine)
     with engine.begin() as db:
         db.execute(
             table.insert().values(

@@ -25,6 +25,7 @@ from edge_agent.devices.scheduler import DeviceScheduler, onvif_jobs
 from edge_agent.queue import ReadingQueue
 from pantau.core.contract import DeviceReading
 from simulators.onvif_sim import OnvifDevice, OnvifMode, OnvifSimulator
+from tests.fakes import WallClock
 from tests.helpers import async_wait_for
 
 DEADLINE_S = 2.0
@@ -164,7 +165,7 @@ async def test_scheduler_queues_stamped_device_readings(tmp_path: Path) -> None:
             }
         )
         queue = ReadingQueue(config.queue.path, max_readings=1000, max_age_s=3600)
-        clock = _Clock()
+        clock = WallClock()
         from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
         with ThreadPoolExecutor(1) as executor:
@@ -187,17 +188,6 @@ async def test_scheduler_queues_stamped_device_readings(tmp_path: Path) -> None:
     readings = {r.device: r for r in (DeviceReading.model_validate_json(q.body) for q in rows)}
     assert readings["c1"].ok and readings["c1"].serial == "SC200-0001" and readings["c1"].ts > 0
     assert not readings["c2"].ok
-
-
-class _Clock:
-    def boot_ns(self) -> int:
-        return time.time_ns()
-
-    def now_ns(self) -> int:
-        return time.time_ns()
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
-        return ts_ns - ts_ns % 1_000_000
 
 
 def test_posix_and_iana_time_zones() -> None:

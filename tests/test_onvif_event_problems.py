@@ -22,19 +22,9 @@ from edge_agent.queue import ReadingQueue
 from pantau.core.contract import DeviceReading, ReadingBatch
 from simulators.onvif_events_sim import CameraEvents
 from simulators.onvif_sim import OnvifDevice, OnvifSimulator
+from tests.fakes import WallClock
 from tests.helpers import async_wait_for
 from tests.history import History, S
-
-
-class _Clock:
-    def boot_ns(self) -> int:
-        return time.time_ns()
-
-    def now_ns(self) -> int:
-        return time.time_ns()
-
-    def stamp(self, device: tuple[str, ...], ts_ns: int) -> int:
-        return ts_ns - ts_ns % 1_000_000
 
 
 async def test_scheduler_queues_event_changes_at_once(tmp_path: Path) -> None:
@@ -59,7 +49,7 @@ async def test_scheduler_queues_event_changes_at_once(tmp_path: Path) -> None:
         queue = ReadingQueue(config.queue.path, max_readings=1000, max_age_s=3600)
         with ThreadPoolExecutor(1) as executor:
             scheduler = DeviceScheduler.for_site(
-                config, clock=_Clock(), queue=queue, executor=executor, publisher=None
+                config, clock=WallClock(), queue=queue, executor=executor, publisher=None
             )
             task = asyncio.create_task(scheduler.run())
 

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.maintenance import ADDED_COLUMNS
+from tests.test_maintenance_approval import old_maintenance_table
 
 OPENER = """
 import sys, time
@@ -63,20 +64,10 @@ def test_processes_upgrading_an_old_table_at_once_all_start(state_db: str) -> No
     """A maintenance table of the shape before approvals and services: four processes add the
     missing columns at the same instant, all start, and the old window becomes 'legacy'."""
     engine = sa.create_engine(state_db.replace("postgresql://", "postgresql+psycopg://"))
-    old = sa.MetaData()
-    table = sa.Table(
-        "maintenance", old,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        *(sa.Column(c, sa.String(64), nullable=True) for c in ("site", "district", "camera")),
-        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("reason", sa.String(500), nullable=False),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    )  # fmt: skip
+    table = old_maintenance_table()
     now = dt.datetime.now(dt.UTC)
     try:
-        old.create_all(engine)
+        table.metadata.create_all(engine)
         with engine.begin() as db:
             db.execute(
                 table.insert().values(
